@@ -1,0 +1,92 @@
+"""Read-side queries the Browse page needs: counts, keyset pages, one row, column facts.
+
+Pages are keyset-paged on ``row_id`` (``row_id > last`` … ``LIMIT n``): the cost of a page does
+not grow with how far the user has paged, unlike ``OFFSET``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import duckdb
+
+from backend.selection import Selection, is_numeric, quote_ident
+
+# Columns the grid needs; the detail view reads all of them.
+CARD_COLUMNS = ("row_id", "key", "caption", "url", "width", "height", "shard", "storage", "path",
+                "byte_offset", "byte_size", "src_row", "format", "file_size")  # fmt: skip
+
+
+def columns(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """Column name → DuckDB type of ``samples``, in table order."""
+    rows = con.execute(
+        "SELECT column_name, data_type FROM information_schema.columns "
+        "WHERE table_name = 'samples' ORDER BY ordinal_position"
+    ).fetchall()
+    return dict(rows)
+
+
+def numeric_columns(con: duckdb.DuckDBPyConnection) -> list[str]:
+    return [c for c, t in columns(con).items() if is_numeric(t) and c not in ("row_id",)]
+
+
+def column_range(con: duckdb.DuckDBPyConnection, column: str) -> tuple[float | None, float | None]:
+    cols = columns(con)
+    if column not in cols:
+        raise KeyError(column)
+    q = quote_ident(column)
+    lo, hi = con.execute(f"SELECT min({q}), max({q}) FROM samples").fetchone()
+    return lo, hi
+
+
+def shard_counts(con: duckdb.DuckDBPyConnection) -> list[tuple[str, int]]:
+    return con.execute("SELECT shard, count(*) FROM samples GROUP BY 1 ORDER BY 1").fetchall()
+
+
+def count(con: duckdb.DuckDBPyConnection, sel: Selection) -> int:
+    where, params = sel.where(columns(con))
+    return con.execute(f"SELECT count(*) FROM samples WHERE {where}", params).fetchone()[0]
+
+
+def _rows(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, r)) for r in cur.fetchall()]
+
+
+def page(
+    con: duckdb.DuckDBPyConnection,
+    sel: Selection,
+    after: int = -1,
+    limit: int = 48,
+    before: int | None = None,
+) -> list[dict[str, Any]]:
+    """Up to ``limit`` rows of the selection with ``row_id > after``, in row-id order.
+
+    With ``before`` set, the ``limit`` rows just before that row id (for a Previous button).
+    """
+    cols = columns(con)
+    where, params = sel.where(cols)
+    select = ", ".join(quote_ident(c) for c in CARD_COLUMNS if c in cols)
+    if before is not None:
+        cur = con.execute(
+            f"SELECT {select} FROM samples WHERE {where} AND row_id < ? "
+            "ORDER BY row_id DESC LIMIT ?",
+            [*params, before, limit],
+        )
+        return list(reversed(_rows(cur)))
+    cur = con.execute(
+        f"SELECT {select} FROM samples WHERE {where} AND row_id > ? ORDER BY row_id LIMIT ?",
+        [*params, after, limit],
+    )
+    return _rows(cur)
+
+
+def row(con: duckdb.DuckDBPyConnection, row_id: int) -> dict[str, Any] | None:
+    """Every column of one row, or None when there is no such row."""
+    cur = con.execute("SELECT * FROM samples WHERE row_id = ?", [int(row_id)])
+    rows = _rows(cur)
+    return rows[0] if rows else None
+
+
+def rejects(con: duckdb.DuckDBPyConnection, limit: int = 1000) -> list[dict[str, Any]]:
+    return _rows(con.execute("SELECT * FROM rejects ORDER BY reason, shard, key LIMIT ?", [limit]))

@@ -1,0 +1,328 @@
+"""Build a dataset's store from a source: read each shard aside, then assemble and swap.
+
+Each shard's output is committed atomically under ``<dataset>/.staging`` so an interrupted
+build resumes where it stopped; the finished store replaces the previous one only at the end,
+so a failed build never damages a good one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from backend import paths
+from backend.images import BadImage, probe
+from backend.manifest import now, read_manifest, step_record, write_json_atomic
+from backend.sources import Reject, Sample, Shard, SourceError, detect_format, reader_for
+from backend.store import create_store
+
+CORE_SCHEMA = pa.schema([
+    ("key", pa.string()), ("caption", pa.string()), ("url", pa.string()),
+    ("storage", pa.string()), ("path", pa.string()), ("byte_offset", pa.int64()),
+    ("byte_size", pa.int64()), ("src_row", pa.int64()), ("width", pa.int32()),
+    ("height", pa.int32()), ("format", pa.string()), ("file_size", pa.int64()),
+    ("sha256", pa.string()), ("caption_encoding", pa.string()), ("shard", pa.string()),
+    ("shard_idx", pa.int32()), ("seq", pa.int64()),
+])  # fmt: skip
+REJECT_SCHEMA = pa.schema(
+    [("key", pa.string()), ("shard", pa.string()), ("reason", pa.string()), ("detail", pa.string())]
+)
+
+Progress = Callable[[int, int, int], None]  # (shards done, shards total, rows read so far)
+
+
+@dataclass
+class BuildResult:
+    name: str
+    rows: int
+    rejects: int
+    shards: int
+    resumed_shards: int
+    seconds: float
+    reasons: dict[str, int]
+
+
+def _column(values: list) -> pa.Array:
+    """A typed arrow column; mixed types fall back to text rather than failing the shard."""
+    try:
+        return pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        return pa.array([None if v is None else str(v) for v in values], pa.string())
+
+
+def _samples_table(rows: list[Sample], shard: Shard, shard_idx: int) -> pa.Table:
+    core = {name: [] for name in CORE_SCHEMA.names}
+    extra_names: list[str] = []
+    for r in rows:
+        for k in r.extra:
+            if k not in core and k not in extra_names:
+                extra_names.append(k)
+    extras: dict[str, list] = {k: [] for k in extra_names}
+    for seq, r in enumerate(rows):
+        for name in CORE_SCHEMA.names:
+            if name == "shard":
+                core[name].append(shard.name)
+            elif name == "shard_idx":
+                core[name].append(shard_idx)
+            elif name == "seq":
+                core[name].append(seq)
+            else:
+                core[name].append(getattr(r, name, None))
+        for k in extra_names:
+            extras[k].append(r.extra.get(k))
+    table = pa.table(core, schema=CORE_SCHEMA)
+    for k in extra_names:
+        table = table.append_column(k, _column(extras[k]))
+    return table
+
+
+def _validate(sample: Sample) -> Sample | Reject:
+    """Decode the image once: measure it, hash it, or turn it into a reject with a reason."""
+    if sample.image is None:
+        return sample
+    try:
+        info = probe(sample.image)
+    except BadImage as e:
+        return Reject(sample.key, e.reason, e.detail)
+    sample.width, sample.height = info.width, info.height
+    sample.format, sample.file_size, sample.sha256 = info.format, info.file_size, info.sha256
+    sample.image = None
+    return sample
+
+
+def _write_parquet(table: pa.Table, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    pq.write_table(table, tmp)
+    os.replace(tmp, path)
+
+
+def ingest_shard(fmt: str, shard: Shard, shard_idx: int, out_dir: Path) -> tuple[int, int]:
+    """Read one shard into ``out_dir``: samples, rejects and given vectors, then a done marker.
+
+    Pure with respect to the store: a function of the shard's files, safe to rerun anywhere.
+    """
+    reader = reader_for(fmt)
+    kept: list[Sample] = []
+    rejects: list[Reject] = []
+    vectors: dict[str, list[np.ndarray]] = {}
+    for item in reader.read(shard):
+        if isinstance(item, Sample):
+            item = _validate(item)
+        if isinstance(item, Reject):
+            rejects.append(item)
+            continue
+        for kind, vec in item.vectors.items():
+            vectors.setdefault(kind, []).append(vec)
+        kept.append(item)
+    stem = f"{shard_idx:05d}"
+    _write_parquet(_samples_table(kept, shard, shard_idx), out_dir / f"{stem}.samples.parquet")
+    rej = pa.table(
+        {
+            "key": [r.key for r in rejects],
+            "shard": [shard.name] * len(rejects),
+            "reason": [r.reason for r in rejects],
+            "detail": [r.detail for r in rejects],
+        },
+        schema=REJECT_SCHEMA,
+    )
+    _write_parquet(rej, out_dir / f"{stem}.rejects.parquet")
+    for kind, vecs in vectors.items():
+        tmp = out_dir / f"{stem}.{kind}.tmp.npy"
+        np.save(tmp, np.stack(vecs).astype(np.float32))
+        os.replace(tmp, out_dir / f"{stem}.{kind}.npy")
+    done = {"shard": shard.name, "fingerprint": shard.fingerprint, "rows": len(kept),
+            "rejects": len(rejects), "vectors": sorted(vectors)}
+    write_json_atomic(out_dir / f"{stem}.done.json", done)
+    return len(kept), len(rejects)
+
+
+def _pending(shards: list[Shard], out_dir: Path) -> list[int]:
+    todo = []
+    for i, shard in enumerate(shards):
+        done = read_manifest(out_dir / f"{i:05d}.done.json")
+        if done.get("fingerprint") != shard.fingerprint or done.get("shard") != shard.name:
+            todo.append(i)
+    return todo
+
+
+def _prepare_staging(staging: Path, source: Path, fmt: str) -> Path:
+    """Reuse the staging folder of an interrupted build of the same source, else start clean."""
+    state = {"source": str(source), "format": fmt}
+    shards_dir = staging / "shards"
+    if read_manifest(staging / "state.json") != state:
+        shutil.rmtree(staging, ignore_errors=True)
+    shards_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(staging / "state.json", state)
+    return shards_dir
+
+
+def build(
+    name: str,
+    source: str | Path,
+    fmt: str = "auto",
+    root: Path | None = None,
+    workers: int | None = None,
+    progress: Progress | None = None,
+) -> BuildResult:
+    """Ingest ``source`` as dataset ``name``; resumable; swaps the result in at the end."""
+    started, t0 = now(), time.perf_counter()
+    paths.check_name(name)
+    src = Path(source).expanduser().resolve()
+    fmt = detect_format(src) if fmt == "auto" else fmt
+    reader = reader_for(fmt)
+    if not src.exists():
+        raise SourceError(f"source {src} does not exist")
+    shards = reader.shards(src)
+    if not shards:
+        raise SourceError(f"{src} holds no {fmt} shards: nothing to ingest")
+    ds_dir = paths.dataset_dir(name, root)
+    staging = paths.staging_dir(name, root)
+    shards_dir = _prepare_staging(staging, src, fmt)
+    todo = _pending(shards, shards_dir)
+    resumed = len(shards) - len(todo)
+    rows_read = 0
+    done = resumed
+    if progress:
+        progress(done, len(shards), rows_read)
+    workers = max(1, min(workers or os.cpu_count() or 1, len(todo) or 1))
+    if workers == 1:
+        for i in todo:
+            kept, rejected = ingest_shard(fmt, shards[i], i, shards_dir)
+            rows_read += kept + rejected
+            done += 1
+            if progress:
+                progress(done, len(shards), rows_read)
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            futures = [pool.submit(ingest_shard, fmt, shards[i], i, shards_dir) for i in todo]
+            for fut in as_completed(futures):
+                kept, rejected = fut.result()
+                rows_read += kept + rejected
+                done += 1
+                if progress:
+                    progress(done, len(shards), rows_read)
+    counts = _assemble(name, ds_dir, staging, shards_dir, len(shards))
+    seconds = time.perf_counter() - t0
+    record = step_record(
+        {"source": str(src), "format": fmt, "workers": workers}, started, seconds,
+        rows=counts["rows"], rejects=counts["rejects"], shards=len(shards),
+        resumed_shards=resumed, reasons=counts["reasons"],
+    )
+    _finish(name, ds_dir, staging, src, fmt, record, counts)
+    return BuildResult(name, counts["rows"], counts["rejects"], len(shards), resumed, seconds,
+                       counts["reasons"])
+
+
+def _assemble(name: str, ds_dir: Path, staging: Path, shards_dir: Path, n: int) -> dict:
+    """Union the shard outputs into a new DuckDB file in staging; drop repeated keys."""
+    sample_files = [str(shards_dir / f"{i:05d}.samples.parquet") for i in range(n)]
+    reject_files = [str(shards_dir / f"{i:05d}.rejects.parquet") for i in range(n)]
+    new_store = staging / "store.duckdb"
+    new_store.unlink(missing_ok=True)
+    con = create_store(new_store)
+    try:
+        con.execute(
+            "CREATE TEMP TABLE raw AS SELECT *, row_number() OVER "
+            "(PARTITION BY key ORDER BY shard_idx, seq) AS _nth "
+            "FROM read_parquet(?, union_by_name=true)",
+            [sample_files],
+        )
+        con.execute(
+            "INSERT INTO rejects SELECT key, shard, reason, detail FROM read_parquet(?)",
+            [reject_files],
+        )
+        con.execute(
+            "INSERT INTO rejects SELECT r.key, r.shard, 'duplicate key', "
+            "'first seen in ' || f.shard FROM raw r JOIN raw f ON f.key = r.key AND f._nth = 1 "
+            "WHERE r._nth > 1 ORDER BY r.shard_idx, r.seq"
+        )
+        con.execute(
+            "CREATE TABLE samples AS SELECT (row_number() OVER (ORDER BY shard_idx, seq) - 1)"
+            "::BIGINT AS row_id, * EXCLUDE (_nth) FROM raw WHERE _nth = 1 ORDER BY row_id"
+        )
+        order = con.execute("SELECT shard_idx, seq FROM samples ORDER BY row_id").fetchnumpy()
+        con.execute("ALTER TABLE samples DROP COLUMN shard_idx")
+        con.execute("ALTER TABLE samples DROP COLUMN seq")
+        rows = con.execute("SELECT count(*) FROM samples").fetchone()[0]
+        rejects = con.execute("SELECT count(*) FROM rejects").fetchone()[0]
+        reasons = dict(
+            con.execute("SELECT reason, count(*) FROM rejects GROUP BY 1 ORDER BY 2 DESC").fetchall()
+        )
+    finally:
+        con.close()
+    vectors = _gather_vectors(shards_dir, staging / "embeddings", order, n)
+    return {"rows": rows, "rejects": rejects, "reasons": reasons, "vectors": vectors}
+
+
+def _gather_vectors(shards_dir: Path, out: Path, order: dict, n: int) -> dict[str, int]:
+    """Source-given embeddings, re-ordered to row ids, as float16 ``.npy`` (one per kind)."""
+    kinds = sorted({p.name.split(".")[1] for p in shards_dir.glob("*.npy")})
+    dims: dict[str, int] = {}
+    shutil.rmtree(out, ignore_errors=True)
+    for kind in kinds:
+        parts = {i: np.load(shards_dir / f"{i:05d}.{kind}.npy", mmap_mode="r")
+                 for i in range(n) if (shards_dir / f"{i:05d}.{kind}.npy").is_file()}
+        dset = {p.shape[1] for p in parts.values()}
+        if len(dset) != 1:
+            raise SourceError(f"{kind} embeddings have different dimensions across shards: {dset}")
+        dim = dset.pop()
+        shard_idx, seq = order["shard_idx"], order["seq"]
+        if not all(int(i) in parts for i in np.unique(shard_idx)):
+            raise SourceError(f"some shards lack {kind} embeddings: they must be given for all")
+        out.mkdir(parents=True, exist_ok=True)
+        arr = np.lib.format.open_memmap(out / f"{kind}.npy", "w+", np.float16, (len(seq), dim))
+        for i, part in parts.items():
+            mask = shard_idx == i
+            arr[np.flatnonzero(mask)] = part[seq[mask]]
+        arr.flush()
+        del arr
+        dims[kind] = dim
+    return dims
+
+
+def _finish(name: str, ds_dir: Path, staging: Path, src: Path, fmt: str, record: dict,
+            counts: dict) -> None:
+    """Swap the new store (and embeddings) in, write the manifest, drop staging."""
+    manifest = {
+        "name": name,
+        "source": str(src),
+        "format": fmt,
+        "rows": counts["rows"],
+        "rejects": counts["rejects"],
+        "built_at": record["finished_at"],
+        "steps": {"ingest": record},
+        "models": {},
+    }
+    if counts["vectors"]:
+        manifest["steps"]["embed"] = {
+            "status": "done", "params": {"given_by_source": True}, "dims": counts["vectors"],
+            "finished_at": record["finished_at"],
+        }
+        manifest["models"]["embeddings"] = f"given by source ({fmt})"
+    con = duckdb.connect(str(staging / "store.duckdb"))
+    try:
+        con.execute("INSERT INTO build_manifest VALUES (?, ?)", ["manifest", json.dumps(manifest)])
+    finally:
+        con.close()
+    os.replace(staging / "store.duckdb", ds_dir / "store.duckdb")
+    old = ds_dir / "embeddings"
+    if (staging / "embeddings").is_dir():
+        if old.exists():
+            old.rename(ds_dir / ".embeddings.old")
+        (staging / "embeddings").rename(old)
+        shutil.rmtree(ds_dir / ".embeddings.old", ignore_errors=True)
+    elif old.exists():
+        shutil.rmtree(old)
+    write_json_atomic(paths.manifest_path(name, ds_dir.parent), manifest)
+    shutil.rmtree(staging, ignore_errors=True)

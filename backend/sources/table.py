@@ -1,0 +1,162 @@
+"""Parquet or CSV tables of ``url, caption[, …]`` (LAION / DataComp metadata), and HF-style
+parquet whose image column holds ``{bytes, path}`` structs or raw bytes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from backend.sources.base import (
+    STORAGE_PARQUET,
+    STORAGE_URL,
+    Item,
+    Reject,
+    Sample,
+    Shard,
+    SourceError,
+)
+from backend.sources.common import CAPTION_ALIASES, URL_ALIASES, extra_columns
+from backend.text import decode_caption
+
+TABLE_EXTS = (".parquet", ".csv", ".tsv")
+KEY_ALIASES = ("key", "uid", "id", "sample_id", "image_id")
+WIDTH_ALIASES = ("width", "original_width", "image_width")
+HEIGHT_ALIASES = ("height", "original_height", "image_height")
+IMAGE_ALIASES = ("image", "img", "jpg", "png", "image_bytes", "bytes")
+BATCH_ROWS = 4096
+
+
+def _find(names: list[str], aliases: tuple[str, ...]) -> str | None:
+    lowered = {n.lower(): n for n in names}
+    return next((lowered[a] for a in aliases if a in lowered), None)
+
+
+def _image_column(schema: pa.Schema) -> str | None:
+    """An HF-style struct column with a ``bytes`` field, or a binary column with an image name."""
+    for f in schema:
+        if pa.types.is_struct(f.type) and f.type.get_field_index("bytes") >= 0:
+            return f.name
+    name = _find(schema.names, IMAGE_ALIASES)
+    if name and (pa.types.is_binary(schema.field(name).type)
+                 or pa.types.is_large_binary(schema.field(name).type)):
+        return name
+    return None
+
+
+def _schema(path: Path) -> pa.Schema:
+    if path.suffix.lower() == ".parquet":
+        return pq.read_schema(path)
+    return _open_csv(path).schema
+
+
+def _open_csv(path: Path) -> pacsv.CSVStreamingReader:
+    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+    return pacsv.open_csv(
+        path,
+        read_options=pacsv.ReadOptions(block_size=1 << 22),
+        parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
+    )
+
+
+def _batches(path: Path) -> Iterator[pa.RecordBatch]:
+    if path.suffix.lower() == ".parquet":
+        yield from pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS)
+    else:
+        yield from _open_csv(path)
+
+
+class TableSource:
+    format = "parquet"
+
+    def shards(self, root: Path) -> list[Shard]:
+        if root.is_file():
+            files = [root]
+        else:
+            files = sorted(p for p in root.rglob("*") if p.suffix.lower() in TABLE_EXTS)
+        shards = []
+        for f in files:
+            schema = _schema(f)
+            caption = _find(schema.names, CAPTION_ALIASES)
+            url = _find(schema.names, URL_ALIASES)
+            image = _image_column(schema)
+            missing = []
+            if caption is None:
+                missing.append(f"a caption column (one of: {', '.join(CAPTION_ALIASES)})")
+            if url is None and image is None:
+                missing.append(
+                    f"a url column (one of: {', '.join(URL_ALIASES)}) or an image column "
+                    "of {bytes, path} structs or raw bytes"
+                )
+            if missing:
+                raise SourceError(
+                    f"{f.name} lacks {' and '.join(missing)}; its columns are: "
+                    f"{', '.join(schema.names) or '(none)'}"
+                )
+            rel = str(f.relative_to(root)) if f != root else f.name
+            shards.append(Shard(rel, (f,), root))
+        return shards
+
+    def read(self, shard: Shard) -> Iterator[Item]:
+        path = shard.paths[0]
+        schema = _schema(path)
+        names = schema.names
+        cap_col = _find(names, CAPTION_ALIASES)
+        url_col = _find(names, URL_ALIASES)
+        key_col = _find(names, KEY_ALIASES)
+        w_col, h_col = _find(names, WIDTH_ALIASES), _find(names, HEIGHT_ALIASES)
+        img_col = _image_column(schema)
+        used = {c for c in (cap_col, url_col, key_col, img_col) if c}
+        stem = path.stem
+        row = 0
+        try:
+            for batch in _batches(path):
+                for rec in batch.to_pylist():
+                    yield self._item(rec, row, stem, path, cap_col, url_col, key_col, img_col,
+                                     w_col, h_col, used)
+                    row += 1
+        except (pa.ArrowInvalid, OSError) as e:
+            yield Reject(f"{shard.name}#row{row}", "unreadable table", str(e)[:300])
+
+    @staticmethod
+    def _item(rec, row, stem, path, cap_col, url_col, key_col, img_col, w_col, h_col, used):
+        key = str(rec[key_col]) if key_col and rec.get(key_col) is not None else f"{stem}:{row}"
+        raw = rec.get(cap_col)
+        if isinstance(raw, bytes):
+            caption, encoding = decode_caption(raw)
+        else:
+            caption, encoding = (raw.strip() or None if isinstance(raw, str) else None), "utf-8"
+        if caption is None:
+            return Reject(key, "missing caption", f"row {row}")
+        url = rec.get(url_col) if url_col else None
+        data = None
+        if img_col:
+            cell = rec.get(img_col)
+            data = cell.get("bytes") if isinstance(cell, dict) else cell
+            if not data and url is None:
+                return Reject(key, "missing image", f"row {row}: empty {img_col}")
+        sample = Sample(
+            key=key,
+            caption=caption,
+            caption_encoding=encoding,
+            url=str(url) if url else None,
+            storage=STORAGE_PARQUET if data else STORAGE_URL,
+            path=str(path.resolve()) if data else None,
+            src_row=row if data else None,
+            image=data or None,
+            extra=extra_columns(rec, used),
+        )
+        if data is None:
+            sample.width = _int(rec.get(w_col)) if w_col else None
+            sample.height = _int(rec.get(h_col)) if h_col else None
+        return sample
+
+
+def _int(v) -> int | None:
+    try:
+        return int(v) if v is not None else None
+    except (TypeError, ValueError):
+        return None

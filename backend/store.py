@@ -1,0 +1,49 @@
+"""The DuckDB store of one dataset: ``samples``, ``rejects`` and ``build_manifest``.
+
+The app only ever opens stores read-only with external access off; builds write a new file
+aside and swap it in (see :mod:`backend.ingest`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from backend import paths
+
+SCHEMA = """
+CREATE TABLE rejects (key VARCHAR, shard VARCHAR, reason VARCHAR, detail VARCHAR);
+CREATE TABLE build_manifest (name VARCHAR, body JSON);
+"""
+
+
+class StoreMissing(FileNotFoundError):
+    """The dataset has no finished store: say which command builds it."""
+
+
+def create_store(path: Path) -> duckdb.DuckDBPyConnection:
+    """A new, writable store file with the fixed tables (``samples`` comes from ingest)."""
+    con = duckdb.connect(str(path))
+    con.execute(SCHEMA)
+    return con
+
+
+def connect(name: str, root: Path | None = None) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to dataset ``name`` that cannot touch files, network or extensions."""
+    path = paths.store_path(name, root)
+    if not path.is_file():
+        raise StoreMissing(
+            f"dataset {name!r} is not built: run `python -m backend build {name} --source PATH`"
+            + (" or `python -m backend demo`" if name == "demo" else "")
+        )
+    return duckdb.connect(
+        str(path),
+        read_only=True,
+        config={
+            "enable_external_access": False,
+            "autoload_known_extensions": False,
+            "autoinstall_known_extensions": False,
+            "lock_configuration": True,
+        },
+    )
