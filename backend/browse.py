@@ -50,7 +50,7 @@ def count(con: duckdb.DuckDBPyConnection, sel: Selection) -> int:
 
 def _rows(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     names = [d[0] for d in cur.description]
-    return [dict(zip(names, r)) for r in cur.fetchall()]
+    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
 
 
 def page(

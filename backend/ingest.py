@@ -257,7 +257,8 @@ def _assemble(name: str, ds_dir: Path, staging: Path, shards_dir: Path, n: int) 
         rows = con.execute("SELECT count(*) FROM samples").fetchone()[0]
         rejects = con.execute("SELECT count(*) FROM rejects").fetchone()[0]
         reasons = dict(
-            con.execute("SELECT reason, count(*) FROM rejects GROUP BY 1 ORDER BY 2 DESC").fetchall()
+            con.execute("SELECT reason, count(*) FROM rejects GROUP BY 1 ORDER BY 2 DESC")
+            .fetchall()
         )
     finally:
         con.close()

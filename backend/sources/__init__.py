@@ -34,7 +34,8 @@ def detect_format(root: Path) -> str:
         if suffix in TABLE_EXTS:
             return "parquet"
         raise SourceError(f"{root.name}: not a .tar, .parquet or .csv file")
-    if (root / "metadata").is_dir() and ((root / "img_emb").is_dir() or (root / "text_emb").is_dir()):
+    has_vectors = (root / "img_emb").is_dir() or (root / "text_emb").is_dir()
+    if (root / "metadata").is_dir() and has_vectors:
         return "embeddings"
     if next(root.rglob("*.tar"), None) is not None:
         return "webdataset"

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, Union
+from typing import Any, Protocol
 
 # How a row's image bytes are reached later, without re-reading the source.
 STORAGE_FILE = "file"  # path is an image file
@@ -43,7 +43,7 @@ class Reject:
     detail: str = ""
 
 
-Item = Union[Sample, Reject]
+Item = Sample | Reject
 
 
 @dataclass(frozen=True)
