@@ -20,8 +20,9 @@ def summary(name: str, root: Path | None = None) -> dict[str, Any]:
         rows = con.execute("SELECT count(*) FROM samples").fetchone()[0]
         rejects = con.execute("SELECT count(*) FROM rejects").fetchone()[0]
         reasons = dict(
-            con.execute("SELECT reason, count(*) FROM rejects GROUP BY 1 ORDER BY 2 DESC, 1")
-            .fetchall()
+            con.execute(
+                "SELECT reason, count(*) FROM rejects GROUP BY 1 ORDER BY 2 DESC, 1"
+            ).fetchall()
         )
     finally:
         con.close()

@@ -141,8 +141,13 @@ def ingest_shard(fmt: str, shard: Shard, shard_idx: int, out_dir: Path) -> tuple
         tmp = out_dir / f"{stem}.{kind}.tmp.npy"
         np.save(tmp, np.stack(vecs).astype(np.float32))
         os.replace(tmp, out_dir / f"{stem}.{kind}.npy")
-    done = {"shard": shard.name, "fingerprint": shard.fingerprint, "rows": len(kept),
-            "rejects": len(rejects), "vectors": sorted(vectors)}
+    done = {
+        "shard": shard.name,
+        "fingerprint": shard.fingerprint,
+        "rows": len(kept),
+        "rejects": len(rejects),
+        "vectors": sorted(vectors),
+    }
     write_json_atomic(out_dir / f"{stem}.done.json", done)
     return len(kept), len(rejects)
 
@@ -215,13 +220,19 @@ def build(
     counts = _assemble(name, ds_dir, staging, shards_dir, len(shards))
     seconds = time.perf_counter() - t0
     record = step_record(
-        {"source": str(src), "format": fmt, "workers": workers}, started, seconds,
-        rows=counts["rows"], rejects=counts["rejects"], shards=len(shards),
-        resumed_shards=resumed, reasons=counts["reasons"],
+        {"source": str(src), "format": fmt, "workers": workers},
+        started,
+        seconds,
+        rows=counts["rows"],
+        rejects=counts["rejects"],
+        shards=len(shards),
+        resumed_shards=resumed,
+        reasons=counts["reasons"],
     )
     _finish(name, ds_dir, staging, src, fmt, record, counts)
-    return BuildResult(name, counts["rows"], counts["rejects"], len(shards), resumed, seconds,
-                       counts["reasons"])
+    return BuildResult(
+        name, counts["rows"], counts["rejects"], len(shards), resumed, seconds, counts["reasons"]
+    )
 
 
 def _assemble(name: str, ds_dir: Path, staging: Path, shards_dir: Path, n: int) -> dict:
@@ -257,8 +268,9 @@ def _assemble(name: str, ds_dir: Path, staging: Path, shards_dir: Path, n: int) 
         rows = con.execute("SELECT count(*) FROM samples").fetchone()[0]
         rejects = con.execute("SELECT count(*) FROM rejects").fetchone()[0]
         reasons = dict(
-            con.execute("SELECT reason, count(*) FROM rejects GROUP BY 1 ORDER BY 2 DESC")
-            .fetchall()
+            con.execute(
+                "SELECT reason, count(*) FROM rejects GROUP BY 1 ORDER BY 2 DESC"
+            ).fetchall()
         )
     finally:
         con.close()
@@ -272,8 +284,11 @@ def _gather_vectors(shards_dir: Path, out: Path, order: dict, n: int) -> dict[st
     dims: dict[str, int] = {}
     shutil.rmtree(out, ignore_errors=True)
     for kind in kinds:
-        parts = {i: np.load(shards_dir / f"{i:05d}.{kind}.npy", mmap_mode="r")
-                 for i in range(n) if (shards_dir / f"{i:05d}.{kind}.npy").is_file()}
+        parts = {
+            i: np.load(shards_dir / f"{i:05d}.{kind}.npy", mmap_mode="r")
+            for i in range(n)
+            if (shards_dir / f"{i:05d}.{kind}.npy").is_file()
+        }
         dset = {p.shape[1] for p in parts.values()}
         if len(dset) != 1:
             raise SourceError(f"{kind} embeddings have different dimensions across shards: {dset}")
@@ -292,8 +307,9 @@ def _gather_vectors(shards_dir: Path, out: Path, order: dict, n: int) -> dict[st
     return dims
 
 
-def _finish(name: str, ds_dir: Path, staging: Path, src: Path, fmt: str, record: dict,
-            counts: dict) -> None:
+def _finish(
+    name: str, ds_dir: Path, staging: Path, src: Path, fmt: str, record: dict, counts: dict
+) -> None:
     """Swap the new store (and embeddings) in, write the manifest, drop staging."""
     manifest = {
         "name": name,
@@ -307,7 +323,9 @@ def _finish(name: str, ds_dir: Path, staging: Path, src: Path, fmt: str, record:
     }
     if counts["vectors"]:
         manifest["steps"]["embed"] = {
-            "status": "done", "params": {"given_by_source": True}, "dims": counts["vectors"],
+            "status": "done",
+            "params": {"given_by_source": True},
+            "dims": counts["vectors"],
             "finished_at": record["finished_at"],
         }
         manifest["models"]["embeddings"] = f"given by source ({fmt})"

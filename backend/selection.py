@@ -70,6 +70,7 @@ class Selection:
             hi_s = "" if hi is None else f" ≤ {hi:g}"
             out.append(f"{lo_s}{col}{hi_s}")
         if self.shards:
-            out.append("shard in " + ", ".join(self.shards[:3]) + ("…" if len(self.shards) > 3
-                                                                   else ""))
+            out.append(
+                "shard in " + ", ".join(self.shards[:3]) + ("…" if len(self.shards) > 3 else "")
+            )
         return out

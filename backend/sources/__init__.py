@@ -19,8 +19,17 @@ READERS: dict[str, type] = {
 }
 FORMATS = ("auto", *READERS)
 
-__all__ = ["FORMATS", "Item", "Reject", "Sample", "Shard", "Source", "SourceError",
-           "detect_format", "reader_for"]
+__all__ = [
+    "FORMATS",
+    "Item",
+    "Reject",
+    "Sample",
+    "Shard",
+    "Source",
+    "SourceError",
+    "detect_format",
+    "reader_for",
+]
 
 
 def detect_format(root: Path) -> str:

@@ -41,8 +41,10 @@ def _image_column(schema: pa.Schema) -> str | None:
         if pa.types.is_struct(f.type) and f.type.get_field_index("bytes") >= 0:
             return f.name
     name = _find(schema.names, IMAGE_ALIASES)
-    if name and (pa.types.is_binary(schema.field(name).type)
-                 or pa.types.is_large_binary(schema.field(name).type)):
+    if name and (
+        pa.types.is_binary(schema.field(name).type)
+        or pa.types.is_large_binary(schema.field(name).type)
+    ):
         return name
     return None
 
@@ -115,8 +117,9 @@ class TableSource:
         try:
             for batch in _batches(path):
                 for rec in batch.to_pylist():
-                    yield self._item(rec, row, stem, path, cap_col, url_col, key_col, img_col,
-                                     w_col, h_col, used)
+                    yield self._item(
+                        rec, row, stem, path, cap_col, url_col, key_col, img_col, w_col, h_col, used
+                    )
                     row += 1
         except (pa.ArrowInvalid, OSError) as e:
             yield Reject(f"{shard.name}#row{row}", "unreadable table", str(e)[:300])
