@@ -1,0 +1,77 @@
+"""End to end: the CLI builds the demo, and the store matches the demo's ground truth."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from backend import browse, media
+from backend.images import probe
+from backend.selection import Selection
+from backend.store import connect
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def cli_demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, dict]:
+    """``python -m backend demo`` in a fresh workspace, as a user runs it."""
+    home = tmp_path_factory.mktemp("cli_demo")
+    env = {"TAILSCOPE_HOME": str(home), "PATH": "/usr/bin:/bin"}
+    cmd = [sys.executable, "-m", "backend", "demo", "--rows", "500", "--json"]
+    out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "ingest demo" in out.stderr  # the progress bar was drawn
+    result = json.loads(out.stdout)
+    truth = json.loads((home / "demo" / "source" / "ground_truth.json").read_text())
+    return home, result, truth
+
+
+def test_counts_match_ground_truth(cli_demo):
+    home, result, truth = cli_demo
+    assert result["rows"] == truth["expected_samples"]
+    assert result["rejects"] == truth["expected_rejects"]
+    assert result["rows"] + result["rejects"] == truth["items_total"]
+
+
+def test_each_reject_has_its_known_reason(cli_demo, monkeypatch):
+    home, _, truth = cli_demo
+    monkeypatch.setenv("TAILSCOPE_HOME", str(home))
+    con = connect("demo")
+    got = sorted((r["key"], r["reason"]) for r in browse.rejects(con))
+    assert got == sorted((r["key"], r["reason"]) for r in truth["rejects"])
+
+
+def test_samples_keep_captions_and_bytes(cli_demo, monkeypatch):
+    home, _, truth = cli_demo
+    monkeypatch.setenv("TAILSCOPE_HOME", str(home))
+    con = connect("demo")
+    n = browse.count(con, Selection())
+    rows = {r["key"]: r for r in browse.page(con, Selection(), limit=n)}
+    assert set(rows) == set(truth["samples"])
+    for key, expected in truth["samples"].items():
+        assert rows[key]["caption"] == expected["caption"], key
+        assert rows[key]["shard"] == expected["shard"], key
+    for key in truth["cp1252_captions"]:
+        assert browse.row(con, rows[key]["row_id"])["caption_encoding"] == "cp1252"
+    # images are read back from their tars by byte offset, intact
+    for key in list(rows)[:: max(1, n // 40)]:
+        row = browse.row(con, rows[key]["row_id"])
+        info = probe(media.image_bytes(row))
+        assert (info.width, info.height, info.sha256) == (row["width"], row["height"], row["sha256"])
+    # exact duplicates share a sha256, and nothing else does by accident
+    for group in truth["exact_duplicates"]:
+        kept = [k for k in group if k in rows]
+        assert len({browse.row(con, rows[k]["row_id"])["sha256"] for k in kept}) == 1, group
+
+
+def test_demo_if_missing_is_a_no_op(cli_demo):
+    home, _, _ = cli_demo
+    env = {"TAILSCOPE_HOME": str(home), "PATH": "/usr/bin:/bin"}
+    cmd = [sys.executable, "-m", "backend", "demo", "--if-missing"]
+    out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "already built" in out.stdout
