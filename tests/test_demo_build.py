@@ -62,7 +62,11 @@ def test_samples_keep_captions_and_bytes(cli_demo, monkeypatch):
     for key in list(rows)[:: max(1, n // 40)]:
         row = browse.row(con, rows[key]["row_id"])
         info = probe(media.image_bytes(row))
-        assert (info.width, info.height, info.sha256) == (row["width"], row["height"], row["sha256"])
+        assert (info.width, info.height, info.sha256) == (
+            row["width"],
+            row["height"],
+            row["sha256"],
+        )
     # exact duplicates share a sha256, and nothing else does by accident
     for group in truth["exact_duplicates"]:
         kept = [k for k in group if k in rows]

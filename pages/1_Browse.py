@@ -1,0 +1,168 @@
+"""Browse: filter the active dataset and page through it as a grid of thumbnails."""
+
+from __future__ import annotations
+
+import math
+
+import streamlit as st
+
+from backend import browse
+from backend.selection import BadSelection
+from backend.store import StoreMissing
+from ui import cards, filters, selection_bar, state, style
+
+PAGE_SIZES = (24, 48, 96)
+GRID_COLUMNS = (4, 5, 6)
+K_SIZE, K_COLS = "w.page_size", "w.grid_cols"
+SIZE, COLS = "ts.page_size", "ts.grid_cols"
+
+state.setup_page("Browse")
+name = state.dataset_picker()
+if name is None:
+    style.hero("Browse", "Page through a dataset's images and captions.")
+    st.info(
+        "There is no dataset to browse yet. Build one from the home page, or run "
+        "`python -m backend demo`.",
+        icon=":material/info:",
+    )
+    st.page_link(state.HOME_PAGE, label="Go to Datasets", icon=":material/arrow_back:")
+    st.stop()
+
+try:
+    con = state.connection(name)
+    info = state.summary(name)
+except StoreMissing as e:
+    st.error(str(e), icon=":material/error:")
+    st.stop()
+
+sel = filters.sidebar(name)
+state.set_selection(name, sel)
+
+ss = st.session_state
+ss.setdefault(SIZE, 48)
+ss.setdefault(COLS, 6)
+if K_SIZE not in ss:
+    ss[K_SIZE] = ss[SIZE]
+if K_COLS not in ss:
+    ss[K_COLS] = ss[COLS]
+
+
+def _on_size() -> None:
+    ss[SIZE] = ss[K_SIZE] or ss[SIZE]
+    state.reset_cursor()
+
+
+def _on_cols() -> None:
+    ss[COLS] = ss[K_COLS] or ss[COLS]
+
+
+head, tools = st.columns([3, 2], vertical_alignment="bottom")
+with head:
+    style.hero(f"Browse · {name}", f"{info['format'] or 'unknown format'} · {info['source']}")
+with tools, st.container(horizontal=True, horizontal_alignment="right", gap="medium"):
+    st.segmented_control("Per page", PAGE_SIZES, key=K_SIZE, on_change=_on_size, required=True)
+    st.segmented_control("Columns", GRID_COLUMNS, key=K_COLS, on_change=_on_cols, required=True)
+limit, ncols = int(ss[SIZE]), int(ss[COLS])
+
+try:
+    matched = browse.count(con, sel)
+except BadSelection as e:
+    st.error(f"This filter cannot be applied: {e}", icon=":material/filter_alt_off:")
+    st.button(
+        "Clear filters",
+        icon=":material/filter_alt_off:",
+        on_click=state.clear_selection,
+        args=(name,),
+        key="bad-clear",
+    )
+    st.stop()
+
+if matched == 0:
+    with st.container(horizontal=True, vertical_alignment="center", gap="small"):
+        st.markdown(
+            selection_bar.count_html(matched, info["rows"]), unsafe_allow_html=True, width="content"
+        )
+        selection_bar.render(name, sel)
+    with st.container(border=True):
+        st.markdown(
+            f'<div class="ts-empty"><div class="ts-empty-icon">{style.icon("search_off")}</div>'
+            "<h3>No rows match</h3>"
+            "<p>Nothing in this dataset satisfies every filter. Loosen a filter in the sidebar, "
+            "or clear them all.</p></div>",
+            unsafe_allow_html=True,
+        )
+        _, mid, _ = st.columns([2, 1, 2])
+        mid.button(
+            "Clear filters",
+            icon=":material/filter_alt_off:",
+            type="primary",
+            width="stretch",
+            on_click=state.clear_selection,
+            args=(name,),
+            key="empty-clear",
+        )
+    st.stop()
+
+cur = state.cursor()
+rows = browse.page(con, sel, after=cur.get("after", -1), before=cur.get("before"), limit=limit)
+if not rows or ("before" in cur and len(rows) < limit):
+    # Back at the start (or the store changed under the cursor): show the first page.
+    state.reset_cursor()
+    rows = browse.page(con, sel, limit=limit)
+
+page_no, pages = state.page_no(), max(1, math.ceil(matched / limit))
+first_shown = (page_no - 1) * limit + 1
+has_next = len(rows) == limit and page_no * limit < matched
+
+
+def pager(where: str) -> None:
+    with st.container(
+        horizontal=True,
+        vertical_alignment="center",
+        gap="small",
+        horizontal_alignment="right",
+        key=f"pager-{where}",
+    ):
+        st.markdown(
+            f'<div class="ts-meta" style="font-size:.84rem;height:auto">Page <b>{page_no:,}</b>'
+            f" of {pages:,} · rows {first_shown:,}–{first_shown + len(rows) - 1:,}</div>",
+            unsafe_allow_html=True,
+            width="content",
+        )
+        st.button(
+            "First",
+            key=f"pg-first-{where}",
+            icon=":material/first_page:",
+            disabled=page_no <= 1,
+            on_click=state.reset_cursor,
+        )
+        st.button(
+            "Previous",
+            key=f"pg-prev-{where}",
+            icon=":material/chevron_left:",
+            disabled=page_no <= 1,
+            on_click=state.go_previous,
+            args=(rows[0]["row_id"],),
+        )
+        st.button(
+            "Next",
+            key=f"pg-next-{where}",
+            icon=":material/chevron_right:",
+            icon_position="right",
+            disabled=not has_next,
+            on_click=state.go_next,
+            args=(rows[-1]["row_id"],),
+        )
+
+
+bar, pages_top = st.columns([3, 2], vertical_alignment="center")
+with bar, st.container(horizontal=True, vertical_alignment="center", gap="small"):
+    st.markdown(
+        selection_bar.count_html(matched, info["rows"]), unsafe_allow_html=True, width="content"
+    )
+    selection_bar.render(name, sel)
+with pages_top:
+    pager("top")
+cards.grid(name, rows, ncols)
+if len(rows) > ncols * 2:
+    pager("bottom")

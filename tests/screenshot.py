@@ -1,0 +1,187 @@
+"""Start the app on a workspace and save screenshots of home, Browse and a detail view.
+
+    .venv/bin/python tests/screenshot.py --home /tmp/uiws --dataset demo --out /tmp/shots
+
+Writes ``home.png``, ``browse.png``, ``detail.png`` (and ``filtered.png`` with ``--filter``).
+Also the helpers the Playwright tests use: :func:`serve` runs ``streamlit run app.py`` as a
+subprocess and stops it afterwards; :func:`wait_for_thumbs` waits until grid images loaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+VIEWPORT = {"width": 1400, "height": 900}
+THUMBS_JS = """n => Array.from(document.querySelectorAll('[class*="st-key-card-"] img'))
+    .filter(i => i.complete && i.naturalWidth > 0).length >= n"""
+
+
+def chromium_path() -> str | None:
+    if Path("/usr/bin/chromium").is_file():
+        return "/usr/bin/chromium"
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serve(home: Path, port: int | None = None, timeout: float = 60) -> Iterator[str]:
+    """Run the app with ``TAILSCOPE_HOME=home``; yield its base url; always stop it."""
+    port = port or free_port()
+    log = tempfile.NamedTemporaryFile("w+", prefix="tailscope-app-", suffix=".log", delete=False)
+    env = {**os.environ, "TAILSCOPE_HOME": str(home), "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+           "--server.port", str(port), "--server.address", "127.0.0.1",
+           "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"streamlit exited with {proc.returncode}: {_tail(log.name)}")
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"streamlit did not answer in {timeout:.0f} s: {_tail(log.name)}"
+                )
+            time.sleep(0.3)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+        log.close()
+        os.unlink(log.name)
+
+
+def _tail(path: str, n: int = 3000) -> str:
+    return Path(path).read_text(errors="replace")[-n:]
+
+
+def wait_for_thumbs(page, n: int, timeout_ms: int = 60_000) -> int:
+    """Wait until at least ``n`` grid thumbnails have loaded; return how many did."""
+    page.wait_for_function(THUMBS_JS, arg=n, timeout=timeout_ms)
+    return page.evaluate(
+        """() => Array.from(document.querySelectorAll('[class*="st-key-card-"] img'))
+        .filter(i => i.complete && i.naturalWidth > 0).length"""
+    )
+
+
+def wait_idle(page, timeout_ms: int = 60_000) -> None:
+    """Wait until the script run finished (Streamlit's 'running' indicator is gone)."""
+    page.wait_for_selector('[data-testid="stApp"]', timeout=timeout_ms)
+    page.wait_for_function(
+        """() => document.querySelector('[data-testid="stApp"]')
+            .getAttribute('data-test-script-state') === 'notRunning'""",
+        timeout=timeout_ms,
+    )
+    page.wait_for_timeout(400)
+
+
+def open_detail(page, index: int = 0, timeout_ms: int = 60_000):
+    """Click the Details button of the ``index``-th card and return the dialog locator."""
+    page.locator('[class*="st-key-detail-"] button').nth(index).click()
+    dialog = page.get_by_role("dialog")
+    dialog.wait_for(state="visible", timeout=timeout_ms)
+    page.wait_for_function(
+        """() => { const d = document.querySelector('[role="dialog"]');
+                   if (!d) return false;
+                   const imgs = Array.from(d.querySelectorAll('img'));
+                   return imgs.every(i => i.complete)
+                          && !!d.querySelector('.ts-caption-full'); }""",
+        timeout=timeout_ms,
+    )
+    return dialog
+
+
+def capture(home: Path, out: Path, dataset: str | None, text_filter: str | None) -> list[Path]:
+    from playwright.sync_api import sync_playwright
+
+    exe = chromium_path()
+    if not exe:
+        raise SystemExit("no chromium found (looked for /usr/bin/chromium and on PATH)")
+    out.mkdir(parents=True, exist_ok=True)
+    query = f"?dataset={dataset}" if dataset else ""
+    saved: list[Path] = []
+    with serve(home) as url, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport=VIEWPORT, device_scale_factor=1)
+            page.set_default_timeout(60_000)
+            page.goto(f"{url}/{query}")
+            page.wait_for_selector('[class*="st-key-ds-"], [class*="st-key-empty"]')
+            wait_idle(page)
+            saved.append(out / "home.png")
+            page.screenshot(path=saved[-1])
+            if page.locator('[class*="st-key-empty"]').count():
+                return saved
+            page.goto(f"{url}/Browse{query}")
+            page.wait_for_selector('[class*="st-key-card-"], .ts-empty')
+            wait_idle(page)
+            page.wait_for_function(
+                """() => Array.from(document.querySelectorAll('[class*="st-key-card-"] img'))
+                .every(i => i.complete)"""
+            )
+            saved.append(out / "browse.png")
+            page.screenshot(path=saved[-1])
+            open_detail(page, 0)
+            page.wait_for_timeout(500)
+            saved.append(out / "detail.png")
+            page.screenshot(path=saved[-1])
+            if text_filter:
+                page.keyboard.press("Escape")
+                page.get_by_role("dialog").wait_for(state="hidden")
+                box = page.get_by_label("Caption contains", exact=True)
+                box.fill(text_filter)
+                box.press("Enter")
+                page.wait_for_timeout(800)
+                wait_idle(page)
+                saved.append(out / "filtered.png")
+                page.screenshot(path=saved[-1])
+        finally:
+            browser.close()
+    return saved
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--home", type=Path, required=True, help="the workspace (TAILSCOPE_HOME)")
+    p.add_argument("--dataset", help="dataset to make active (default: the first)")
+    p.add_argument("--out", type=Path, default=Path("/tmp/shots"))
+    p.add_argument(
+        "--filter", dest="text_filter", help="also capture Browse with this caption filter"
+    )
+    args = p.parse_args(argv)
+    for path in capture(args.home.resolve(), args.out, args.dataset, args.text_filter):
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

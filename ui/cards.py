@@ -1,0 +1,284 @@
+"""The thumbnail grid and the detail dialog of one row."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from backend import browse, media
+from ui import fmt, state
+from ui.style import esc, icon, safe_href
+
+THUMB_SIZE = 320  # longer side of grid thumbnails, in pixels (crisp on 2x screens)
+PREVIEW_SIZE = 1280  # longer side of the image in the detail view
+CAPTION_CHARS = 280  # the card clamps to two lines; the full caption is in the tooltip
+OPEN = "ts.open_detail"  # set by a card's button; consumed when the dialog opens
+DETAIL = "ts.detail_rid"  # the row the open dialog shows
+PAGE_IDS = "ts.page_ids"  # row ids of the page on screen, for Previous/Next in the dialog
+
+
+def _image(row: dict[str, Any], size: int) -> tuple[bytes | None, str | None]:
+    try:
+        return media.thumb(row, size), None
+    except media.MediaError as e:
+        return None, str(e)
+    except (OSError, ValueError) as e:  # undecodable after all (PIL raises OSError subclasses)
+        return None, f"cannot decode the image: {e}"
+
+
+@st.cache_data(max_entries=4000, show_spinner=False)
+def thumb(
+    store: str, row_id: int, mtime_ns: int, _row: dict[str, Any]
+) -> tuple[bytes | None, str | None]:
+    """Grid thumbnail as JPEG bytes (None for url-only rows) and an error text, cached per
+    (store file, row id, store version); ``_row`` is not part of the key."""
+    return _image(_row, THUMB_SIZE)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def preview(
+    store: str, row_id: int, mtime_ns: int, _row: dict[str, Any]
+) -> tuple[bytes | None, str | None]:
+    return _image(_row, PREVIEW_SIZE)
+
+
+# -- the grid ----------------------------------------------------------------------------------
+
+
+def _placeholder_html(row: dict[str, Any], error: str | None) -> str:
+    if error:
+        return (
+            f'<div class="ts-ph ts-err">{icon("broken_image")}'
+            f"<b>Image unavailable</b><span>{esc(error[:160])}</span></div>"
+        )
+    url = row.get("url")
+    href = safe_href(url)
+    link = (
+        f'<a href="{esc(href)}" target="_blank" rel="noopener noreferrer nofollow">'
+        f"{esc(str(url)[:120])}</a>"
+        if href
+        else esc(str(url or "")[:120])
+    )
+    return (
+        f'<div class="ts-ph">{icon("link")}'
+        f"<b>URL only · no image bytes</b><span>{link or 'no url either'}</span></div>"
+    )
+
+
+def _text_html(row: dict[str, Any]) -> str:
+    caption = row.get("caption")
+    if caption:
+        cap = f'<div class="ts-cap" title="{esc(caption)}">{esc(caption[:CAPTION_CHARS])}</div>'
+    else:
+        cap = '<div class="ts-cap ts-none">no caption</div>'
+    meta = (
+        f'<div class="ts-meta" title="key {esc(row.get("key"))}"><code>{esc(row.get("key"))}'
+        f"</code> · {esc(fmt.dims(row.get('width'), row.get('height')))}"
+        + (f" · {esc(str(row.get('format')).upper())}" if row.get("format") else "")
+        + "</div>"
+    )
+    href = safe_href(row.get("url"))
+    if href and row.get("storage") != "url":  # url-only cards show the url in the image box
+        second = (
+            f'<div class="ts-meta">{icon("link")}<a href="{esc(href)}" title="{esc(href)}" '
+            f'target="_blank" rel="noopener noreferrer nofollow">{esc(href)}</a></div>'
+        )
+    else:
+        second = (
+            f'<div class="ts-meta" title="source shard">{icon("inventory_2")}'
+            f"{esc(row.get('shard'))}</div>"
+        )
+    return f'<div class="ts-text">{cap}{meta}{second}</div>'
+
+
+def _open(row_id: int) -> None:
+    st.session_state[OPEN] = int(row_id)
+
+
+def card(name: str, row: dict[str, Any], store: str, mtime_ns: int) -> None:
+    rid = int(row["row_id"])
+    with st.container(border=True, key=f"card-{rid}"):
+        data, error = thumb(store, rid, mtime_ns, row)
+        if data:
+            st.image(data, width="stretch", alt=(row.get("caption") or "")[:200])
+        else:
+            st.markdown(_placeholder_html(row, error), unsafe_allow_html=True)
+        st.markdown(_text_html(row), unsafe_allow_html=True)
+        st.button(
+            "Details",
+            key=f"detail-{rid}",
+            icon=":material/open_in_full:",
+            width="stretch",
+            on_click=_open,
+            args=(rid,),
+        )
+
+
+def grid(name: str, rows: list[dict[str, Any]], ncols: int) -> None:
+    """Cards in rows of ``ncols`` (every row is its own set of columns, so cards line up)."""
+    store, mtime = str(state.store_file(name)), state.store_mtime(name)
+    st.session_state[PAGE_IDS] = [int(r["row_id"]) for r in rows]
+    with st.container(key="tsgrid"):
+        for start in range(0, len(rows), ncols):
+            cols = st.columns(ncols, gap="small")
+            for col, row in zip(cols, rows[start : start + ncols], strict=False):
+                with col:
+                    card(name, row, store, mtime)
+    maybe_open_detail(name)
+
+
+# -- the detail view ---------------------------------------------------------------------------
+
+
+def _source_html(row: dict[str, Any]) -> str:
+    storage, path = row.get("storage"), row.get("path")
+    if storage == "tar":
+        off, size = row.get("byte_offset") or 0, row.get("byte_size") or 0
+        return (
+            f"tar member at byte offset {off:,} ({esc(fmt.size(size))}) of <code>{esc(path)}</code>"
+        )
+    if storage == "file":
+        return f"image file <code>{esc(path)}</code>"
+    if storage == "parquet":
+        return f"row {esc(row.get('src_row'))} of parquet <code>{esc(path)}</code>"
+    return "none: the source gave only a URL (Tailscope never fetches from the web)"
+
+
+def _step(delta: int) -> None:
+    ids = st.session_state.get(PAGE_IDS) or []
+    rid = st.session_state.get(DETAIL)
+    if rid in ids:
+        i = ids.index(rid) + delta
+        if 0 <= i < len(ids):
+            st.session_state[DETAIL] = ids[i]
+
+
+def _facts_html(row: dict[str, Any]) -> str:
+    items = [
+        ("Size", esc(fmt.dims(row.get("width"), row.get("height")))),
+        ("Format", esc((row.get("format") or "—").upper())),
+        ("File size", esc(fmt.size(row.get("file_size")))),
+        ("Shard", f"<code>{esc(row.get('shard'))}</code>"),
+        ("Bytes", _source_html(row)),
+    ]
+    href = safe_href(row.get("url"))
+    if href:
+        items.append(
+            (
+                "URL",
+                f'<a href="{esc(href)}" target="_blank" '
+                f'rel="noopener noreferrer nofollow">{esc(href)}</a>',
+            )
+        )
+    elif row.get("url"):
+        items.append(("URL", esc(row.get("url"))))
+    if row.get("sha256"):
+        items.append(("SHA-256", f"<code>{esc(str(row['sha256'])[:16])}…</code>"))
+    return (
+        '<div class="ts-kv">'
+        + "".join(f"<div>{k}</div><div>{v}</div>" for k, v in items)
+        + ("</div>")
+    )
+
+
+@st.dialog("Row details", width="large")
+def _detail(name: str) -> None:
+    rid = st.session_state.get(DETAIL)
+    con = state.connection(name)
+    row = browse.row(con, rid)
+    if row is None:
+        st.warning(f"Row {rid} is no longer in `{name}` (was the dataset rebuilt?).")
+        return
+    ids = st.session_state.get(PAGE_IDS) or []
+    pos = ids.index(rid) if rid in ids else -1
+    head, nav = st.columns([3, 2], vertical_alignment="center")
+    head.markdown(
+        f'<div class="ts-key">{esc(row.get("key"))} <span>row_id {rid}'
+        + (f" · {pos + 1} of {len(ids)} on this page" if pos >= 0 else "")
+        + "</span></div>",
+        unsafe_allow_html=True,
+    )
+    with nav, st.container(horizontal=True, horizontal_alignment="right", gap="small"):
+        st.button(
+            "Previous",
+            icon=":material/chevron_left:",
+            key="dlg-prev",
+            disabled=pos <= 0,
+            on_click=_step,
+            args=(-1,),
+        )
+        st.button(
+            "Next",
+            icon=":material/chevron_right:",
+            icon_position="right",
+            key="dlg-next",
+            disabled=pos < 0 or pos >= len(ids) - 1,
+            on_click=_step,
+            args=(1,),
+        )
+    left, right = st.columns([11, 9], gap="medium")
+    with left:
+        data, error = preview(str(state.store_file(name)), int(rid), state.store_mtime(name), row)
+        if data:
+            with st.container(key="dlg-img"):
+                st.image(data, width="content", alt=(row.get("caption") or "")[:200])
+        else:
+            st.markdown(
+                _placeholder_html(row, error).replace('"ts-ph', '"ts-ph ts-ph-big'),
+                unsafe_allow_html=True,
+            )
+    with right:
+        st.markdown(
+            '<div class="ts-meta" style="margin-bottom:.2rem">CAPTION</div>'
+            f'<div class="ts-caption-full">{esc(row.get("caption")) or "—"}</div>',
+            unsafe_allow_html=True,
+        )
+        st.markdown(_facts_html(row), unsafe_allow_html=True)
+        if data:
+            st.download_button(
+                "Download original",
+                data=lambda: media.image_bytes(row) or b"",
+                file_name=_file_name(row),
+                icon=":material/download:",
+                on_click="ignore",
+                key="dlg-download",
+            )
+    types = state.facts(name)["columns"]
+    table = pd.DataFrame(
+        {
+            "column": list(row),
+            "value": [None if v is None else str(v) for v in row.values()],
+            "type": [types.get(k, "") for k in row],
+        }
+    )
+    st.markdown(
+        f'<div class="ts-meta" style="margin-top:.4rem">ALL {len(table)} COLUMNS</div>',
+        unsafe_allow_html=True,
+    )
+    st.dataframe(
+        table,
+        hide_index=True,
+        width="stretch",
+        height=min(38 + 35 * len(table), 420),
+        column_config={
+            "column": st.column_config.TextColumn("Column", width="small"),
+            "value": st.column_config.TextColumn("Value", width="large"),
+            "type": st.column_config.TextColumn("Type", width="small"),
+        },
+    )
+
+
+def _file_name(row: dict[str, Any]) -> str:
+    ext = {"jpeg": "jpg"}.get((row.get("format") or "").lower(), row.get("format") or "bin")
+    key = str(row.get("key") or row.get("row_id")).replace("/", "_")
+    return f"{key}.{ext}"
+
+
+def maybe_open_detail(name: str) -> None:
+    """Open the dialog when a card's button asked for it (once; closing it ends it)."""
+    rid = st.session_state.pop(OPEN, None)
+    if rid is not None:
+        st.session_state[DETAIL] = rid
+        _detail(name)

@@ -1,0 +1,131 @@
+"""The filter widgets of Browse: they read the stored Selection and return the edited one.
+
+A range equal to the column's full span is no filter at all, so an untouched slider never
+narrows the selection (nor hides rows whose value is missing).
+"""
+
+from __future__ import annotations
+
+import math
+from decimal import Decimal
+from typing import Any
+
+import streamlit as st
+
+from backend.selection import Selection
+from ui import fmt, state
+
+K_TEXT = state.FILTER_PREFIX + "text"
+K_SHARDS = state.FILTER_PREFIX + "shards"
+K_EXTRA = state.FILTER_PREFIX + "extra"
+OWN_CONTROLS = ("width", "height")  # numeric columns with their own slider
+
+
+def _range_key(col: str) -> str:
+    return f"{state.FILTER_PREFIX}range::{col}"
+
+
+def _num(v: Any) -> int | float | None:
+    if v is None:
+        return None
+    if isinstance(v, Decimal):
+        return float(v)
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+def _seed(key: str, value: Any) -> None:
+    if key not in st.session_state:
+        st.session_state[key] = value
+
+
+def _range_slider(
+    col: str, label: str, bounds: tuple[Any, Any], current: tuple[Any, Any] | None
+) -> tuple[Any, Any] | None:
+    """A slider over the column's [min, max]; returns a range, or None for "everything"."""
+    lo, hi = _num(bounds[0]), _num(bounds[1])
+    if lo is None or hi is None:
+        st.caption(f"**{label}**: no values")
+        return None
+    if lo == hi:
+        st.caption(f"**{label}**: every row has {fmt.num(lo)}")
+        return None
+    is_int = isinstance(lo, int) and isinstance(hi, int)
+    if not is_int:
+        lo, hi = float(lo), float(hi)
+    cur_lo = lo if current is None or current[0] is None else _num(current[0])
+    cur_hi = hi if current is None or current[1] is None else _num(current[1])
+    cast = int if is_int else float
+    value = (cast(min(max(cur_lo, lo), hi)), cast(max(min(cur_hi, hi), lo)))
+    key = _range_key(col)
+    _seed(key, value)
+    step = 1 if is_int else (hi - lo) / 200
+    picked = st.slider(
+        label,
+        min_value=lo,
+        max_value=hi,
+        step=step,
+        key=key,
+        format="%d" if is_int else "%.4g",
+    )
+    if tuple(picked) == (lo, hi):
+        return None
+    return (picked[0], picked[1])
+
+
+def sidebar(name: str) -> Selection:
+    """Draw the filters in the sidebar and return the Selection they describe."""
+    sel = state.selection(name)
+    facts = state.facts(name)
+    ranges_info: dict[str, tuple[Any, Any]] = facts["ranges"]
+    shard_counts = dict(facts["shards"])
+    ranges: dict[str, tuple[Any, Any]] = {}
+    with st.sidebar:
+        st.markdown("#### Filters")
+        _seed(K_TEXT, sel.text)
+        text = st.text_input(
+            "Caption contains",
+            key=K_TEXT,
+            placeholder="words, e.g. red car",
+            help="Every word must appear in the caption (case-insensitive).",
+            icon=":material/search:",
+        )
+        for col, label in (("width", "Width (px)"), ("height", "Height (px)")):
+            if col in ranges_info:
+                r = _range_slider(col, label, ranges_info[col], sel.ranges.get(col))
+                if r:
+                    ranges[col] = r
+
+        if len(shard_counts) > 1 or sel.shards:
+            _seed(K_SHARDS, [s for s in sel.shards if s in shard_counts])
+            shards = st.multiselect(
+                "Source shards",
+                list(shard_counts),
+                key=K_SHARDS,
+                format_func=lambda s: f"{s}  ({fmt.num(shard_counts.get(s))})",
+                placeholder=f"all {len(shard_counts)} shards",
+            )
+        else:
+            shards = []
+
+        extra_cols = [c for c in facts["numeric"] if c not in OWN_CONTROLS]
+        if extra_cols:
+            _seed(K_EXTRA, [c for c in sel.ranges if c in extra_cols])
+            chosen = st.multiselect(
+                "Numeric column ranges",
+                extra_cols,
+                key=K_EXTRA,
+                placeholder="add a column to filter on",
+                help="Any numeric column of the dataset: pick one, then narrow its range.",
+            )
+            for col in chosen:
+                r = _range_slider(col, col, ranges_info[col], sel.ranges.get(col))
+                if r:
+                    ranges[col] = r
+    # Ranges on columns this dataset does not have (set by another page) are kept, so that
+    # the backend can say what is wrong with them instead of the filter silently vanishing.
+    for col, r in sel.ranges.items():
+        if col not in ranges_info:
+            ranges[col] = r
+    return Selection(text=text.strip(), ranges=ranges, shards=list(shards))

@@ -1,0 +1,229 @@
+"""Session state shared by every page: the active dataset, its Selection and the page cursor,
+plus the cached read-only connection and summary of a dataset's store.
+
+Canonical values live under ``ts.*`` keys; widgets use their own ``w.*`` keys and are seeded
+from the canonical values each time they are drawn, so state survives page switches (Streamlit
+drops the state of widgets that a page does not draw).
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import streamlit as st
+from streamlit.errors import StreamlitAPIException
+
+from backend import browse, catalog, paths
+from backend.selection import Selection
+from ui import style
+
+DATASET = "ts.dataset"
+SELECTIONS = "ts.selections"  # dataset name -> Selection
+CURSOR = "ts.cursor"  # {"after": row_id} or {"before": row_id}
+PAGE_NO = "ts.page_no"
+W_DATASET = "w.dataset"
+FILTER_PREFIX = "w.f."  # keys of the filter widgets on Browse
+
+HOME_PAGE = "app.py"
+BROWSE_PAGE = "pages/1_Browse.py"
+
+
+def setup_page(title: str) -> None:
+    """Page config, theme CSS and the sidebar navigation; call first on every page."""
+    st.set_page_config(
+        page_title=f"{title} · Tailscope" if title != "Tailscope" else title,
+        page_icon="🔭",
+        layout="wide",
+        initial_sidebar_state="expanded",
+    )
+    style.inject()
+    with st.sidebar:
+        st.html(style.brand_html())
+        try:
+            st.page_link(HOME_PAGE, label="Datasets", icon=":material/dataset:")
+            st.page_link(BROWSE_PAGE, label="Browse", icon=":material/grid_view:")
+        except StreamlitAPIException:  # a page run on its own (tests): no other pages known
+            pass
+
+
+# -- the store ---------------------------------------------------------------------------------
+
+
+def store_file(name: str) -> Path:
+    return paths.store_path(name, paths.workspace())
+
+
+def store_mtime(name: str) -> int:
+    try:
+        return store_file(name).stat().st_mtime_ns
+    except FileNotFoundError:
+        return 0
+
+
+class _Connections:
+    """One read-only connection per store file, shared by every session of the server.
+
+    DuckDB keeps one database instance per path and process: while any connection to a store
+    is open, connecting again returns the *old* instance even after a build swapped a new file
+    in. So when a store's mtime changes, the old connection (and with it every cursor made from
+    it) is closed before the new file is opened.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.held: dict[str, tuple[int, duckdb.DuckDBPyConnection]] = {}
+
+    def cursor(self, name: str, store: Path, mtime_ns: int) -> duckdb.DuckDBPyConnection:
+        from backend.store import connect
+
+        key = str(store)
+        with self.lock:
+            held = self.held.get(key)
+            if held is None or held[0] != mtime_ns:
+                if held is not None:
+                    held[1].close()
+                    del self.held[key]
+                self.held[key] = (mtime_ns, connect(name, store.parent.parent))
+            return self.held[key][1].cursor()
+
+
+@st.cache_resource(show_spinner=False)
+def _connections() -> _Connections:
+    return _Connections()
+
+
+def connection(name: str) -> duckdb.DuckDBPyConnection:
+    """A cursor on the shared connection of ``name``'s store (one cursor per script run).
+
+    Raises :class:`backend.store.StoreMissing` when the dataset is not built.
+    """
+    return _connections().cursor(name, store_file(name), store_mtime(name))
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _summary(name: str, store: str, mtime_ns: int) -> dict[str, Any]:
+    return catalog.summary(name, Path(store).parent.parent)
+
+
+def summary(name: str) -> dict[str, Any]:
+    connection(name).close()  # first retire a stale connection, or the summary reads old data
+    return _summary(name, str(store_file(name)), store_mtime(name))
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _facts(name: str, store: str, mtime_ns: int) -> dict[str, Any]:
+    """Column facts the filter widgets need, read once per store version."""
+    con = connection(name)
+    numeric = browse.numeric_columns(con)
+    ranges = {c: browse.column_range(con, c) for c in numeric}
+    return {
+        "columns": browse.columns(con),
+        "numeric": numeric,
+        "ranges": ranges,
+        "shards": browse.shard_counts(con),
+    }
+
+
+def facts(name: str) -> dict[str, Any]:
+    return _facts(name, str(store_file(name)), store_mtime(name))
+
+
+# -- the active dataset ------------------------------------------------------------------------
+
+
+def datasets() -> list[str]:
+    return paths.list_datasets(paths.workspace())
+
+
+def set_active(name: str) -> None:
+    """Make ``name`` active (from a callback): the picker is re-seeded on the next run."""
+    if st.session_state.get(DATASET) != name:
+        st.session_state[DATASET] = name
+        clear_filter_widgets()
+        reset_cursor()
+    st.session_state.pop(W_DATASET, None)
+
+
+def _on_pick() -> None:
+    set_active(st.session_state[W_DATASET])
+
+
+def dataset_picker() -> str | None:
+    """The sidebar selector of the active dataset; returns its name, or None if there is none."""
+    names = datasets()
+    ss = st.session_state
+    with st.sidebar:
+        if not names:
+            st.caption(f"No datasets in `{paths.workspace()}` yet.")
+            return None
+        if ss.get(DATASET) not in names:
+            wanted = st.query_params.get("dataset")
+            ss[DATASET] = wanted if wanted in names else names[0]
+            clear_filter_widgets()
+            reset_cursor()
+        if ss.get(W_DATASET) not in names:
+            ss[W_DATASET] = ss[DATASET]
+        st.selectbox(
+            "Active dataset",
+            names,
+            key=W_DATASET,
+            on_change=_on_pick,
+            help="Shared by every page. Add datasets with `python -m backend build`.",
+        )
+        name = ss[DATASET]
+        st.caption(f"Workspace `{paths.workspace()}`")
+    if st.query_params.get("dataset") != name:
+        st.query_params["dataset"] = name
+    return name
+
+
+# -- the selection and the cursor --------------------------------------------------------------
+
+
+def selection(name: str) -> Selection:
+    return st.session_state.setdefault(SELECTIONS, {}).get(name) or Selection()
+
+
+def set_selection(name: str, sel: Selection) -> None:
+    """Store ``sel`` for ``name``; a changed selection starts again at the first page."""
+    sels = st.session_state.setdefault(SELECTIONS, {})
+    if sels.get(name) != sel:
+        sels[name] = sel
+        reset_cursor()
+
+
+def clear_filter_widgets() -> None:
+    for key in [k for k in st.session_state if str(k).startswith(FILTER_PREFIX)]:
+        del st.session_state[key]
+
+
+def clear_selection(name: str) -> None:
+    """Callback: drop every filter of ``name``."""
+    set_selection(name, Selection())
+    clear_filter_widgets()
+
+
+def cursor() -> dict[str, int]:
+    return st.session_state.get(CURSOR) or {"after": -1}
+
+
+def page_no() -> int:
+    return int(st.session_state.get(PAGE_NO, 1))
+
+
+def reset_cursor() -> None:
+    st.session_state[CURSOR] = {"after": -1}
+    st.session_state[PAGE_NO] = 1
+
+
+def go_next(last_row_id: int) -> None:
+    st.session_state[CURSOR] = {"after": int(last_row_id)}
+    st.session_state[PAGE_NO] = page_no() + 1
+
+
+def go_previous(first_row_id: int) -> None:
+    st.session_state[CURSOR] = {"before": int(first_row_id)}
+    st.session_state[PAGE_NO] = max(1, page_no() - 1)
