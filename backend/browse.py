@@ -88,5 +88,10 @@ def row(con: duckdb.DuckDBPyConnection, row_id: int) -> dict[str, Any] | None:
     return rows[0] if rows else None
 
 
-def rejects(con: duckdb.DuckDBPyConnection, limit: int = 1000) -> list[dict[str, Any]]:
-    return _rows(con.execute("SELECT * FROM rejects ORDER BY reason, shard, key LIMIT ?", [limit]))
+def rejects(
+    con: duckdb.DuckDBPyConnection, limit: int = 1000, reason: str | None = None
+) -> list[dict[str, Any]]:
+    """Rejected items (all, or those with one ``reason``), ordered by reason, shard, key."""
+    where, params = ("reason = ?", [reason]) if reason else ("TRUE", [])
+    sql = f"SELECT * FROM rejects WHERE {where} ORDER BY reason, shard, key LIMIT ?"
+    return _rows(con.execute(sql, [*params, limit]))

@@ -8,6 +8,7 @@ so a failed build never damages a good one.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import shutil
 import time
@@ -209,7 +210,8 @@ def build(
             if progress:
                 progress(done, len(shards), rows_read)
     else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        ctx = multiprocessing.get_context("forkserver")  # safe inside threaded servers
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
             futures = [pool.submit(ingest_shard, fmt, shards[i], i, shards_dir) for i in todo]
             for fut in as_completed(futures):
                 kept, rejected = fut.result()
@@ -307,6 +309,24 @@ def _gather_vectors(shards_dir: Path, out: Path, order: dict, n: int) -> dict[st
     return dims
 
 
+def _swap_store(new_store: Path, ds_dir: Path) -> None:
+    """Give the new store its own file name, then atomically repoint ``store.duckdb`` at it.
+
+    DuckDB keeps one database instance per file path in a process; a fresh path per build means
+    a long-running app sees the new build on its next connect, while queries already running on
+    the old file finish undisturbed (the old file is unlinked, not overwritten).
+    """
+    final = ds_dir / f"store-{time.time_ns()}.duckdb"
+    os.replace(new_store, final)
+    link = ds_dir / ".store.duckdb.link"
+    link.unlink(missing_ok=True)
+    link.symlink_to(final.name)
+    os.replace(link, ds_dir / "store.duckdb")
+    for old in ds_dir.glob("store-*.duckdb"):
+        if old != final:
+            old.unlink(missing_ok=True)
+
+
 def _finish(
     name: str, ds_dir: Path, staging: Path, src: Path, fmt: str, record: dict, counts: dict
 ) -> None:
@@ -334,7 +354,7 @@ def _finish(
         con.execute("INSERT INTO build_manifest VALUES (?, ?)", ["manifest", json.dumps(manifest)])
     finally:
         con.close()
-    os.replace(staging / "store.duckdb", ds_dir / "store.duckdb")
+    _swap_store(staging / "store.duckdb", ds_dir)
     old = ds_dir / "embeddings"
     if (staging / "embeddings").is_dir():
         if old.exists():

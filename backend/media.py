@@ -59,4 +59,9 @@ def _parquet_cell(path: Path, src_row: int) -> bytes | None:
 def thumb(row: dict[str, Any], size: int = 256) -> bytes | None:
     """A JPEG thumbnail of the row's image, or None when there are no bytes."""
     data = image_bytes(row)
-    return thumbnail(data, size) if data else None
+    if not data:
+        return None
+    try:
+        return thumbnail(data, size)
+    except (OSError, ValueError, SyntaxError) as e:
+        raise MediaError(f"image of row {row.get('row_id')} no longer decodes: {e}") from e

@@ -1,7 +1,9 @@
 """The DuckDB store of one dataset: ``samples``, ``rejects`` and ``build_manifest``.
 
 The app only ever opens stores read-only with external access off; builds write a new file
-aside and swap it in (see :mod:`backend.ingest`).
+aside and swap it in (see :mod:`backend.ingest`). ``store.duckdb`` is a symlink to the current
+build's own file, because DuckDB hands back an already-open database instance for a path it has
+open in this process: a new path per build is what makes a rebuilt store visible.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ def connect(name: str, root: Path | None = None) -> duckdb.DuckDBPyConnection:
             + (" or `python -m backend demo`" if name == "demo" else "")
         )
     return duckdb.connect(
-        str(path),
+        str(path.resolve()),  # each build has its own file: see ingest._swap_store
         read_only=True,
         config={
             "enable_external_access": False,

@@ -66,10 +66,9 @@ def store_mtime(name: str) -> int:
 class _Connections:
     """One read-only connection per store file, shared by every session of the server.
 
-    DuckDB keeps one database instance per path and process: while any connection to a store
-    is open, connecting again returns the *old* instance even after a build swapped a new file
-    in. So when a store's mtime changes, the old connection (and with it every cursor made from
-    it) is closed before the new file is opened.
+    Each build has its own store file (``store.duckdb`` is a symlink to it), so when the
+    store's mtime changes a new connection is opened; the old one is dropped, not closed, so
+    queries other sessions are running on it finish on the old file.
     """
 
     def __init__(self) -> None:
@@ -83,9 +82,6 @@ class _Connections:
         with self.lock:
             held = self.held.get(key)
             if held is None or held[0] != mtime_ns:
-                if held is not None:
-                    held[1].close()
-                    del self.held[key]
                 self.held[key] = (mtime_ns, connect(name, store.parent.parent))
             return self.held[key][1].cursor()
 
