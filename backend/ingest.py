@@ -342,13 +342,20 @@ def _finish(
         "models": {},
     }
     if counts["vectors"]:
+        given = f"given by source ({fmt})"
+        kinds = {
+            k: {"given_by_source": True, "model": given, "dim": d, "rows": counts["rows"]}
+            for k, d in counts["vectors"].items()
+        }
         manifest["steps"]["embed"] = {
             "status": "done",
             "params": {"given_by_source": True},
-            "dims": counts["vectors"],
+            "kinds": kinds,
+            "cross_modal": set(kinds) == {"img", "text"},
             "finished_at": record["finished_at"],
         }
-        manifest["models"]["embeddings"] = f"given by source ({fmt})"
+        names = {"img": "image", "text": "text"}
+        manifest["models"].update({names[k]: given for k in kinds})
     con = duckdb.connect(str(staging / "store.duckdb"))
     try:
         con.execute("INSERT INTO build_manifest VALUES (?, ?)", ["manifest", json.dumps(manifest)])

@@ -59,3 +59,15 @@ def step_record(params: dict[str, Any], started: str, seconds: float, **summary:
         "seconds": round(seconds, 3),
         **summary,
     }
+
+
+def update_manifest(
+    path: Path, step: str, record: dict[str, Any], models: dict | None = None
+) -> dict:
+    """Record one finished build step (and the models it used) in the manifest at ``path``."""
+    manifest = read_manifest(path)
+    manifest.setdefault("steps", {})[step] = record
+    if models:
+        manifest.setdefault("models", {}).update(models)
+    write_json_atomic(path, manifest)
+    return manifest
