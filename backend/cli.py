@@ -79,6 +79,112 @@ def cmd_demo(args: argparse.Namespace) -> int:
     finally:
         bar.close()
     _print_build(result, args.json)
+    if not args.no_embed:
+        _run_embed_index(name, args)
+    return 0
+
+
+def _step_bars():
+    """One tqdm bar per named part of a step (embedding kinds, indexes)."""
+    bars: dict[str, tqdm] = {}
+
+    def update(part: str, done: int, total: int) -> None:
+        bar = bars.get(part) or bars.setdefault(
+            part, tqdm(desc=part, total=total, file=sys.stderr, dynamic_ncols=True)
+        )
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    return bars, update
+
+
+def _run_embed_index(name: str, args: argparse.Namespace) -> None:
+    from backend.embed import embed
+    from backend.search import build_indexes
+
+    bars, update = _step_bars()
+    try:
+        rec = embed(
+            name,
+            mode=args.model,
+            clip_model=args.clip_model,
+            clip_pretrained=args.clip_pretrained,
+            clip_checkpoint=args.clip_checkpoint,
+            device=args.device,
+            batch_size=args.batch_size,
+            rebuild=getattr(args, "rebuild", False),
+            progress=update,
+        )
+    finally:
+        for b in bars.values():
+            b.close()
+    if rec.get("clip_unavailable"):
+        print(
+            f"note: {rec['clip_unavailable']}\n      Using the packaged models instead: "
+            "caption search by meaning and image-to-image similarity; no text-to-image.",
+            file=sys.stderr,
+        )
+    for kind, info in rec["kinds"].items():
+        print(
+            f"embedded {kind}: {info.get('model')} (dim {info.get('dim')}, "
+            f"{info.get('rows_per_s', '-')} rows/s)"
+        )
+    bars, update = _step_bars()
+    try:
+        built = build_indexes(name, progress=update)
+    finally:
+        for b in bars.values():
+            b.close()
+    for kind, meta in built["faiss"].items():
+        print(f"indexed {kind}: {meta.get('factory')} over {meta.get('n')} rows")
+    print(f"keyword index: {built['keyword'].get('docs')} captions")
+
+
+def cmd_embed(args: argparse.Namespace) -> int:
+    _run_embed_index(args.name, args)
+    return 0
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from backend.search import build_indexes
+
+    bars, update = _step_bars()
+    try:
+        built = build_indexes(args.name, progress=update)
+    finally:
+        for b in bars.values():
+            b.close()
+    for kind, meta in built["faiss"].items():
+        print(f"indexed {kind}: {meta.get('factory')} over {meta.get('n')} rows")
+    print(f"keyword index: {built['keyword'].get('docs')} captions")
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from backend.search import Searcher
+
+    s = Searcher(args.name)
+    if args.text is not None:
+        res = s.text(args.text, k=args.k)
+    elif args.keywords is not None:
+        res = s.keywords(args.keywords, k=args.k)
+    elif args.image is not None:
+        res = s.image(Path(args.image).read_bytes(), k=args.k)
+    else:
+        res = s.like_row(args.row, k=args.k)
+    out = [
+        {"row_id": h["row_id"], "score": round(h["score"], 4), "caption": h["caption"]}
+        for h in res.hits
+    ]
+    if args.json:
+        print(json.dumps(out, indent=2, ensure_ascii=False))
+    else:
+        for note in res.notes:
+            print(f"note: {note}", file=sys.stderr)
+        print(f"{len(out)} results from {res.space} in {res.seconds * 1000:.0f} ms")
+        for h in out:
+            print(f"{h['row_id']:>9}  {h['score']:.3f}  {h['caption']}")
     return 0
 
 
@@ -132,6 +238,40 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--json", action="store_true")
     d.set_defaults(func=cmd_demo)
 
+    for sp in (d,):
+        sp.add_argument("--no-embed", action="store_true", help="skip the embed and index steps")
+    e = sub.add_parser("embed", help="embed images and captions, then build the search indexes")
+    e.add_argument("name")
+    e.add_argument("--rebuild", action="store_true", help="re-embed with another model")
+    e.set_defaults(func=cmd_embed)
+    for sp in (d, e):
+        sp.add_argument(
+            "--model",
+            default="auto",
+            choices=("auto", "clip", "packaged"),
+            help="auto: CLIP when its weights load, else the packaged models",
+        )
+        sp.add_argument("--clip-model", default=None, help="open_clip model (ViT-B-32)")
+        sp.add_argument("--clip-pretrained", default=None, help="tag (laion2b_s34b_b79k)")
+        sp.add_argument("--clip-checkpoint", default=None, help="local open_clip weights file")
+        sp.add_argument("--device", default=None, help="cpu or cuda (default: cuda if present)")
+        sp.add_argument("--batch-size", type=int, default=None)
+
+    x = sub.add_parser("index", help="build the FAISS and keyword indexes of NAME")
+    x.add_argument("name")
+    x.set_defaults(func=cmd_index)
+
+    s = sub.add_parser("search", help="search NAME; prints the best rows")
+    s.add_argument("name")
+    q = s.add_mutually_exclusive_group(required=True)
+    q.add_argument("--text", help="semantic search (text→image with CLIP, else captions)")
+    q.add_argument("--keywords", help="BM25 keyword search over captions")
+    q.add_argument("--image", help="path of an image to find look-alikes of")
+    q.add_argument("--row", type=int, help="row id: more like this")
+    s.add_argument("-k", type=int, default=10)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_search)
+
     i = sub.add_parser("info", help="row, reject and step counts of dataset NAME")
     i.add_argument("name")
     i.add_argument("--json", action="store_true")
@@ -147,6 +287,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.func(args)
-    except (SourceError, paths.BadName, FileNotFoundError) as e:
+    except (SourceError, paths.BadName, FileNotFoundError, ValueError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -1,0 +1,214 @@
+"""Search a dataset: by text, image, row ("more like this") or keywords, within a Selection.
+
+Ties the pieces together: the embed step's models (from the manifest), the FAISS indexes of
+each embedding kind, the keyword index, and the Selection's row ids as a filter.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from backend import index as vindex
+from backend import keyword, paths
+from backend.embed import describe, load_vectors
+from backend.manifest import now, update_manifest
+from backend.models import Encoder, ModelUnavailable, load_clip, load_effnet, load_minilm
+from backend.selection import Selection
+from backend.store import connect
+
+KINDS = ("img", "text")
+
+
+class SearchError(ValueError):
+    """A query that cannot run: empty, unknown row, missing step. The message says what to do."""
+
+
+def index_path(name: str, kind: str, root: Path | None = None) -> Path:
+    return paths.dataset_dir(name, root) / "index" / f"{kind}.faiss"
+
+
+def build_indexes(
+    name: str, root: Path | None = None, progress: Callable[[str, int, int], None] | None = None
+) -> dict[str, Any]:
+    """FAISS index for each embedding kind and the keyword index; recorded in the manifest."""
+    t0, started = time.perf_counter(), now()
+    kinds = describe(name, root).get("kinds", {})
+    if not kinds:
+        raise SearchError(f"{name!r} has no embeddings: run `python -m backend embed {name}`")
+    built: dict[str, Any] = {}
+    for kind, info in kinds.items():
+        vectors = load_vectors(name, kind, root)
+        plan = vindex.choose(*vectors.shape)
+        idx = vindex.build(
+            vectors, plan, progress=(lambda d, n, k=kind: progress(k, d, n)) if progress else None
+        )
+        meta = {"model": info.get("model"), "dataset": name, "kind": kind}
+        built[kind] = vindex.save(idx, index_path(name, kind, root), meta)
+    kw = keyword.build_dataset(
+        name, root, (lambda d, n: progress("keyword", d, n)) if progress else None
+    )
+    record = {
+        "status": "done",
+        "params": {"kinds": sorted(built)},
+        "faiss": built,
+        "keyword": kw,
+        "started_at": started,
+        "finished_at": now(),
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
+    update_manifest(paths.manifest_path(name, root), "index", record)
+    return record
+
+
+@lru_cache(maxsize=8)
+def encoder_for(model_name: str) -> Encoder:
+    """Load the encoder a manifest names (cached per process)."""
+    if model_name.startswith("open_clip:"):
+        arch, _, tag = model_name.removeprefix("open_clip:").partition("/")
+        if tag.endswith((".pt", ".bin", ".safetensors")):
+            raise ModelUnavailable(f"{model_name} came from a local checkpoint; load it yourself")
+        return load_clip(arch, tag or None)
+    if model_name.startswith("sentence-transformers/all-MiniLM-L6-v2"):
+        return load_minilm()
+    if model_name.startswith("efficientnet-lite0"):
+        return load_effnet()
+    raise ModelUnavailable(f"no encoder for {model_name!r} (embeddings given by the source?)")
+
+
+@dataclass
+class Result:
+    hits: list[dict[str, Any]]
+    space: str  # which vectors were searched, in words
+    seconds: float
+    notes: list[str] = field(default_factory=list)
+
+
+class Searcher:
+    """One dataset's search entry points; cheap to keep around (the app caches it)."""
+
+    def __init__(self, name: str, root: Path | None = None) -> None:
+        self.name, self.root = name, root
+        self.embed = describe(name, root)
+        self._indexes: dict[str, Any] = {}
+
+    def _index(self, kind: str):
+        if kind not in self._indexes:
+            path = index_path(self.name, kind, self.root)
+            model = self.embed.get("kinds", {}).get(kind, {}).get("model")
+            idx, _ = vindex.load(path, mmap=False, expect_model=model, name=self.name)
+            self._indexes[kind] = (idx, load_vectors(self.name, kind, self.root))
+        return self._indexes[kind]
+
+    def _allowed(self, sel: Selection | None) -> np.ndarray | None:
+        if sel is None or sel.is_empty():
+            return None
+        from backend.browse import columns
+
+        con = connect(self.name, self.root)
+        try:
+            where, params = sel.where(columns(con))
+            ids = con.execute(
+                f"SELECT row_id FROM samples WHERE {where} ORDER BY row_id", params
+            ).fetchnumpy()["row_id"]
+        finally:
+            con.close()
+        return np.asarray(ids, dtype=np.int64)
+
+    def _hits(self, ids: list[int], scores: list[float]) -> list[dict[str, Any]]:
+        from backend.browse import CARD_COLUMNS
+
+        if not ids:
+            return []
+        con = connect(self.name, self.root)
+        try:
+            cols = ", ".join(CARD_COLUMNS)
+            rows = con.execute(
+                f"SELECT {cols} FROM samples WHERE row_id IN (SELECT unnest(?::BIGINT[]))", [ids]
+            ).fetchall()
+        finally:
+            con.close()
+        by_id = {r[0]: dict(zip(CARD_COLUMNS, r, strict=True)) for r in rows}
+        return [
+            {**by_id[i], "score": float(s)} for i, s in zip(ids, scores, strict=True) if i in by_id
+        ]
+
+    def _vector_search(
+        self, kind: str, vec: np.ndarray, k: int, sel: Selection | None, exclude: int | None = None
+    ) -> tuple[list[int], list[float]]:
+        idx, vectors = self._index(kind)
+        allowed = self._allowed(sel)
+        scores, ids = vindex.search(
+            idx, vec[None], k + (1 if exclude is not None else 0), allowed=allowed, vectors=vectors
+        )
+        pairs = [
+            (int(i), float(s))
+            for i, s in zip(ids[0], scores[0], strict=True)
+            if i >= 0 and i != exclude
+        ][:k]
+        return [p[0] for p in pairs], [p[1] for p in pairs]
+
+    def text(self, query: str, k: int = 24, sel: Selection | None = None) -> Result:
+        """Semantic text search: text→image with CLIP, else text→caption (said in ``space``)."""
+        t0 = time.perf_counter()
+        if not query or not query.strip():
+            raise SearchError("type something to search for")
+        kinds = self.embed.get("kinds", {})
+        if not kinds:
+            raise SearchError(f"no embeddings yet: run `python -m backend embed {self.name}`")
+        notes = []
+        if self.embed.get("cross_modal"):
+            kind, space = "img", "images (CLIP text→image)"
+        else:
+            kind, space = "text", "captions (semantic text→caption)"
+            notes.append(
+                "Text→image search needs CLIP, which is not loaded for this dataset: "
+                + (self.embed.get("clip_unavailable") or "this dataset's embeddings are not CLIP.")
+                + " Searching caption meaning instead."
+            )
+        enc = encoder_for(kinds[kind]["model"])
+        ids, scores = self._vector_search(kind, enc.encode_texts([query.strip()])[0], k, sel)
+        return Result(self._hits(ids, scores), space, time.perf_counter() - t0, notes)
+
+    def image(self, data: bytes, k: int = 24, sel: Selection | None = None) -> Result:
+        """Images like an uploaded one."""
+        from backend.images import BadImage, probe
+
+        t0 = time.perf_counter()
+        try:
+            probe(data)
+        except BadImage as e:
+            raise SearchError(f"that file is not a usable image ({e})") from None
+        info = self.embed.get("kinds", {}).get("img")
+        if not info:
+            raise SearchError(f"no image embeddings: run `python -m backend embed {self.name}`")
+        vec = encoder_for(info["model"]).encode_images([data])[0]
+        ids, scores = self._vector_search("img", vec, k, sel)
+        return Result(self._hits(ids, scores), "images (image→image)", time.perf_counter() - t0)
+
+    def like_row(self, row_id: int, k: int = 24, sel: Selection | None = None) -> Result:
+        """More like this: the row's own image vector against all others."""
+        t0 = time.perf_counter()
+        _, vectors = self._index("img")
+        if not 0 <= int(row_id) < len(vectors):
+            raise SearchError(f"there is no row {row_id} (rows are 0..{len(vectors) - 1})")
+        vec = np.asarray(vectors[int(row_id)], dtype=np.float32)
+        ids, scores = self._vector_search("img", vec, k, sel, exclude=int(row_id))
+        return Result(self._hits(ids, scores), "images (more like this)", time.perf_counter() - t0)
+
+    def keywords(self, query: str, k: int = 24, sel: Selection | None = None) -> Result:
+        """BM25 keyword search over captions (phrases, +/-, prefix*)."""
+        t0 = time.perf_counter()
+        ix = keyword.KeywordIndex.open(keyword.index_dir(self.name, self.root))
+        hits = ix.search(query, k=k, allowed=self._allowed(sel))
+        return Result(
+            self._hits([h[0] for h in hits], [h[1] for h in hits]),
+            "captions (keywords, BM25)",
+            time.perf_counter() - t0,
+        )
