@@ -1,0 +1,85 @@
+"""Search end to end on the demo: known rows in, known rows out."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+from PIL import Image
+
+from backend.cli import main
+from backend.embed import embed
+from backend.search import Searcher, SearchError, build_indexes
+from backend.selection import Selection
+from backend.store import connect
+
+
+@pytest.fixture(scope="module")
+def searcher(demo_home):
+    mp = pytest.MonkeyPatch()
+    mp.setenv("TAILSCOPE_HOME", str(demo_home))
+    embed("demo", mode="packaged")
+    build_indexes("demo")
+    truth = json.loads((demo_home / "demo" / "source" / "ground_truth.json").read_text())
+    con = connect("demo")
+    keys = dict(con.execute("SELECT key, row_id FROM samples").fetchall())
+    yield Searcher("demo"), truth, keys
+    mp.undo()
+
+
+def test_more_like_this_shows_a_photos_twins_first(searcher):
+    s, truth, keys = searcher
+    con = connect("demo")
+    sha = dict(con.execute("SELECT row_id, sha256 FROM samples").fetchall())
+    for group in truth["near_duplicates"]:
+        if truth["samples"][group["original"]]["source"] == "synthetic":
+            continue
+        original = keys[group["original"]]
+        twins = {keys[k] for k in group["variants"] if k in keys}
+        twins |= {i for i, h in sha.items() if h == sha[original] and i != original}
+        got = [h["row_id"] for h in s.like_row(original, k=len(twins)).hits]
+        assert set(got) == twins, (group, got)
+        return
+    pytest.fail("the demo has no near-duplicate group of a real photo")
+
+
+def test_text_search_finds_caption_meaning_and_says_clip_is_missing(searcher):
+    s, truth, keys = searcher
+    res = s.text("a cup of espresso", k=3)
+    assert res.space.startswith("captions") and any("needs CLIP" in n for n in res.notes)
+    assert any(
+        "coffee" in h["caption"].lower() or "espresso" in h["caption"].lower() for h in res.hits[:2]
+    )
+
+
+def test_filters_apply_to_search(searcher):
+    s, truth, keys = searcher
+    sel = Selection(shards=["00001.tar"])
+    hits = s.text("three red circles", k=10, sel=sel).hits
+    assert len(hits) == 10 and {h["shard"] for h in hits} == {"00001.tar"}
+    kw = s.keywords("circle*", k=5, sel=Selection(text="red")).hits
+    assert len(kw) == 5 and all("red" in h["caption"].lower() for h in kw)
+
+
+def test_bad_queries_say_what_to_do(searcher, tmp_path):
+    s, _, _ = searcher
+    with pytest.raises(SearchError, match="type something"):
+        s.text("   ")
+    with pytest.raises(SearchError, match="no row"):
+        s.like_row(10**9)
+    with pytest.raises(SearchError, match="not a usable image"):
+        s.image(b"<html>not an image</html>")
+    out = io.BytesIO()
+    Image.new("RGB", (40, 40), "red").save(out, format="PNG")
+    assert len(s.image(out.getvalue(), k=4).hits) == 4
+
+
+def test_cli_search_json(searcher, capsys):
+    s, truth, keys = searcher
+    assert main(["search", "demo", "--keywords", '"grace hopper"', "-k", "3", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows and all("grace hopper" in r["caption"].lower() for r in rows)
+    assert set(rows[0]) == {"row_id", "score", "caption"}
+    assert main(["search", "demo", "--row", "-5"]) == 2
+    assert "no row" in capsys.readouterr().err
