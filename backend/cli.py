@@ -100,6 +100,7 @@ def _step_bars():
 
 
 def _run_embed_index(name: str, args: argparse.Namespace) -> None:
+    out = sys.stderr if getattr(args, "json", False) else sys.stdout  # keep --json stdout clean
     from backend.embed import embed
     from backend.search import build_indexes
 
@@ -128,7 +129,8 @@ def _run_embed_index(name: str, args: argparse.Namespace) -> None:
     for kind, info in rec["kinds"].items():
         print(
             f"embedded {kind}: {info.get('model')} (dim {info.get('dim')}, "
-            f"{info.get('rows_per_s', '-')} rows/s)"
+            f"{info.get('rows_per_s', '-')} rows/s)",
+            file=out,
         )
     bars, update = _step_bars()
     try:
@@ -137,8 +139,8 @@ def _run_embed_index(name: str, args: argparse.Namespace) -> None:
         for b in bars.values():
             b.close()
     for kind, meta in built["faiss"].items():
-        print(f"indexed {kind}: {meta.get('factory')} over {meta.get('n')} rows")
-    print(f"keyword index: {built['keyword'].get('docs')} captions")
+        print(f"indexed {kind}: {meta.get('factory')} over {meta.get('n')} rows", file=out)
+    print(f"keyword index: {built['keyword'].get('docs')} captions", file=out)
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
