@@ -6,8 +6,7 @@ import streamlit as st
 
 from ui import home, state, style
 
-state.setup_page("Tailscope")
-home.goto_browse_if_asked()
+state.setup_page("Tailscope", state.HOME_PAGE)
 active = state.dataset_picker()
 
 style.hero(

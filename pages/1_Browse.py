@@ -16,7 +16,7 @@ GRID_COLUMNS = (4, 5, 6)
 K_SIZE, K_COLS = "w.page_size", "w.grid_cols"
 SIZE, COLS = "ts.page_size", "ts.grid_cols"
 
-state.setup_page("Browse")
+state.setup_page("Browse", state.BROWSE_PAGE)
 name = state.dataset_picker()
 if name is None:
     style.hero("Browse", "Page through a dataset's images and captions.")
@@ -85,10 +85,12 @@ if matched == 0:
         selection_bar.render(name, sel)
     with st.container(border=True):
         st.markdown(
-            f'<div class="ts-empty"><div class="ts-empty-icon">{style.icon("search_off")}</div>'
-            "<h3>No rows match</h3>"
-            "<p>Nothing in this dataset satisfies every filter. Loosen a filter in the sidebar, "
-            "or clear them all.</p></div>",
+            style.empty_html(
+                "search_off",
+                "No rows match",
+                "Nothing in this dataset satisfies every filter. Loosen a filter in the sidebar, "
+                "or clear them all.",
+            ),
             unsafe_allow_html=True,
         )
         _, mid, _ = st.columns([2, 1, 2])

@@ -2,7 +2,9 @@
 
     .venv/bin/python tests/screenshot.py --home /tmp/uiws --dataset demo --out /tmp/shots
 
-Writes ``home.png``, ``browse.png``, ``detail.png`` (and ``filtered.png`` with ``--filter``).
+Writes ``home.png``, ``browse.png``, ``detail.png`` (and ``filtered.png`` with ``--filter``),
+and, when the dataset is embedded, ``search_keywords.png``, ``search_meaning.png`` and
+``search_similar.png`` (the queries: ``--keywords``, ``--meaning``).
 Also the helpers the Playwright tests use: :func:`serve` runs ``streamlit run app.py`` as a
 subprocess and stops it afterwards; :func:`wait_for_thumbs` waits until grid images loaded.
 """
@@ -120,7 +122,75 @@ def open_detail(page, index: int = 0, timeout_ms: int = 60_000):
     return dialog
 
 
-def capture(home: Path, out: Path, dataset: str | None, text_filter: str | None) -> list[Path]:
+def wait_for_results(page, expect: str, timeout_ms: int = 60_000) -> None:
+    """Wait until the Search summary line contains ``expect`` and every thumbnail loaded."""
+    page.wait_for_function(
+        """e => Array.from(document.querySelectorAll('.ts-count'))
+            .some(c => c.innerText.includes(e))""",
+        arg=expect,
+        timeout=timeout_ms,
+    )
+    wait_idle(page, timeout_ms)
+    page.wait_for_function(
+        """() => Array.from(document.querySelectorAll('[class*="st-key-card-"] img'))
+        .every(i => i.complete)""",
+        timeout=timeout_ms,
+    )
+
+
+def search(page, text: str, mode: str | None = None, timeout_ms: int = 60_000) -> None:
+    """On the Search page: pick the mode (its label, e.g. "Keywords"), type ``text``, submit,
+    and wait for the results of that kind."""
+    if mode:
+        page.locator('[data-testid="stButtonGroup"] button').filter(has_text=mode).click()
+        wait_idle(page, timeout_ms)
+    box = page.get_by_label("Query", exact=True)
+    box.fill(text)
+    box.press("Enter")
+    wait_for_results(page, f"for “{text}” from", timeout_ms)
+
+
+def click_similar(page, row_id: int, timeout_ms: int = 60_000) -> None:
+    """Click "Similar" on the card of ``row_id`` and wait for the more-like-this results."""
+    page.locator(f".st-key-similar-{row_id} button:visible").click()  # help: 2 buttons
+    page.get_by_text(f"Images like row {row_id}", exact=True).wait_for(timeout=timeout_ms)
+    wait_for_results(page, "more like this", timeout_ms)
+
+
+def capture_search(page, url: str, query: str, out: Path, keywords: str, meaning: str):
+    """Keyword results, Meaning results (with the CLIP banner when it applies), and more like
+    the first keyword result."""
+    saved = []
+    page.goto(f"{url}/Search{query}")
+    page.wait_for_selector('[class*="st-key-search-"], [class*="st-key-card-"]')
+    wait_idle(page)
+    if page.locator(".st-key-search-setup").count():  # not embedded: nothing to search
+        saved.append(out / "search_setup.png")
+        page.screenshot(path=saved[-1])
+        return saved
+    search(page, keywords, "Keywords")
+    saved.append(out / "search_keywords.png")
+    page.screenshot(path=saved[-1])
+    first = page.locator('[class*="st-key-similar-"]').first.get_attribute("class")
+    row_id = int(first.split("st-key-similar-")[1].split()[0])
+    search(page, meaning, "Meaning")
+    saved.append(out / "search_meaning.png")
+    page.screenshot(path=saved[-1])
+    search(page, keywords, "Keywords")
+    click_similar(page, row_id)
+    saved.append(out / "search_similar.png")
+    page.screenshot(path=saved[-1])
+    return saved
+
+
+def capture(
+    home: Path,
+    out: Path,
+    dataset: str | None,
+    text_filter: str | None,
+    keywords: str = '"grace hopper"',
+    meaning: str = "a cup of espresso",
+) -> list[Path]:
     from playwright.sync_api import sync_playwright
 
     exe = chromium_path()
@@ -164,6 +234,7 @@ def capture(home: Path, out: Path, dataset: str | None, text_filter: str | None)
                 wait_idle(page)
                 saved.append(out / "filtered.png")
                 page.screenshot(path=saved[-1])
+            saved += capture_search(page, url, query, out, keywords, meaning)
         finally:
             browser.close()
     return saved
@@ -177,8 +248,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--filter", dest="text_filter", help="also capture Browse with this caption filter"
     )
+    p.add_argument("--keywords", default='"grace hopper"', help="keyword query for Search")
+    p.add_argument("--meaning", default="a cup of espresso", help="Meaning query for Search")
     args = p.parse_args(argv)
-    for path in capture(args.home.resolve(), args.out, args.dataset, args.text_filter):
+    home = args.home.resolve()
+    shots = capture(home, args.out, args.dataset, args.text_filter, args.keywords, args.meaning)
+    for path in shots:
         print(path)
     return 0
 

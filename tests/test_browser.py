@@ -5,7 +5,9 @@ Skipped (with the reason) only when no Chromium is installed.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from conftest import PHOTOS, write_photo_folder
@@ -13,13 +15,18 @@ from screenshot import (
     CHROMIUM_ARGS,
     VIEWPORT,
     chromium_path,
+    click_similar,
     open_detail,
+    search,
     serve,
     wait_for_thumbs,
     wait_idle,
 )
 
+from backend.embed import embed
 from backend.ingest import build
+from backend.search import build_indexes
+from backend.store import connect
 
 pytestmark = pytest.mark.browser
 WAIT_MS = 60_000
@@ -39,7 +46,20 @@ def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def browser(app_url: str):
+def demo_url(demo_home: Path) -> Iterator[str]:
+    """The app on the session's demo workspace, embedded (packaged models) and indexed."""
+    if CHROMIUM is None:
+        pytest.skip("Chromium is not installed (no /usr/bin/chromium, none on PATH)")
+    embed("demo", root=demo_home, mode="packaged")
+    build_indexes("demo", root=demo_home)
+    with serve(demo_home, timeout=60) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if CHROMIUM is None:
+        pytest.skip("Chromium is not installed (no /usr/bin/chromium, none on PATH)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
@@ -117,3 +137,47 @@ def test_caption_filter_and_empty_state(app_url: str, page) -> None:
     page.get_by_role("button", name="Clear filters").click()
     wait_for_thumbs(page, len(PHOTOS), WAIT_MS)
     assert box.input_value() == ""
+
+
+def card_ids(page) -> list[int]:
+    """Row ids of the cards on screen, in grid order."""
+    return page.eval_on_selector_all(
+        '[class*="st-key-card-"]',
+        "els => els.map(e => parseInt(e.className.match(/st-key-card-(\\d+)/)[1]))",
+    )
+
+
+def test_search_then_similar_shows_the_twins(demo_home: Path, demo_url: str, page) -> None:
+    truth = json.loads((demo_home / "demo" / "source" / "ground_truth.json").read_text())
+    con = connect("demo", demo_home)
+    keys = dict(con.execute("SELECT key, row_id FROM samples").fetchall())
+    sha = dict(con.execute("SELECT row_id, sha256 FROM samples").fetchall())
+    caption = dict(con.execute("SELECT row_id, caption FROM samples").fetchall())
+    con.close()
+    group = next(  # the planted Grace Hopper twin: a real photo, watermarked
+        g
+        for g in truth["near_duplicates"]
+        if truth["samples"][g["original"]]["source"] != "synthetic"
+        and "grace hopper" in truth["samples"][g["original"]]["caption"].lower()
+    )
+    original = keys[group["original"]]
+    twins = {keys[k] for k in group["variants"]}
+    twins |= {i for i, h in sha.items() if h == sha[original] and i != original}
+
+    page.goto(f"{demo_url}/Search")
+    page.get_by_label("Query", exact=True).wait_for()
+    search(page, caption[original], timeout_ms=WAIT_MS)  # Meaning: the caption's own words
+    assert wait_for_thumbs(page, 24, WAIT_MS) == 24  # every result has its thumbnail
+    assert "Text→image search needs CLIP" in page.locator('[data-testid="stAlert"]').inner_text()
+    shown = card_ids(page)
+    assert original in shown[:4], shown[:8]
+    caps = page.locator('[class*="st-key-card-"] .ts-cap').all_inner_texts()
+    assert caps[0] == caption[original]  # the same words are the closest meaning
+
+    click_similar(page, original, WAIT_MS)
+    head = page.locator('[class*="st-key-qhead-row"]').inner_text()
+    assert f"Images like row {original}" in head and caption[original] in head
+    assert wait_for_thumbs(page, len(twins), WAIT_MS) >= len(twins)
+    ids = card_ids(page)
+    assert set(ids[: len(twins)]) == twins and original not in ids, (twins, ids[:6])
+    assert "results from images (more like this)" in page.locator(".ts-count").inner_text()

@@ -47,7 +47,7 @@ def preview(
 # -- the grid ----------------------------------------------------------------------------------
 
 
-def _placeholder_html(row: dict[str, Any], error: str | None) -> str:
+def placeholder_html(row: dict[str, Any], error: str | None) -> str:
     if error:
         return (
             f'<div class="ts-ph ts-err">{icon("broken_image")}'
@@ -67,14 +67,15 @@ def _placeholder_html(row: dict[str, Any], error: str | None) -> str:
     )
 
 
-def _text_html(row: dict[str, Any]) -> str:
+def _text_html(row: dict[str, Any], score_html: str = "") -> str:
     caption = row.get("caption")
     if caption:
         cap = f'<div class="ts-cap" title="{esc(caption)}">{esc(caption[:CAPTION_CHARS])}</div>'
     else:
         cap = '<div class="ts-cap ts-none">no caption</div>'
     meta = (
-        f'<div class="ts-meta" title="key {esc(row.get("key"))}"><code>{esc(row.get("key"))}'
+        f'<div class="ts-meta" title="key {esc(row.get("key"))}">{score_html}'
+        f"<code>{esc(row.get('key'))}"
         f"</code> · {esc(fmt.dims(row.get('width'), row.get('height')))}"
         + (f" · {esc(str(row.get('format')).upper())}" if row.get("format") else "")
         + "</div>"
@@ -93,39 +94,85 @@ def _text_html(row: dict[str, Any]) -> str:
     return f'<div class="ts-text">{cap}{meta}{second}</div>'
 
 
-def _open(row_id: int) -> None:
+def open_detail(row_id: int) -> None:
+    """Callback: open the detail dialog of ``row_id`` on this run."""
     st.session_state[OPEN] = int(row_id)
 
 
-def card(name: str, row: dict[str, Any], store: str, mtime_ns: int) -> None:
+def _score_html(row: dict[str, Any], rank: int | None, label: str) -> str:
+    """The rank and score of a search hit (empty for a Browse card)."""
+    if "score" not in row:
+        return ""
+    score = float(row["score"])
+    shown = f"{score:.2f}" if abs(score) <= 1 else f"{score:.1f}"
+    return (
+        f'<span class="ts-score" title="#{rank or "?"} · {esc(label)}">'
+        f"{f'<i>#{rank}</i>' if rank else ''}<b>{shown}</b></span>"
+    )
+
+
+def _similar_from_dialog(row_id: int) -> None:
+    """Callback: "more like this" from the dialog, as a full rerun (a dialog's button reruns
+    only the dialog), which closes it and switches to Search."""
+    state.search_like(row_id)
+    st.rerun()
+
+
+def card(
+    name: str,
+    row: dict[str, Any],
+    store: str,
+    mtime_ns: int,
+    similar: bool = False,
+    rank: int | None = None,
+    score_label: str = "score",
+) -> None:
     rid = int(row["row_id"])
     with st.container(border=True, key=f"card-{rid}"):
         data, error = thumb(store, rid, mtime_ns, row)
         if data:
             st.image(data, width="stretch", alt=(row.get("caption") or "")[:200])
         else:
-            st.markdown(_placeholder_html(row, error), unsafe_allow_html=True)
-        st.markdown(_text_html(row), unsafe_allow_html=True)
-        st.button(
-            "Details",
-            key=f"detail-{rid}",
-            icon=":material/open_in_full:",
-            width="stretch",
-            on_click=_open,
-            args=(rid,),
-        )
+            st.markdown(placeholder_html(row, error), unsafe_allow_html=True)
+        st.markdown(_text_html(row, _score_html(row, rank, score_label)), unsafe_allow_html=True)
+        with st.container(horizontal=True, gap="xsmall", key=f"acts-{rid}"):
+            st.button(
+                "Details",
+                key=f"detail-{rid}",
+                icon=None if similar else ":material/open_in_full:",  # two fit without icons
+                width="stretch",
+                on_click=open_detail,
+                args=(rid,),
+            )
+            if similar:
+                st.button(
+                    "≈ Similar",
+                    key=f"similar-{rid}",
+                    width="stretch",
+                    help="More like this: images that look like this one",
+                    on_click=state.search_like,
+                    args=(rid,),
+                )
 
 
-def grid(name: str, rows: list[dict[str, Any]], ncols: int) -> None:
-    """Cards in rows of ``ncols`` (every row is its own set of columns, so cards line up)."""
+def grid(name: str, rows: list[dict[str, Any]], ncols: int, score_label: str = "score") -> None:
+    """Cards in rows of ``ncols`` (every row is its own set of columns, so cards line up).
+
+    Search hits (rows with a ``score``) show their rank and score (``score_label`` says what
+    the number is); every card has a "Similar" button when the dataset has image embeddings.
+    """
     store, mtime = str(state.store_file(name)), state.store_mtime(name)
+    similar = state.has_image_vectors(name)
     st.session_state[PAGE_IDS] = [int(r["row_id"]) for r in rows]
     with st.container(key="tsgrid"):
         for start in range(0, len(rows), ncols):
             cols = st.columns(ncols, gap="small")
-            for col, row in zip(cols, rows[start : start + ncols], strict=False):
+            for i, (col, row) in enumerate(
+                zip(cols, rows[start : start + ncols], strict=False), start=start + 1
+            ):
                 with col:
-                    card(name, row, store, mtime)
+                    rank = i if "score" in row else None
+                    card(name, row, store, mtime, similar, rank, score_label)
     maybe_open_detail(name)
 
 
@@ -226,7 +273,7 @@ def _detail(name: str) -> None:
                 st.image(data, width="content", alt=(row.get("caption") or "")[:200])
         else:
             st.markdown(
-                _placeholder_html(row, error).replace('"ts-ph', '"ts-ph ts-ph-big'),
+                placeholder_html(row, error).replace('"ts-ph', '"ts-ph ts-ph-big'),
                 unsafe_allow_html=True,
             )
     with right:
@@ -236,15 +283,25 @@ def _detail(name: str) -> None:
             unsafe_allow_html=True,
         )
         st.markdown(_facts_html(row), unsafe_allow_html=True)
-        if data:
-            st.download_button(
-                "Download original",
-                data=lambda: media.image_bytes(row) or b"",
-                file_name=_file_name(row),
-                icon=":material/download:",
-                on_click="ignore",
-                key="dlg-download",
-            )
+        with st.container(horizontal=True, gap="small"):
+            if data:
+                st.download_button(
+                    "Download original",
+                    data=lambda: media.image_bytes(row) or b"",
+                    file_name=_file_name(row),
+                    icon=":material/download:",
+                    on_click="ignore",
+                    key="dlg-download",
+                )
+            if state.has_image_vectors(name):
+                st.button(
+                    "Similar images",
+                    icon=":material/image_search:",
+                    key="dlg-similar",
+                    help="More like this: images that look like this one",
+                    on_click=_similar_from_dialog,
+                    args=(int(rid),),
+                )
     types = state.facts(name)["columns"]
     table = pd.DataFrame(
         {

@@ -15,19 +15,11 @@ from ui.style import esc, icon
 
 DEMO_ROWS = 5000
 REJECTS_SHOWN = 1000
-GOTO = "ts.goto_browse"
 
 
 def _browse(name: str) -> None:
     state.set_active(name)
-    st.session_state[GOTO] = True
-
-
-def goto_browse_if_asked() -> None:
-    """Switch to Browse after a card's button made its dataset active (not allowed in a
-    callback, so the callback leaves a flag)."""
-    if st.session_state.pop(GOTO, False):
-        st.switch_page(state.BROWSE_PAGE)
+    state.go_to(state.BROWSE_PAGE)
 
 
 def _steps_html(info: dict[str, Any]) -> str:

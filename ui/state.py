@@ -17,6 +17,8 @@ import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
 from backend import browse, catalog, paths
+from backend.embed import describe
+from backend.search import Searcher
 from backend.selection import Selection
 from ui import style
 
@@ -26,13 +28,25 @@ CURSOR = "ts.cursor"  # {"after": row_id} or {"before": row_id}
 PAGE_NO = "ts.page_no"
 W_DATASET = "w.dataset"
 FILTER_PREFIX = "w.f."  # keys of the filter widgets on Browse
+LIKE_ROW = "ts.search.row"  # row id of a "more like this" query; the Search page runs it
+GOTO = "ts.goto"  # a page a callback asked for (callbacks cannot switch pages themselves)
 
 HOME_PAGE = "app.py"
 BROWSE_PAGE = "pages/1_Browse.py"
+SEARCH_PAGE = "pages/2_Search.py"
 
 
-def setup_page(title: str) -> None:
-    """Page config, theme CSS and the sidebar navigation; call first on every page."""
+def go_to(page: str) -> None:
+    """From a callback: switch to ``page`` at the start of the next run."""
+    st.session_state[GOTO] = page
+
+
+def setup_page(title: str, page: str) -> None:
+    """Page config, theme CSS and the sidebar navigation; call first on every page (``page``:
+    this page's path). Follows a switch to another page that a callback asked for."""
+    target = st.session_state.pop(GOTO, None)
+    if target and target != page:
+        st.switch_page(target)
     st.set_page_config(
         page_title=f"{title} · Tailscope" if title != "Tailscope" else title,
         page_icon="🔭",
@@ -45,6 +59,7 @@ def setup_page(title: str) -> None:
         try:
             st.page_link(HOME_PAGE, label="Datasets", icon=":material/dataset:")
             st.page_link(BROWSE_PAGE, label="Browse", icon=":material/grid_view:")
+            st.page_link(SEARCH_PAGE, label="Search", icon=":material/search:")
         except StreamlitAPIException:  # a page run on its own (tests): no other pages known
             pass
 
@@ -125,6 +140,78 @@ def _facts(name: str, store: str, mtime_ns: int) -> dict[str, Any]:
 
 def facts(name: str) -> dict[str, Any]:
     return _facts(name, str(store_file(name)), store_mtime(name))
+
+
+def manifest_mtime(name: str) -> int:
+    try:
+        return paths.manifest_path(name, paths.workspace()).stat().st_mtime_ns
+    except FileNotFoundError:
+        return 0
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _embed_info(name: str, root: str, mtime_ns: int) -> dict[str, Any]:
+    return describe(name, Path(root))
+
+
+def embed_info(name: str) -> dict[str, Any]:
+    """The embed step's record of ``name`` (empty before it ran), read once per manifest."""
+    return _embed_info(name, str(paths.workspace()), manifest_mtime(name))
+
+
+def has_image_vectors(name: str) -> bool:
+    """Whether "more like this" can run: the dataset has image embeddings."""
+    return bool(embed_info(name).get("kinds", {}).get("img"))
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _searcher(name: str, root: str, store_mtime_ns: int, manifest_mtime_ns: int) -> Searcher:
+    return Searcher(name, Path(root))
+
+
+def _tiny_png() -> bytes:
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (8, 8), "gray").save(out, format="PNG")
+    return out.getvalue()
+
+
+@st.cache_resource(
+    max_entries=32, show_spinner="Loading the search model and index (once per server)…"
+)
+def _warm(name: str, root: str, store_mtime_ns: int, manifest_mtime_ns: int, kind: str) -> bool:
+    """Load what a kind of query needs by running a throwaway one, so that the first real
+    query's latency is the query's own. Errors are not cached: the real query reports them."""
+    s = _searcher(name, root, store_mtime_ns, manifest_mtime_ns)
+    if kind == "meaning":
+        s.text("warm up", k=1)
+    elif kind == "row":
+        s.like_row(0, k=1)
+    elif kind == "image":
+        s.image(_tiny_png(), k=1)
+    return True  # keywords: the index opens in milliseconds
+
+
+def searcher(name: str, ready_for: str | None = None) -> Searcher:
+    """The dataset's Searcher, shared by every session of the server; its models and indexes
+    load once (with a spinner, for the kind of query ``ready_for`` names) and stay loaded
+    until the store or the manifest changes."""
+    key = (name, str(paths.workspace()), store_mtime(name), manifest_mtime(name))
+    if ready_for:
+        try:
+            _warm(*key, ready_for)
+        except Exception:  # noqa: BLE001 - the real query raises it again, with its message
+            pass
+    return _searcher(*key)
+
+
+def search_like(row_id: int) -> None:
+    """Callback: show the rows like ``row_id`` on the Search page (switching to it)."""
+    st.session_state[LIKE_ROW] = int(row_id)
+    go_to(SEARCH_PAGE)
 
 
 # -- the active dataset ------------------------------------------------------------------------

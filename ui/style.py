@@ -130,6 +130,25 @@ h1, h2, h3 {{ letter-spacing: -0.01em; }}
 .ts-caption-full {{ font-size: 1.02rem; line-height: 1.5; background: var(--ts-soft);
   border-radius: 8px; padding: .75rem .9rem; color: #1f2333; white-space: pre-wrap;
   word-break: break-word; }}
+/* ---- search ---- */
+.ts-score {{ display: inline-block; font-size: .7rem; line-height: 1rem; padding: 0 .4rem;
+  margin-right: .3rem; border-radius: 999px; background: #eef0fd; color: #3b36b5;
+  vertical-align: .05em; }}
+.ts-score b {{ font-weight: 650; }}
+.ts-score i {{ font-style: normal; opacity: .7; margin-right: .3rem; }}
+[class*="st-key-acts-"] {{ flex-wrap: nowrap !important; }}
+[class*="st-key-acts-"] > [data-testid="stElementContainer"] {{ flex: 1 1 0 !important;
+  min-width: 0 !important; width: auto !important; }}
+[class*="st-key-acts-"] .stButton button {{ padding: .05rem .3rem; gap: .2rem; }}
+.ts-hint {{ font-size: .8rem; color: var(--ts-muted); margin-top: -.35rem; }}
+.ts-hint code {{ font-size: .76rem; color: #3b36b5; background: #eef0fd; padding: .05rem .3rem;
+  border-radius: 4px; margin: 0 .1rem; }}
+.ts-qhead {{ font-size: .76rem; color: var(--ts-muted); letter-spacing: .03em;
+  text-transform: uppercase; }}
+.ts-qtitle {{ font-size: 1.25rem; font-weight: 650; color: #1d2035; margin: .05rem 0 .3rem 0; }}
+.ts-qcap {{ font-size: .98rem; line-height: 1.45; color: #1f2333; word-break: break-word; }}
+[class*="st-key-qimg"] img {{ max-height: 150px; width: auto !important; object-fit: contain;
+  border-radius: 8px; background: var(--ts-soft); }}
 .ts-src {{ font-size: .84rem; color: #3d4257; }}
 .ts-src code {{ word-break: break-all; }}
 </style>
@@ -147,6 +166,14 @@ def esc(value: object) -> str:
 def icon(name: str) -> str:
     """A Material Symbols icon (the font Streamlit ships) as inline HTML."""
     return f'<span class="ts-i" aria-hidden="true">{esc(name)}</span>'
+
+
+def empty_html(icon_name: str, title: str, body_html: str) -> str:
+    """The centred icon, title and text of an empty state (``body_html`` is already safe)."""
+    return (
+        f'<div class="ts-empty"><div class="ts-empty-icon">{icon(icon_name)}</div>'
+        f"<h3>{esc(title)}</h3><p>{body_html}</p></div>"
+    )
 
 
 def brand_html() -> str:

@@ -1,0 +1,146 @@
+"""Search: rows by caption meaning, by keywords, like an uploaded image, or like a row, always
+within the filters of the sidebar (the same Selection as Browse)."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from backend import browse
+from backend.index import VectorIndexError
+from backend.keyword import KeywordIndexMissing, KeywordQueryError
+from backend.models import ModelUnavailable
+from backend.search import SearchError
+from backend.selection import BadSelection
+from backend.store import StoreMissing
+from ui import cards, filters, search, selection_bar, state, style
+
+state.setup_page("Search", state.SEARCH_PAGE)
+name = state.dataset_picker()
+if name is None:
+    style.hero("Search", "Find rows by meaning, keywords or a look-alike image.")
+    st.info(
+        "There is no dataset to search yet. Build one from the home page, or run "
+        "`python -m backend demo`.",
+        icon=":material/info:",
+    )
+    st.page_link(state.HOME_PAGE, label="Go to Datasets", icon=":material/arrow_back:")
+    st.stop()
+
+try:
+    con = state.connection(name)
+    info = state.summary(name)
+except StoreMissing as e:
+    st.error(str(e), icon=":material/error:")
+    st.stop()
+
+sel = filters.sidebar(name)
+state.set_selection(name, sel)
+embed = state.embed_info(name)
+search.seed()
+ss = st.session_state
+
+head, tools = st.columns([3, 2], vertical_alignment="bottom")
+with head:
+    style.hero(
+        f"Search · {name}",
+        "By caption meaning, by keywords, or by a look-alike image, within the sidebar filters.",
+    )
+with tools, st.container(horizontal=True, horizontal_alignment="right", gap="medium"):
+    st.segmented_control(
+        "Results", search.K_CHOICES, key=search.W_K, on_change=search.on_k, required=True
+    )
+
+if not embed.get("kinds"):
+    search.needs_embeddings(name)
+    st.stop()
+
+st.segmented_control(
+    "Search by",
+    list(search.MODES),
+    format_func=search.MODES.get,
+    key=search.W_MODE,
+    on_change=search.on_mode,
+    required=True,
+    label_visibility="collapsed",
+)
+mode = ss[search.MODE]
+if mode == "image":
+    st.file_uploader(
+        "Find look-alikes of an image",
+        type=search.IMAGE_TYPES,
+        key=search.W_UPLOAD,
+        on_change=search.on_upload,
+        help="The image stays on this server, in your session only.",
+    )
+else:
+    with st.container(horizontal=True, vertical_alignment="bottom", gap="small"):
+        st.text_input(
+            "Query",
+            key=search.W_TEXT,
+            on_change=search.on_text,
+            placeholder="describe it, e.g. a cup of espresso"
+            if mode == "meaning"
+            else 'words or "a phrase", e.g. "grace hopper"',
+            label_visibility="collapsed",
+            icon=":material/search:",
+        )
+        st.button("Search", type="primary", key="search-go", on_click=search.on_text)
+    if mode == "keywords":
+        st.markdown(
+            '<div class="ts-hint">Syntax: <code>"exact phrase"</code> <code>+must</code> '
+            "<code>-not</code> <code>prefix*</code> · every other word may match, best first"
+            "</div>",
+            unsafe_allow_html=True,
+        )
+    elif not embed.get("cross_modal"):
+        search.clip_banner(name, embed)
+
+kind, query = search.current()
+k = int(ss[search.K])
+if kind == "row":
+    search.like_row_head(name, query, browse.row(con, query))
+elif kind == "image" and query:
+    search.upload_head(query)
+
+if query is None:
+    search.prompt(kind, info["rows"])
+    st.stop()
+
+try:
+    result = search.run(name, kind, query, k, sel)
+except BadSelection as e:
+    st.error(f"This filter cannot be applied: {e}", icon=":material/filter_alt_off:")
+    st.button(
+        "Clear filters",
+        icon=":material/filter_alt_off:",
+        on_click=state.clear_selection,
+        args=(name,),
+        key="bad-clear",
+    )
+    st.stop()
+except (SearchError, KeywordQueryError) as e:
+    search.problem(str(e), setup="python -m backend" in str(e))
+    st.stop()
+except (VectorIndexError, KeywordIndexMissing, ModelUnavailable, FileNotFoundError) as e:
+    search.problem(str(e), setup=True)
+    st.stop()
+
+within = None if sel.is_empty() else browse.count(con, sel)
+with st.container(horizontal=True, vertical_alignment="center", gap="small"):
+    st.markdown(
+        search.summary_html(
+            result, within, info["rows"], query if isinstance(query, str) else None
+        ),
+        unsafe_allow_html=True,
+        width="content",
+    )
+    selection_bar.render(name, sel)
+for note in result.notes:
+    if "CLIP" not in note:  # the banner above already says it, with what to do
+        st.caption(note)
+
+if not result.hits:
+    search.no_results(name, kind, filtered=not sel.is_empty())
+    cards.maybe_open_detail(name)
+    st.stop()
+cards.grid(name, result.hits, int(ss.get("ts.grid_cols", 6)), search.SCORE_LABELS[kind])
