@@ -190,6 +190,8 @@ def embed(
                 kinds[kind] = old
                 continue
             kinds[kind] = _embed_kind(kind, enc, con, n, out_dir, batch, min(workers, 4), progress)
+            if clip_checkpoint and enc.id == "clip":
+                kinds[kind]["checkpoint"] = str(Path(clip_checkpoint).resolve())
     finally:
         con.close()
     record = {

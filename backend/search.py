@@ -68,12 +68,12 @@ def build_indexes(
 
 
 @lru_cache(maxsize=8)
-def encoder_for(model_name: str) -> Encoder:
-    """Load the encoder a manifest names (cached per process)."""
+def encoder_for(model_name: str, checkpoint: str | None = None) -> Encoder:
+    """Load the encoder a manifest names (cached per process); ``checkpoint`` for local CLIP."""
     if model_name.startswith("open_clip:"):
         arch, _, tag = model_name.removeprefix("open_clip:").partition("/")
-        if tag.endswith((".pt", ".bin", ".safetensors")):
-            raise ModelUnavailable(f"{model_name} came from a local checkpoint; load it yourself")
+        if checkpoint:
+            return load_clip(arch, None, checkpoint=checkpoint)
         return load_clip(arch, tag or None)
     if model_name.startswith("sentence-transformers/all-MiniLM-L6-v2"):
         return load_minilm()
@@ -172,7 +172,7 @@ class Searcher:
                 + (self.embed.get("clip_unavailable") or "this dataset's embeddings are not CLIP.")
                 + " Searching caption meaning instead."
             )
-        enc = encoder_for(kinds[kind]["model"])
+        enc = encoder_for(kinds[kind]["model"], kinds[kind].get("checkpoint"))
         ids, scores = self._vector_search(kind, enc.encode_texts([query.strip()])[0], k, sel)
         return Result(self._hits(ids, scores), space, time.perf_counter() - t0, notes)
 
@@ -188,7 +188,7 @@ class Searcher:
         info = self.embed.get("kinds", {}).get("img")
         if not info:
             raise SearchError(f"no image embeddings: run `python -m backend embed {self.name}`")
-        vec = encoder_for(info["model"]).encode_images([data])[0]
+        vec = encoder_for(info["model"], info.get("checkpoint")).encode_images([data])[0]
         ids, scores = self._vector_search("img", vec, k, sel)
         return Result(self._hits(ids, scores), "images (image→image)", time.perf_counter() - t0)
 

@@ -177,3 +177,23 @@ def test_demo_near_duplicates_are_nearest_neighbours(demo_home, effnet, minilm, 
             assert want <= set(order[: len(want)]), (r, want, order[:5])
             checked += 1
     assert checked >= 10
+
+
+def test_clip_from_checkpoint_serves_text_to_image_search(
+    workspace, photo_folder, tiny_clip, tmp_path
+):
+    """Plumbing only (random weights): a checkpoint-loaded CLIP is reloaded by search."""
+    import torch
+
+    from backend.search import Searcher, build_indexes
+
+    ckpt = tmp_path / "clip.pt"
+    torch.save(tiny_clip.model.state_dict(), ckpt)
+    build("ck", photo_folder, workers=1)
+    record = embed(
+        "ck", mode="clip", clip_model="tiny-test-clip", clip_checkpoint=str(ckpt), workers=0
+    )
+    assert record["cross_modal"] and record["kinds"]["img"]["checkpoint"] == str(ckpt)
+    build_indexes("ck")
+    res = Searcher("ck").text("a cat", k=5)
+    assert res.space.startswith("images (CLIP") and len(res.hits) == 5 and not res.notes

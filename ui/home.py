@@ -204,6 +204,20 @@ def build_demo() -> None:
                 workers=1,
                 progress=_throttled(ing_bar, "shards"),
             )
+            from backend.embed import embed
+            from backend.search import build_indexes
+
+            st.write("Embedding images and captions (CLIP if its weights load, else packaged)")
+            bars: dict = {}
+
+            def embed_progress(part: str, done: int, total: int) -> None:
+                if part not in bars:
+                    bars[part] = _throttled(st.progress(0.0), part)
+                bars[part](done, total)
+
+            embed("demo", root=root, progress=embed_progress, workers=0)
+            st.write("Building the search indexes")
+            build_indexes("demo", root=root, progress=embed_progress)
         except Exception as e:  # show any failure in the page, not as a traceback
             status.update(label=f"Building the demo failed: {e}", state="error")
             return
