@@ -8,35 +8,16 @@ import streamlit as st
 
 from backend import browse
 from backend.selection import BadSelection
-from backend.store import StoreMissing
-from ui import cards, filters, selection_bar, state, style
+from ui import cards, page, selection_bar, state, style
 
 PAGE_SIZES = (24, 48, 96)
 GRID_COLUMNS = (4, 5, 6)
 K_SIZE, K_COLS = "w.page_size", "w.grid_cols"
 SIZE, COLS = "ts.page_size", "ts.grid_cols"
 
-state.setup_page("Browse", state.BROWSE_PAGE)
-name = state.dataset_picker()
-if name is None:
-    style.hero("Browse", "Page through a dataset's images and captions.")
-    st.info(
-        "There is no dataset to browse yet. Build one from the home page, or run "
-        "`python -m backend demo`.",
-        icon=":material/info:",
-    )
-    st.page_link(state.HOME_PAGE, label="Go to Datasets", icon=":material/arrow_back:")
-    st.stop()
-
-try:
-    con = state.connection(name)
-    info = state.summary(name)
-except StoreMissing as e:
-    st.error(str(e), icon=":material/error:")
-    st.stop()
-
-sel = filters.sidebar(name)
-state.set_selection(name, sel)
+name, con, info, sel = page.open_dataset(
+    "Browse", state.BROWSE_PAGE, "Page through a dataset's images and captions.", "browse"
+)
 
 ss = st.session_state
 ss.setdefault(SIZE, 48)
@@ -93,16 +74,7 @@ if matched == 0:
             ),
             unsafe_allow_html=True,
         )
-        _, mid, _ = st.columns([2, 1, 2])
-        mid.button(
-            "Clear filters",
-            icon=":material/filter_alt_off:",
-            type="primary",
-            width="stretch",
-            on_click=state.clear_selection,
-            args=(name,),
-            key="empty-clear",
-        )
+        selection_bar.clear_button(name, "empty-clear")
     st.stop()
 
 cur = state.cursor()

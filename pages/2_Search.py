@@ -11,30 +11,11 @@ from backend.keyword import KeywordIndexMissing, KeywordQueryError
 from backend.models import ModelUnavailable
 from backend.search import SearchError
 from backend.selection import BadSelection
-from backend.store import StoreMissing
-from ui import cards, filters, search, selection_bar, state, style
+from ui import cards, page, search, selection_bar, state, style
 
-state.setup_page("Search", state.SEARCH_PAGE)
-name = state.dataset_picker()
-if name is None:
-    style.hero("Search", "Find rows by meaning, keywords or a look-alike image.")
-    st.info(
-        "There is no dataset to search yet. Build one from the home page, or run "
-        "`python -m backend demo`.",
-        icon=":material/info:",
-    )
-    st.page_link(state.HOME_PAGE, label="Go to Datasets", icon=":material/arrow_back:")
-    st.stop()
-
-try:
-    con = state.connection(name)
-    info = state.summary(name)
-except StoreMissing as e:
-    st.error(str(e), icon=":material/error:")
-    st.stop()
-
-sel = filters.sidebar(name)
-state.set_selection(name, sel)
+name, con, info, sel = page.open_dataset(
+    "Search", state.SEARCH_PAGE, "Find rows by meaning, keywords or a look-alike image.", "search"
+)
 embed = state.embed_info(name)
 search.seed()
 ss = st.session_state

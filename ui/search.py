@@ -15,7 +15,7 @@ import streamlit as st
 
 from backend.search import Result
 from backend.selection import Selection
-from ui import fmt, state
+from ui import fmt, selection_bar, state
 from ui.style import empty_html, esc, icon
 
 MODE, TEXT, IMAGE, K = "ts.search.mode", "ts.search.text", "ts.search.image", "ts.search.k"
@@ -245,16 +245,7 @@ def no_results(name: str, kind: str, filtered: bool) -> None:
     with st.container(border=True, key="search-none"):
         st.markdown(empty_html("search_off", "No results", esc(why + tip)), unsafe_allow_html=True)
         if filtered:
-            _, mid, _ = st.columns([2, 1, 2])
-            mid.button(
-                "Clear filters",
-                icon=":material/filter_alt_off:",
-                type="primary",
-                width="stretch",
-                on_click=state.clear_selection,
-                args=(name,),
-                key="search-none-clear",
-            )
+            selection_bar.clear_button(name, "search-none-clear")
 
 
 def _head(key: str, image: bytes | None, placeholder: str, text_html: str) -> Any:

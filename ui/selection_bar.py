@@ -32,6 +32,20 @@ def _set(name: str, sel: Selection) -> None:
     state.clear_filter_widgets()
 
 
+def clear_button(name: str, key: str) -> None:
+    """A centred "Clear filters" button, for empty results."""
+    _, mid, _ = st.columns([2, 1, 2])
+    mid.button(
+        "Clear filters",
+        icon=":material/filter_alt_off:",
+        type="primary",
+        width="stretch",
+        on_click=state.clear_selection,
+        args=(name,),
+        key=key,
+    )
+
+
 def count_html(matched: int | None, total: int) -> str:
     if matched is None:
         return f'<div class="ts-count"><span>{fmt.num(total)} rows</span></div>'
