@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -90,6 +90,28 @@ class Result:
     notes: list[str] = field(default_factory=list)
 
 
+KEYWORD_FILTER_MAX = 1_000_000
+
+
+def resolve_keywords(name: str, sel: Selection, root: Path | None = None) -> Selection:
+    """``sel`` with its keyword query turned into the matching row ids (sorted).
+
+    Raises :class:`backend.keyword.KeywordQueryError` for a bad query, KeywordIndexMissing when
+    the index is not built, and SearchError when the query matches too many rows to filter by.
+    """
+    if not sel.keywords.strip() or sel.keyword_ids is not None:
+        return sel
+    ix = keyword.KeywordIndex.open(keyword.index_dir(name, root))
+    n = ix.count(sel.keywords)
+    if n > KEYWORD_FILTER_MAX:
+        raise SearchError(
+            f"keywords {sel.keywords!r} match {n:,} rows; narrow them to at most "
+            f"{KEYWORD_FILTER_MAX:,} to use them as a filter"
+        )
+    ids = sorted(h[0] for h in ix.search(sel.keywords, k=n)) if n else []
+    return replace(sel, keyword_ids=tuple(ids))
+
+
 class Searcher:
     """One dataset's search entry points; cheap to keep around (the app caches it)."""
 
@@ -111,6 +133,7 @@ class Searcher:
             return None
         from backend.browse import columns
 
+        sel = resolve_keywords(self.name, sel, self.root)
         con = connect(self.name, self.root)
         try:
             where, params = sel.where(columns(con))

@@ -28,14 +28,22 @@ def is_numeric(duck_type: str) -> bool:
 
 @dataclass
 class Selection:
-    """Caption words (all must appear, case-insensitive), numeric ranges, and source shards."""
+    """Caption words (all must appear, case-insensitive), numeric ranges, source shards, and
+    a keyword query over the full-text index.
+
+    ``keywords`` is resolved to the matching row ids (``keyword_ids``) by
+    :func:`backend.search.resolve_keywords` before the Selection is compiled: the match comes
+    from the tantivy index, not from SQL.
+    """
 
     text: str = ""
     ranges: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
     shards: list[str] = field(default_factory=list)
+    keywords: str = ""
+    keyword_ids: tuple[int, ...] | None = field(default=None, repr=False, compare=False)
 
     def is_empty(self) -> bool:
-        return not (self.text.strip() or self.ranges or self.shards)
+        return not (self.text.strip() or self.ranges or self.shards or self.keywords.strip())
 
     def where(self, columns: dict[str, str]) -> tuple[str, list[Any]]:
         """SQL predicate and its parameters; ``columns`` maps column name to DuckDB type."""
@@ -60,6 +68,11 @@ class Selection:
         if self.shards:
             parts.append(f"shard IN ({', '.join('?' for _ in self.shards)})")
             params.extend(self.shards)
+        if self.keywords.strip():
+            if self.keyword_ids is None:
+                raise BadSelection("the keyword filter was not resolved against the index")
+            parts.append("row_id IN (SELECT unnest(?::BIGINT[]))")
+            params.append(list(self.keyword_ids))
         return (" AND ".join(parts) or "TRUE"), params
 
     def describe(self) -> list[str]:
@@ -73,4 +86,6 @@ class Selection:
             out.append(
                 "shard in " + ", ".join(self.shards[:3]) + ("…" if len(self.shards) > 3 else "")
             )
+        if self.keywords.strip():
+            out.append(f'keywords "{self.keywords.strip()}"')
         return out

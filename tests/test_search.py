@@ -83,3 +83,25 @@ def test_cli_search_json(searcher, capsys):
     assert set(rows[0]) == {"row_id", "score", "caption"}
     assert main(["search", "demo", "--row", "-5"]) == 2
     assert "no row" in capsys.readouterr().err
+
+
+def test_keyword_filter_composes_with_other_filters(searcher):
+    from backend import browse
+    from backend.search import resolve_keywords
+
+    s, truth, keys = searcher
+    con = connect("demo")
+    hopper = {
+        keys[k] for k, v in truth["samples"].items() if "grace hopper" in v["caption"].lower()
+    }
+    sel = resolve_keywords("demo", Selection(keywords='"grace hopper"'))
+    assert set(sel.keyword_ids) == hopper and browse.count(con, sel) == len(hopper)
+    narrower = resolve_keywords("demo", Selection(keywords='"grace hopper"', text="portrait"))
+    assert browse.count(con, narrower) == sum(
+        1 for i in hopper if "portrait" in browse.row(con, i)["caption"].lower()
+    )
+    with pytest.raises(Exception, match="not resolved"):
+        browse.count(con, Selection(keywords="hopper"))
+    # a Search within a keyword filter only returns matching rows
+    hits = s.text("an old portrait", k=5, sel=Selection(keywords='"grace hopper"')).hits
+    assert hits and {h["row_id"] for h in hits} <= hopper

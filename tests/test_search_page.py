@@ -265,3 +265,21 @@ def test_without_embeddings_search_says_how_and_cards_have_no_similar(
     run_ok(at)
     assert len([b for b in at.button if str(b.key).startswith("detail-")]) == 8
     assert not [b for b in at.button if str(b.key).startswith("similar-")]
+
+
+def test_browse_keyword_filter_uses_the_full_text_index(demo):
+    """Browse's "Caption keywords" box narrows to exactly the rows the index matches."""
+    home, truth, keys, _ = demo
+    hopper = {k for k, s in truth["samples"].items() if "grace hopper" in s["caption"].lower()}
+    at = run_ok(AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT))
+    at.switch_page(BROWSE)
+    run_ok(at)
+    at.text_input(key="w.f.keywords").input('"grace hopper"')
+    run_ok(at)
+    html = " ".join(m.value for m in at.markdown)
+    assert f"{len(hopper)} of" in re.sub(r"<[^>]+>", "", html)
+    assert "grace hopper" in html.lower()
+    assert any("keywords" in str(b.label) for b in at.button)  # its removable chip
+    at.text_input(key="w.f.keywords").input('"grace hopper" +zzzunknownword')
+    run_ok(at)
+    assert "No rows match" in " ".join(m.value for m in at.markdown)

@@ -12,11 +12,13 @@ from typing import Any
 
 import streamlit as st
 
+from backend import keyword, paths
 from backend.selection import Selection
 from ui import fmt, state
 
 K_TEXT = state.FILTER_PREFIX + "text"
 K_SHARDS = state.FILTER_PREFIX + "shards"
+K_KEYWORDS = state.FILTER_PREFIX + "keywords"
 K_EXTRA = state.FILTER_PREFIX + "extra"
 OWN_CONTROLS = ("width", "height")  # numeric columns with their own slider
 
@@ -91,6 +93,17 @@ def sidebar(name: str) -> Selection:
             help="Every word must appear in the caption (case-insensitive).",
             icon=":material/search:",
         )
+        keywords = ""
+        if keyword.index_dir(name, paths.workspace()).exists():
+            _seed(K_KEYWORDS, sel.keywords)
+            keywords = st.text_input(
+                "Caption keywords",
+                key=K_KEYWORDS,
+                placeholder='e.g. "red circle" -star',
+                help='Full-text index (BM25): whole words with stemming, "exact phrase", '
+                "+must, -not, prefix*. Any word may match unless you use + or quotes.",
+                icon=":material/manage_search:",
+            )
         for col, label in (("width", "Width (px)"), ("height", "Height (px)")):
             if col in ranges_info:
                 r = _range_slider(col, label, ranges_info[col], sel.ranges.get(col))
@@ -128,4 +141,6 @@ def sidebar(name: str) -> Selection:
     for col, r in sel.ranges.items():
         if col not in ranges_info:
             ranges[col] = r
-    return Selection(text=text.strip(), ranges=ranges, shards=list(shards))
+    return Selection(
+        text=text.strip(), ranges=ranges, shards=list(shards), keywords=keywords.strip()
+    )

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import duckdb
 import streamlit as st
 
+from backend import keyword, paths
 from backend.selection import Selection
 from backend.store import StoreMissing
 from ui import filters, state, style
@@ -36,4 +38,27 @@ def open_dataset(
         st.stop()
     sel = filters.sidebar(name)
     state.set_selection(name, sel)
-    return name, con, info, sel
+    return name, con, info, _resolved(name, sel)
+
+
+def _resolved(name: str, sel: Selection) -> Selection:
+    """The Selection with its keyword filter matched against the full-text index."""
+    from backend.search import SearchError
+
+    if not sel.keywords.strip():
+        return sel
+    try:
+        index_build = str(keyword.index_dir(name, paths.workspace()).resolve())
+        ids = _keyword_ids(name, sel.keywords, index_build)
+    except (keyword.KeywordError, SearchError) as e:
+        st.sidebar.error(str(e), icon=":material/error:")
+        return replace(sel, keywords="")
+    return replace(sel, keyword_ids=ids)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _keyword_ids(name: str, keywords: str, index_build: str) -> tuple[int, ...]:
+    from backend.search import resolve_keywords
+
+    resolved = resolve_keywords(name, Selection(keywords=keywords), paths.workspace())
+    return resolved.keyword_ids or ()

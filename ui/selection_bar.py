@@ -24,6 +24,9 @@ def _parts(sel: Selection) -> list[tuple[str, Selection]]:
     if sel.shards:
         label = Selection(shards=sel.shards).describe()[0]
         out.append((label, replace(sel, shards=[])))
+    if sel.keywords.strip():
+        label = Selection(keywords=sel.keywords).describe()[0]
+        out.append((label, replace(sel, keywords="", keyword_ids=None)))
     return out
 
 
