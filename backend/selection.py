@@ -87,5 +87,5 @@ class Selection:
                 "shard in " + ", ".join(self.shards[:3]) + ("…" if len(self.shards) > 3 else "")
             )
         if self.keywords.strip():
-            out.append(f'keywords "{self.keywords.strip()}"')
+            out.append(f"keywords: {self.keywords.strip()}")
         return out
