@@ -171,6 +171,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         res = s.text(args.text, k=args.k)
     elif args.keywords is not None:
         res = s.keywords(args.keywords, k=args.k)
+    elif args.hybrid is not None:
+        res = s.hybrid(args.hybrid, k=args.k)
     elif args.image is not None:
         res = s.image(Path(args.image).read_bytes(), k=args.k)
     else:
@@ -268,6 +270,7 @@ def parser() -> argparse.ArgumentParser:
     q = s.add_mutually_exclusive_group(required=True)
     q.add_argument("--text", help="semantic search (text→image with CLIP, else captions)")
     q.add_argument("--keywords", help="BM25 keyword search over captions")
+    q.add_argument("--hybrid", help="keywords and meaning, fused by rank")
     q.add_argument("--image", help="path of an image to find look-alikes of")
     q.add_argument("--row", type=int, help="row id: more like this")
     s.add_argument("-k", type=int, default=10)

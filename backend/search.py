@@ -235,3 +235,19 @@ class Searcher:
             "captions (keywords, BM25)",
             time.perf_counter() - t0,
         )
+
+    def hybrid(self, query: str, k: int = 24, sel: Selection | None = None) -> Result:
+        """Keywords and meaning together: reciprocal-rank fusion of both result lists."""
+        t0 = time.perf_counter()
+        kw = self.keywords(query, 2 * k, sel)
+        sem = self.text(query, 2 * k, sel)
+        fused = keyword.hybrid(
+            [(h["row_id"], h["score"]) for h in kw.hits],
+            [(h["row_id"], h["score"]) for h in sem.hits],
+            k,
+        )
+        by_id = {h["row_id"]: h for h in [*sem.hits, *kw.hits]}
+        hits = [{**by_id[i], "score": float(score)} for i, score in fused]
+        return Result(
+            hits, f"keywords + {sem.space} (rank fusion)", time.perf_counter() - t0, sem.notes
+        )

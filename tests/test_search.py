@@ -105,3 +105,16 @@ def test_keyword_filter_composes_with_other_filters(searcher):
     # a Search within a keyword filter only returns matching rows
     hits = s.text("an old portrait", k=5, sel=Selection(keywords='"grace hopper"')).hits
     assert hits and {h["row_id"] for h in hits} <= hopper
+
+
+def test_hybrid_fuses_keyword_and_meaning_ranks(searcher):
+    s, truth, keys = searcher
+    both = s.hybrid("grace hopper portrait", k=6)
+    kw = [h["row_id"] for h in s.keywords("grace hopper portrait", k=12).hits]
+    sem = [h["row_id"] for h in s.text("grace hopper portrait", k=12).hits]
+    got = [h["row_id"] for h in both.hits]
+    assert len(got) == 6 and set(got) <= set(kw) | set(sem)
+    top = got[0]
+    assert top in kw and top in sem  # found by both lists, so it ranks first
+    scores = [h["score"] for h in both.hits]
+    assert scores == sorted(scores, reverse=True) and "rank fusion" in both.space

@@ -283,3 +283,10 @@ def test_browse_keyword_filter_uses_the_full_text_index(demo):
     at.text_input(key="w.f.keywords").input('"grace hopper" +zzzunknownword')
     run_ok(at)
     assert "No rows match" in " ".join(m.value for m in at.markdown)
+
+
+def test_both_mode_runs_a_hybrid_search(demo):
+    home, truth, keys, _ = demo
+    at = query(search_page(), "grace hopper portrait", mode="hybrid")
+    text = re.sub(r"<[^>]+>", "", " ".join(m.value for m in at.markdown))
+    assert "rank fusion" in text and "Grace Hopper" in text

@@ -25,6 +25,7 @@ W_MODE, W_TEXT, W_UPLOAD, W_K = "w.search.mode", "w.search.text", "w.search.uplo
 MODES = {
     "meaning": ":material/psychology: Meaning",
     "keywords": ":material/match_word: Keywords",
+    "hybrid": ":material/join: Both",
     "image": ":material/image_search: Find look-alikes",
 }
 K_CHOICES = (12, 24, 48, 96)
@@ -32,6 +33,7 @@ IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff"]
 SCORE_LABELS = {
     "meaning": "cosine similarity of the query and the caption (1 = same meaning)",
     "keywords": "BM25 relevance of the caption to the keywords",
+    "hybrid": "reciprocal-rank fusion of the keyword and meaning ranks (higher = better in both)",
     "image": "cosine similarity of the image features (1 = same image)",
     "row": "cosine similarity of the image features (1 = same image)",
 }
@@ -138,6 +140,8 @@ def run(name: str, kind: str, query: Any, k: int, sel: Selection) -> Result:
             result = s.text(query, k, sel)
         elif kind == "keywords":
             result = s.keywords(query, k, sel)
+        elif kind == "hybrid":
+            result = s.hybrid(query, k, sel)
         else:
             result = s.image(query["data"], k, sel)
     st.session_state[LAST] = {"key": key, "result": result}
@@ -219,6 +223,8 @@ def prompt(kind: str, rows: int) -> None:
         "keywords": "Exact words in the captions, ranked by BM25. Quote a phrase, "
         "<code>+</code> a word that must appear, <code>-</code> one that must not, and end "
         "a word with <code>*</code> for any ending.",
+        "hybrid": "Words and meaning together: rows that rank well by both keywords (BM25) "
+        "and caption meaning come first (reciprocal-rank fusion).",
         "image": "Drop an image above to find the rows whose images look like it: "
         "near-duplicates, re-encodes and crops come first.",
     }[kind]

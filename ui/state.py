@@ -186,7 +186,7 @@ def _warm(name: str, root: str, store_mtime_ns: int, manifest_mtime_ns: int, kin
     """Load what a kind of query needs by running a throwaway one, so that the first real
     query's latency is the query's own. Errors are not cached: the real query reports them."""
     s = _searcher(name, root, store_mtime_ns, manifest_mtime_ns)
-    if kind == "meaning":
+    if kind in ("meaning", "hybrid"):
         s.text("warm up", k=1)
     elif kind == "row":
         s.like_row(0, k=1)
