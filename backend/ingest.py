@@ -26,7 +26,7 @@ from backend import paths
 from backend.images import BadImage, probe
 from backend.manifest import now, read_manifest, step_record, write_json_atomic
 from backend.sources import Reject, Sample, Shard, SourceError, detect_format, reader_for
-from backend.store import create_store
+from backend.store import create_store, swap_in
 
 CORE_SCHEMA = pa.schema([
     ("key", pa.string()), ("caption", pa.string()), ("url", pa.string()),
@@ -309,24 +309,6 @@ def _gather_vectors(shards_dir: Path, out: Path, order: dict, n: int) -> dict[st
     return dims
 
 
-def _swap_store(new_store: Path, ds_dir: Path) -> None:
-    """Give the new store its own file name, then atomically repoint ``store.duckdb`` at it.
-
-    DuckDB keeps one database instance per file path in a process; a fresh path per build means
-    a long-running app sees the new build on its next connect, while queries already running on
-    the old file finish undisturbed (the old file is unlinked, not overwritten).
-    """
-    final = ds_dir / f"store-{time.time_ns()}.duckdb"
-    os.replace(new_store, final)
-    link = ds_dir / ".store.duckdb.link"
-    link.unlink(missing_ok=True)
-    link.symlink_to(final.name)
-    os.replace(link, ds_dir / "store.duckdb")
-    for old in ds_dir.glob("store-*.duckdb"):
-        if old != final:
-            old.unlink(missing_ok=True)
-
-
 def _finish(
     name: str, ds_dir: Path, staging: Path, src: Path, fmt: str, record: dict, counts: dict
 ) -> None:
@@ -361,7 +343,7 @@ def _finish(
         con.execute("INSERT INTO build_manifest VALUES (?, ?)", ["manifest", json.dumps(manifest)])
     finally:
         con.close()
-    _swap_store(staging / "store.duckdb", ds_dir)
+    swap_in(staging / "store.duckdb", ds_dir)
     old = ds_dir / "embeddings"
     if (staging / "embeddings").is_dir():
         if old.exists():

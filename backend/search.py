@@ -112,6 +112,28 @@ def resolve_keywords(name: str, sel: Selection, root: Path | None = None) -> Sel
     return replace(sel, keyword_ids=tuple(ids))
 
 
+def hits(
+    name: str, ids: list[int], scores: list[float], root: Path | None = None
+) -> list[dict[str, Any]]:
+    """Search results as card rows (ranked, each with its score): what every search returns."""
+    from backend.browse import CARD_COLUMNS
+
+    if not ids:
+        return []
+    con = connect(name, root)
+    try:
+        cols = ", ".join(CARD_COLUMNS)
+        rows = con.execute(
+            f"SELECT {cols} FROM samples WHERE row_id IN (SELECT unnest(?::BIGINT[]))", [ids]
+        ).fetchall()
+    finally:
+        con.close()
+    by_id = {r[0]: dict(zip(CARD_COLUMNS, r, strict=True)) for r in rows}
+    return [
+        {**by_id[i], "score": float(s)} for i, s in zip(ids, scores, strict=True) if i in by_id
+    ]
+
+
 class Searcher:
     """One dataset's search entry points; cheap to keep around (the app caches it)."""
 
@@ -145,22 +167,7 @@ class Searcher:
         return np.asarray(ids, dtype=np.int64)
 
     def _hits(self, ids: list[int], scores: list[float]) -> list[dict[str, Any]]:
-        from backend.browse import CARD_COLUMNS
-
-        if not ids:
-            return []
-        con = connect(self.name, self.root)
-        try:
-            cols = ", ".join(CARD_COLUMNS)
-            rows = con.execute(
-                f"SELECT {cols} FROM samples WHERE row_id IN (SELECT unnest(?::BIGINT[]))", [ids]
-            ).fetchall()
-        finally:
-            con.close()
-        by_id = {r[0]: dict(zip(CARD_COLUMNS, r, strict=True)) for r in rows}
-        return [
-            {**by_id[i], "score": float(s)} for i, s in zip(ids, scores, strict=True) if i in by_id
-        ]
+        return hits(self.name, ids, scores, self.root)
 
     def _vector_search(
         self, kind: str, vec: np.ndarray, k: int, sel: Selection | None, exclude: int | None = None

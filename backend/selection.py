@@ -41,9 +41,12 @@ class Selection:
     shards: list[str] = field(default_factory=list)
     keywords: str = ""
     keyword_ids: tuple[int, ...] | None = field(default=None, repr=False, compare=False)
+    polygon: tuple[tuple[float, float], ...] = ()  # a lasso or box on the map, in map_x/map_y
 
     def is_empty(self) -> bool:
-        return not (self.text.strip() or self.ranges or self.shards or self.keywords.strip())
+        return not (
+            self.text.strip() or self.ranges or self.shards or self.keywords.strip() or self.polygon
+        )
 
     def where(self, columns: dict[str, str]) -> tuple[str, list[Any]]:
         """SQL predicate and its parameters; ``columns`` maps column name to DuckDB type."""
@@ -73,6 +76,10 @@ class Selection:
                 raise BadSelection("the keyword filter was not resolved against the index")
             parts.append("row_id IN (SELECT unnest(?::BIGINT[]))")
             params.append(list(self.keyword_ids))
+        if self.polygon:
+            clause, more = polygon_where(self.polygon, columns)
+            parts.append(clause)
+            params.extend(more)
         return (" AND ".join(parts) or "TRUE"), params
 
     def describe(self) -> list[str]:
@@ -88,4 +95,52 @@ class Selection:
             )
         if self.keywords.strip():
             out.append(f"keywords: {self.keywords.strip()}")
+        if self.polygon:
+            out.append(f"map region ({len(self.polygon)} points)" if len(self.polygon) != 4
+                       else "map box")
         return out
+
+
+MAP_X, MAP_Y = "map_x", "map_y"
+MAX_VERTICES = 256
+
+
+def polygon_area(poly: tuple[tuple[float, float], ...]) -> float:
+    """Absolute area by the shoelace formula (zero for a line or a point)."""
+    n = len(poly)
+    twice = sum(poly[i][0] * poly[(i + 1) % n][1] - poly[(i + 1) % n][0] * poly[i][1]
+                for i in range(n))  # fmt: skip
+    return abs(twice) / 2
+
+
+def polygon_where(
+    poly: tuple[tuple[float, float], ...], columns: dict[str, str]
+) -> tuple[str, list[Any]]:
+    """Point-in-polygon over the map columns of every row (even-odd ray casting), behind a
+    bounding-box test so DuckDB's zone maps and a cheap comparison discard most rows first."""
+    if MAP_X not in columns or MAP_Y not in columns:
+        raise BadSelection("this dataset has no map yet: run `python -m backend map NAME`")
+    pts = [(float(x), float(y)) for x, y in poly]
+    if len(pts) > 1 and pts[0] == pts[-1]:
+        pts = pts[:-1]
+    if len(pts) < 3 or not all(map(lambda p: all(v == v and abs(v) != float("inf") for v in p),
+                                    pts)):
+        raise BadSelection("a map region needs at least three finite points")
+    if polygon_area(tuple(pts)) <= 1e-12:
+        raise BadSelection("the map region has no area: drag a box or draw a lasso around points")
+    if len(pts) > MAX_VERTICES:  # a long lasso path: keep every k-th vertex
+        step = -(-len(pts) // MAX_VERTICES)
+        pts = pts[::step]
+    xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+    x, y = quote_ident(MAP_X), quote_ident(MAP_Y)
+    params: list[Any] = [min(xs), max(xs), min(ys), max(ys)]
+    edges: list[str] = []
+    for i, (xi, yi) in enumerate(pts):
+        xj, yj = pts[i - 1]
+        if yi == yj:  # a horizontal edge never crosses a horizontal ray
+            continue
+        # crosses when y is between the ends and the ray from (x, y) to +inf meets the edge
+        edges.append(f"(({y} > ?) <> ({y} > ?) AND {x} < (? * ({y} - ?) + ?))::INT")
+        params += [yi, yj, (xj - xi) / (yj - yi), yi, xi]
+    bbox = f"{x} BETWEEN ? AND ? AND {y} BETWEEN ? AND ?"
+    return f"({bbox} AND ({' + '.join(edges)}) % 2 = 1)", params

@@ -8,6 +8,8 @@ open in this process: a new path per build is what makes a rebuilt store visible
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import duckdb
@@ -40,7 +42,7 @@ def connect(name: str, root: Path | None = None) -> duckdb.DuckDBPyConnection:
             + (" or `python -m backend demo`" if name == "demo" else "")
         )
     return duckdb.connect(
-        str(path.resolve()),  # each build has its own file: see ingest._swap_store
+        str(path.resolve()),  # each build has its own file: see swap_in
         read_only=True,
         config={
             "enable_external_access": False,
@@ -49,3 +51,21 @@ def connect(name: str, root: Path | None = None) -> duckdb.DuckDBPyConnection:
             "lock_configuration": True,
         },
     )
+
+
+def swap_in(new_store: Path, ds_dir: Path) -> None:
+    """Give the new store its own file name, then atomically repoint ``store.duckdb`` at it.
+
+    DuckDB keeps one database instance per file path in a process; a fresh path per build means
+    a long-running app sees the new build on its next connect, while queries already running on
+    the old file finish undisturbed (the old file is unlinked, not overwritten).
+    """
+    final = ds_dir / f"store-{time.time_ns()}.duckdb"
+    os.replace(new_store, final)
+    link = ds_dir / ".store.duckdb.link"
+    link.unlink(missing_ok=True)
+    link.symlink_to(final.name)
+    os.replace(link, ds_dir / "store.duckdb")
+    for old in ds_dir.glob("store-*.duckdb"):
+        if old != final:
+            old.unlink(missing_ok=True)

@@ -34,6 +34,17 @@ GOTO = "ts.goto"  # a page a callback asked for (callbacks cannot switch pages t
 HOME_PAGE = "app.py"
 BROWSE_PAGE = "pages/1_Browse.py"
 SEARCH_PAGE = "pages/2_Search.py"
+MAP_PAGE = "pages/3_Map.py"
+SUBSETS_PAGE = "pages/8_Subsets.py"
+EXPORT_PAGE = "pages/9_Export.py"
+NAV = (
+    (HOME_PAGE, "Datasets", ":material/dataset:"),
+    (BROWSE_PAGE, "Browse", ":material/grid_view:"),
+    (SEARCH_PAGE, "Search", ":material/search:"),
+    (MAP_PAGE, "Map", ":material/scatter_plot:"),
+    (SUBSETS_PAGE, "Subsets", ":material/bookmarks:"),
+    (EXPORT_PAGE, "Export", ":material/download:"),
+)
 
 
 def go_to(page: str) -> None:
@@ -56,12 +67,13 @@ def setup_page(title: str, page: str) -> None:
     style.inject()
     with st.sidebar:
         st.html(style.brand_html())
-        try:
-            st.page_link(HOME_PAGE, label="Datasets", icon=":material/dataset:")
-            st.page_link(BROWSE_PAGE, label="Browse", icon=":material/grid_view:")
-            st.page_link(SEARCH_PAGE, label="Search", icon=":material/search:")
-        except StreamlitAPIException:  # a page run on its own (tests): no other pages known
-            pass
+        for path, label, icon in NAV:
+            if not (paths.REPO_ROOT / path).is_file():
+                continue
+            try:
+                st.page_link(path, label=label, icon=icon)
+            except StreamlitAPIException:  # a page run on its own (tests): no other pages known
+                break
 
 
 # -- the store ---------------------------------------------------------------------------------
