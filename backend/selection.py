@@ -7,7 +7,7 @@ quoted; values are always bound parameters, never spliced into SQL.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 NUMERIC_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
@@ -47,6 +47,30 @@ class Selection:
         return not (
             self.text.strip() or self.ranges or self.shards or self.keywords.strip() or self.polygon
         )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The recipe form (JSON-ready): only the parts that are set; resolved ids left out."""
+        out = asdict(self)
+        out.pop("keyword_ids", None)
+        default = Selection()
+        return {k: v for k, v in out.items() if v != getattr(default, k)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Selection:
+        """Inverse of :meth:`to_dict`; unknown keys are refused (a recipe from a newer version
+        must not be silently half-applied)."""
+        known = {f.name for f in fields(cls) if f.name != "keyword_ids"}
+        extra = set(data) - known
+        if extra:
+            raise BadSelection(f"unknown selection part(s): {', '.join(sorted(extra))}")
+        kw = dict(data)
+        if "ranges" in kw:
+            kw["ranges"] = {str(c): (lo, hi) for c, (lo, hi) in kw["ranges"].items()}
+        if "polygon" in kw:
+            kw["polygon"] = tuple((float(x), float(y)) for x, y in kw["polygon"])
+        if "shards" in kw:
+            kw["shards"] = [str(s) for s in kw["shards"]]
+        return cls(**kw)
 
     def where(self, columns: dict[str, str]) -> tuple[str, list[Any]]:
         """SQL predicate and its parameters; ``columns`` maps column name to DuckDB type."""

@@ -92,3 +92,15 @@ def test_degenerate_polygons_are_refused(poly, why):
 def test_polygon_without_a_map_says_which_step_to_run():
     with pytest.raises(BadSelection, match="backend map"):
         Selection(polygon=((0, 0), (1, 0), (0, 1))).where({"row_id": "BIGINT"})
+
+
+def test_selection_round_trips_through_its_recipe_dict():
+    import json
+
+    sel = Selection(text="cat", ranges={"width": (10, None)}, shards=["a.tar"], keywords="dog",
+                    polygon=((0.0, 0.0), (1.0, 0.0), (0.0, 1.0)))
+    again = Selection.from_dict(json.loads(json.dumps(sel.to_dict())))
+    assert again == sel
+    assert Selection().to_dict() == {}
+    with pytest.raises(BadSelection, match="unknown"):
+        Selection.from_dict({"txt": "cat"})
