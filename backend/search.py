@@ -21,7 +21,7 @@ from backend.embed import describe, load_vectors
 from backend.manifest import now, update_manifest
 from backend.models import Encoder, ModelUnavailable, load_clip, load_effnet, load_minilm
 from backend.selection import Selection
-from backend.store import connect
+from backend.store import cursor
 
 KINDS = ("img", "text")
 
@@ -120,7 +120,7 @@ def hits(
 
     if not ids:
         return []
-    con = connect(name, root)
+    con = cursor(name, root)
     try:
         cols = ", ".join(CARD_COLUMNS)
         rows = con.execute(
@@ -156,7 +156,7 @@ class Searcher:
         from backend.browse import columns
 
         sel = resolve_keywords(self.name, sel, self.root)
-        con = connect(self.name, self.root)
+        con = cursor(self.name, self.root)
         try:
             where, params = sel.where(columns(con))
             ids = con.execute(

@@ -9,6 +9,7 @@ open in this process: a new path per build is what makes a rebuilt store visible
 from __future__ import annotations
 
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -51,6 +52,25 @@ def connect(name: str, root: Path | None = None) -> duckdb.DuckDBPyConnection:
             "lock_configuration": True,
         },
     )
+
+
+_SHARED: dict[str, duckdb.DuckDBPyConnection] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def cursor(name: str, root: Path | None = None) -> duckdb.DuckDBPyConnection:
+    """A fresh cursor on a process-wide read-only connection to the current build (close it
+    after use). Opening a store file costs ~20 ms; a cursor on an open one ~0.2 ms, which is
+    what lets a search fetch its rows in a couple of milliseconds."""
+    target = str(paths.store_path(name, root).resolve())
+    with _SHARED_LOCK:
+        con = _SHARED.get(target)
+        if con is None:
+            folder = os.path.dirname(target)
+            for old in [k for k in _SHARED if os.path.dirname(k) == folder]:
+                _SHARED.pop(old).close()  # an older build of this dataset
+            con = _SHARED[target] = connect(name, root)
+        return con.cursor()
 
 
 def swap_in(new_store: Path, ds_dir: Path) -> None:
