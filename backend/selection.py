@@ -7,7 +7,7 @@ quoted; values are always bound parameters, never spliced into SQL.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 NUMERIC_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
@@ -26,14 +26,24 @@ def is_numeric(duck_type: str) -> bool:
     return duck_type.upper().startswith(NUMERIC_TYPES) or duck_type.upper().startswith("DECIMAL")
 
 
+RESOLVED = ("keyword_ids", "subset_ids")  # filled by resolvers, never part of a recipe
+MAX_LIMIT = 10_000_000
+
+
 @dataclass
 class Selection:
-    """Caption words (all must appear, case-insensitive), numeric ranges, source shards, and
-    a keyword query over the full-text index.
+    """Everything that narrows, orders or caps the rows the user is looking at.
 
-    ``keywords`` is resolved to the matching row ids (``keyword_ids``) by
-    :func:`backend.search.resolve_keywords` before the Selection is compiled: the match comes
-    from the tantivy index, not from SQL.
+    Parts (all optional, combined with AND): caption words (all must appear, case-insensitive),
+    numeric ``ranges``, source ``shards``, a ``keywords`` query over the full-text index,
+    ``values`` (column IN list: concepts, clusters, licences…), membership in saved subsets
+    (``subsets_all`` / ``subsets_any`` / ``subsets_none``), a map ``polygon``, an explicit
+    ``row_ids`` set (a kNN result), and the advanced ``sql`` WHERE text. ``sort`` and ``limit``
+    order and cap the rows (:meth:`order_limit`); they are not filters.
+
+    ``keywords`` and the subset names are resolved to row ids (``keyword_ids``,
+    ``subset_ids``) before compiling — by :func:`backend.search.resolve_keywords` and
+    :func:`backend.subsets.resolve` — because they come from files, not from SQL.
     """
 
     text: str = ""
@@ -42,16 +52,34 @@ class Selection:
     keywords: str = ""
     keyword_ids: tuple[int, ...] | None = field(default=None, repr=False, compare=False)
     polygon: tuple[tuple[float, float], ...] = ()  # a lasso or box on the map, in map_x/map_y
+    values: dict[str, list] = field(default_factory=dict)
+    subsets_all: list[str] = field(default_factory=list)
+    subsets_any: list[str] = field(default_factory=list)
+    subsets_none: list[str] = field(default_factory=list)
+    subset_ids: dict[str, tuple[int, ...]] | None = field(default=None, repr=False, compare=False)
+    row_ids: tuple[int, ...] | None = None
+    sql: str = ""
+    sort: str = ""
+    limit: int | None = None
+
+    def subset_names(self) -> list[str]:
+        """Every saved subset this Selection refers to, once each, in order."""
+        return list(dict.fromkeys(self.subsets_all + self.subsets_any + self.subsets_none))
 
     def is_empty(self) -> bool:
+        """True when no part narrows the rows (``sort`` and ``limit`` do not count)."""
         return not (
             self.text.strip() or self.ranges or self.shards or self.keywords.strip() or self.polygon
-        )
+            or self.values or self.subset_names() or self.row_ids is not None or self.sql.strip()
+        )  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
         """The recipe form (JSON-ready): only the parts that are set; resolved ids left out."""
         out = asdict(self)
-        out.pop("keyword_ids", None)
+        for key in RESOLVED:
+            out.pop(key, None)
+        if out.get("row_ids") is not None:
+            out["row_ids"] = list(out["row_ids"])
         default = Selection()
         return {k: v for k, v in out.items() if v != getattr(default, k)}
 
@@ -59,17 +87,34 @@ class Selection:
     def from_dict(cls, data: dict[str, Any]) -> Selection:
         """Inverse of :meth:`to_dict`; unknown keys are refused (a recipe from a newer version
         must not be silently half-applied)."""
-        known = {f.name for f in fields(cls) if f.name != "keyword_ids"}
+        if not isinstance(data, dict):
+            raise BadSelection("a selection recipe must be a JSON object")
+        known = {f.name for f in fields(cls) if f.name not in RESOLVED}
         extra = set(data) - known
         if extra:
             raise BadSelection(f"unknown selection part(s): {', '.join(sorted(extra))}")
         kw = dict(data)
-        if "ranges" in kw:
-            kw["ranges"] = {str(c): (lo, hi) for c, (lo, hi) in kw["ranges"].items()}
-        if "polygon" in kw:
-            kw["polygon"] = tuple((float(x), float(y)) for x, y in kw["polygon"])
-        if "shards" in kw:
-            kw["shards"] = [str(s) for s in kw["shards"]]
+        try:
+            if "ranges" in kw:
+                kw["ranges"] = {str(c): (lo, hi) for c, (lo, hi) in kw["ranges"].items()}
+            if "polygon" in kw:
+                kw["polygon"] = tuple((float(x), float(y)) for x, y in kw["polygon"])
+            if "shards" in kw:
+                kw["shards"] = [str(s) for s in kw["shards"]]
+            if "values" in kw:
+                kw["values"] = {str(c): list(v) for c, v in kw["values"].items()}
+            for key in ("subsets_all", "subsets_any", "subsets_none"):
+                if key in kw:
+                    kw[key] = [str(s) for s in kw[key]]
+            if kw.get("row_ids") is not None:
+                kw["row_ids"] = tuple(int(i) for i in kw["row_ids"])
+            if kw.get("limit") is not None:
+                kw["limit"] = int(kw["limit"])
+            for key in ("text", "keywords", "sql", "sort"):
+                if key in kw and not isinstance(kw[key], str):
+                    raise TypeError(f"{key} must be text")
+        except (TypeError, ValueError, AttributeError) as e:
+            raise BadSelection(f"malformed selection recipe: {e}") from None
         return cls(**kw)
 
     def where(self, columns: dict[str, str]) -> tuple[str, list[Any]]:
@@ -95,34 +140,151 @@ class Selection:
         if self.shards:
             parts.append(f"shard IN ({', '.join('?' for _ in self.shards)})")
             params.extend(self.shards)
+        for col, vals in sorted(self.values.items()):
+            clause, more = values_where(col, vals, columns)
+            parts.append(clause)
+            params.extend(more)
         if self.keywords.strip():
             if self.keyword_ids is None:
                 raise BadSelection("the keyword filter was not resolved against the index")
-            parts.append("row_id IN (SELECT unnest(?::BIGINT[]))")
+            parts.append(IDS_IN)
             params.append(list(self.keyword_ids))
+        if self.subset_names():
+            clauses, more = self._subset_where()
+            parts.extend(clauses)
+            params.extend(more)
+        if self.row_ids is not None:
+            parts.append(IDS_IN)
+            params.append(list(self.row_ids))
         if self.polygon:
             clause, more = polygon_where(self.polygon, columns)
             parts.append(clause)
             params.extend(more)
+        if self.sql.strip():
+            from backend.sqlguard import check_where
+
+            parts.append(check_where(self.sql, columns))
         return (" AND ".join(parts) or "TRUE"), params
 
-    def describe(self) -> list[str]:
-        """Short human labels, one per part, for the selection bar."""
-        out = [f'caption has "{w}"' for w in self.text.split()]
+    def _subset_where(self) -> tuple[list[str], list[Any]]:
+        ids = self.subset_ids
+        if ids is None or any(n not in ids for n in self.subset_names()):
+            raise BadSelection("the subset filter was not resolved: call backend.subsets.resolve")
+        parts: list[str] = []
+        params: list[Any] = []
+        for n in self.subsets_all:
+            parts.append(IDS_IN)
+            params.append(list(ids[n]))
+        if self.subsets_any:
+            parts.append(IDS_IN)
+            params.append(sorted(set().union(*(ids[n] for n in self.subsets_any))))
+        if self.subsets_none:
+            parts.append(f"NOT {IDS_IN}")
+            params.append(sorted(set().union(*(ids[n] for n in self.subsets_none))))
+        return parts, params
+
+    def order_limit(self, columns: dict[str, str]) -> str:
+        """The ``ORDER BY … LIMIT …`` tail: ``sort`` (a column, optionally " DESC"), then row id
+        for a stable order; ``limit`` when set. Column checked and quoted, limit an int."""
+        order = "ORDER BY row_id"
+        if self.sort.strip():
+            col, desc = sort_parts(self.sort)
+            if col not in columns:
+                raise BadSelection(f"cannot sort: no column named {col!r}")
+            order = f"ORDER BY {quote_ident(col)} {'DESC' if desc else 'ASC'} NULLS LAST, row_id"
+        if self.limit is None:
+            return order
+        if isinstance(self.limit, bool) or not isinstance(self.limit, int):
+            raise BadSelection(f"limit must be a whole number, not {self.limit!r}")
+        if not 0 <= self.limit <= MAX_LIMIT:
+            raise BadSelection(f"limit must be between 0 and {MAX_LIMIT:,}")
+        return f"{order} LIMIT {int(self.limit)}"
+
+    def parts(self) -> list[tuple[str, Selection]]:
+        """(label, this Selection without that part) for every part: the removable chips."""
+        out: list[tuple[str, Selection]] = []
+        words = self.text.split()
+        for i, w in enumerate(words):
+            out.append(
+                (f'caption has "{w}"', replace(self, text=" ".join(words[:i] + words[i + 1 :])))
+            )
         for col, (lo, hi) in sorted(self.ranges.items()):
             lo_s = "" if lo is None else f"{lo:g} ≤ "
             hi_s = "" if hi is None else f" ≤ {hi:g}"
-            out.append(f"{lo_s}{col}{hi_s}")
+            rest = {c: v for c, v in self.ranges.items() if c != col}
+            out.append((f"{lo_s}{col}{hi_s}", replace(self, ranges=rest)))
         if self.shards:
-            out.append(
-                "shard in " + ", ".join(self.shards[:3]) + ("…" if len(self.shards) > 3 else "")
-            )
+            more = "…" if len(self.shards) > 3 else ""
+            out.append(("shard in " + ", ".join(self.shards[:3]) + more, replace(self, shards=[])))
+        for col, vals in sorted(self.values.items()):
+            shown = ", ".join(str(v) for v in vals[:3]) + ("…" if len(vals) > 3 else "")
+            rest = {c: v for c, v in self.values.items() if c != col}
+            out.append((f"{col} in {shown}", replace(self, values=rest)))
         if self.keywords.strip():
-            out.append(f"keywords: {self.keywords.strip()}")
+            out.append((f"keywords: {self.keywords.strip()}",
+                        replace(self, keywords="", keyword_ids=None)))  # fmt: skip
+        for n in self.subsets_all:
+            rest = [s for s in self.subsets_all if s != n]
+            out.append((f"in subset {n}", replace(self, subsets_all=rest)))
+        if self.subsets_any:
+            label = "in any of " + ", ".join(self.subsets_any)
+            if len(self.subsets_any) == 1:
+                label = f"in subset {self.subsets_any[0]}"
+            out.append((label, replace(self, subsets_any=[])))
+        for n in self.subsets_none:
+            rest = [s for s in self.subsets_none if s != n]
+            out.append((f"not in subset {n}", replace(self, subsets_none=rest)))
+        if self.row_ids is not None:
+            out.append((f"{len(self.row_ids):,} chosen rows", replace(self, row_ids=None)))
         if self.polygon:
-            out.append(f"map region ({len(self.polygon)} points)" if len(self.polygon) != 4
-                       else "map box")
+            label = (
+                "map box" if len(self.polygon) == 4 else f"map region ({len(self.polygon)} points)"
+            )
+            out.append((label, replace(self, polygon=())))
+        if self.sql.strip():
+            short = " ".join(self.sql.split())
+            out.append(
+                (f"SQL: {short[:40]}{'…' if len(short) > 40 else ''}", replace(self, sql=""))
+            )
+        if self.sort.strip():
+            col, desc = sort_parts(self.sort)
+            out.append((f"sorted by {col} {'↓' if desc else '↑'}", replace(self, sort="")))
+        if self.limit is not None:
+            out.append((f"first {self.limit:,} rows", replace(self, limit=None)))
         return out
+
+    def describe(self) -> list[str]:
+        """Short human labels, one per part, for the selection bar."""
+        return [label for label, _ in self.parts()]
+
+
+IDS_IN = "row_id IN (SELECT unnest(?::BIGINT[]))"
+
+
+def sort_parts(sort: str) -> tuple[str, bool]:
+    """("column", descending?) from "column" or "column DESC" / "column ASC"."""
+    words = sort.strip().rsplit(None, 1)
+    if len(words) == 2 and words[1].upper() in ("ASC", "DESC"):
+        return words[0].strip(), words[1].upper() == "DESC"
+    return sort.strip(), False
+
+
+def values_where(col: str, vals: list, columns: dict[str, str]) -> tuple[str, list[Any]]:
+    """``column IN (?, …)``; numbers for numeric columns, text for text ones; an empty list
+    matches nothing."""
+    if col not in columns:
+        raise BadSelection(f"no column named {col!r}")
+    if not vals:
+        return "FALSE", []
+    numeric = is_numeric(columns[col])
+    for v in vals:
+        if isinstance(v, bool) or not isinstance(v, (int, float, str)):
+            raise BadSelection(f"{col}: {v!r} is not a number or text")
+        if numeric and isinstance(v, str):
+            raise BadSelection(f"{col} is numeric: {v!r} is not a number")
+        if columns[col].upper().startswith("VARCHAR") and not isinstance(v, str):
+            raise BadSelection(f"{col} holds text: quote {v!r}")
+    return f"{quote_ident(col)} IN ({', '.join('?' for _ in vals)})", list(vals)
 
 
 MAP_X, MAP_Y = "map_x", "map_y"
@@ -147,8 +309,9 @@ def polygon_where(
     pts = [(float(x), float(y)) for x, y in poly]
     if len(pts) > 1 and pts[0] == pts[-1]:
         pts = pts[:-1]
-    if len(pts) < 3 or not all(map(lambda p: all(v == v and abs(v) != float("inf") for v in p),
-                                    pts)):
+    if len(pts) < 3 or not all(
+        map(lambda p: all(v == v and abs(v) != float("inf") for v in p), pts)
+    ):
         raise BadSelection("a map region needs at least three finite points")
     if polygon_area(tuple(pts)) <= 1e-12:
         raise BadSelection("the map region has no area: drag a box or draw a lasso around points")
