@@ -7,6 +7,7 @@ narrows the selection (nor hides rows whose value is missing).
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -141,6 +142,12 @@ def sidebar(name: str) -> Selection:
     for col, r in sel.ranges.items():
         if col not in ranges_info:
             ranges[col] = r
-    return Selection(
-        text=text.strip(), ranges=ranges, shards=list(shards), keywords=keywords.strip()
+    # Parts these widgets do not draw (a map region, …) pass through unchanged.
+    return replace(
+        sel,
+        text=text.strip(),
+        ranges=ranges,
+        shards=list(shards),
+        keywords=keywords.strip(),
+        keyword_ids=None,
     )

@@ -27,6 +27,8 @@ def _parts(sel: Selection) -> list[tuple[str, Selection]]:
     if sel.keywords.strip():
         label = Selection(keywords=sel.keywords).describe()[0]
         out.append((label, replace(sel, keywords="", keyword_ids=None)))
+    if sel.polygon:
+        out.append((Selection(polygon=sel.polygon).describe()[0], replace(sel, polygon=())))
     return out
 
 

@@ -1,0 +1,278 @@
+"""Read-side queries of the Map page: the points to draw, a density grid, cluster facts, and the
+conversion of a chart's box/lasso into the Selection's polygon. No Streamlit here.
+
+The page must stay light at any row count: at most ``limit`` points travel to the browser (a
+deterministic sample, ``hash(row_id) % m = 0``, so the same rows are drawn on every run), and
+every row is still shown by a density grid binned in DuckDB (one small array, whatever N).
+The map always draws the *context* of a selection (the sidebar filters) and marks the rows of
+the selection itself (the map region and the picked cluster), so a selection can be seen
+against what surrounds it; counts are always of the full Selection, over all rows.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+
+from backend.browse import columns
+from backend.selection import MAP_X, MAP_Y, Selection, quote_ident
+
+CLUSTER = "cluster"
+DRAW_LIMIT = 100_000  # points sent to the browser; above it a sample plus the density grid
+CAPTION_CHARS = 60  # hover text per point (the bulk of the payload: keep it short)
+GRID = 160  # density bins along each axis
+HAS_COORDS = f"{quote_ident(MAP_X)} IS NOT NULL AND {quote_ident(MAP_Y)} IS NOT NULL"
+
+
+def has_map(cols: dict[str, str]) -> bool:
+    """Whether the store has map coordinates (the map step ran)."""
+    return MAP_X in cols and MAP_Y in cols
+
+
+def context(sel: Selection) -> Selection:
+    """What the map draws around a selection: the Selection without its map region and
+    without a picked cluster (those are marked on the map, not used to hide rows)."""
+    ranges = {c: r for c, r in sel.ranges.items() if c != CLUSTER}
+    return replace(sel, polygon=(), ranges=ranges)
+
+
+def marks(sel: Selection) -> bool:
+    """Whether the Selection has a part the map marks (a region or a cluster)."""
+    return bool(sel.polygon) or CLUSTER in sel.ranges
+
+
+@dataclass
+class MapPoints:
+    """The points to draw (arrays in the same order) and how they were chosen."""
+
+    row_id: np.ndarray  # int64
+    x: np.ndarray  # float32
+    y: np.ndarray  # float32
+    caption: list[str]
+    color: np.ndarray | None  # float32 values or category codes (int16); None: one colour
+    categories: list[Any]  # the category of each code, when colouring by a category
+    inside: np.ndarray | None  # bool: in the Selection (None when nothing is marked)
+    total: int  # rows of the context with coordinates (what the density layer shows)
+    every: int  # 1: every row drawn; m: rows with hash(row_id) % m = 0
+
+    @property
+    def sampled(self) -> bool:
+        return self.every > 1
+
+
+def _where(con: duckdb.DuckDBPyConnection, sel: Selection) -> tuple[str, list[Any]]:
+    where, params = sel.where(columns(con))
+    return f"({where}) AND {HAS_COORDS}", params
+
+
+def count(con: duckdb.DuckDBPyConnection, sel: Selection) -> int:
+    """Rows of the Selection (over all rows, not the drawn sample) that have coordinates."""
+    where, params = _where(con, sel)
+    return con.execute(f"SELECT count(*) FROM samples WHERE {where}", params).fetchone()[0]
+
+
+def sample_every(total: int, limit: int = DRAW_LIMIT) -> int:
+    """The m of ``hash(row_id) % m = 0`` that keeps about ``limit`` of ``total`` rows."""
+    return max(1, math.ceil(total / max(1, limit)))
+
+
+def points(
+    con: duckdb.DuckDBPyConnection,
+    sel: Selection,
+    color: str | None = CLUSTER,
+    limit: int = DRAW_LIMIT,
+) -> MapPoints:
+    """The context's points (all, or a deterministic sample of about ``limit``), coloured by
+    ``color`` (a numeric column, ``cluster``, ``shard``, or None), marked when in ``sel``."""
+    cols = columns(con)
+    ctx = context(sel)
+    where, params = _where(con, ctx)
+    total = con.execute(f"SELECT count(*) FROM samples WHERE {where}", params).fetchone()[0]
+    every = sample_every(total, limit)
+    if every > 1:
+        where += f" AND hash(row_id) % {int(every)} = 0"
+    select = [
+        "row_id",
+        f"{quote_ident(MAP_X)}::FLOAT AS x",
+        f"{quote_ident(MAP_Y)}::FLOAT AS y",
+        f"coalesce(left(caption, {CAPTION_CHARS}), '') AS caption",
+    ]
+    sel_params: list[Any] = []
+    if color and color in cols:
+        select.append(f"{quote_ident(color)} AS color")
+    if marks(sel):
+        inside, sel_params = sel.where(cols)
+        select.append(f"coalesce(({inside}), FALSE) AS inside")
+    got = con.execute(
+        f"SELECT {', '.join(select)} FROM samples WHERE {where} ORDER BY row_id",
+        [*sel_params, *params],
+    ).fetchnumpy()
+    values, categories = None, []
+    if "color" in got:
+        raw = np.asarray(got["color"])
+        if color == "shard" or raw.dtype == object:
+            categories = sorted({v for v in raw if v is not None}, key=str)
+            code = {v: i for i, v in enumerate(categories)}
+            values = np.array([code.get(v, -1) for v in raw], dtype=np.int16)
+        else:
+            values = np.ma.filled(np.ma.asarray(raw, dtype=np.float32), np.nan)
+    return MapPoints(
+        row_id=np.asarray(got["row_id"], dtype=np.int64),
+        x=np.asarray(got["x"], dtype=np.float32),
+        y=np.asarray(got["y"], dtype=np.float32),
+        caption=[str(c) for c in got["caption"]],
+        color=values,
+        categories=categories,
+        inside=np.asarray(got["inside"], dtype=bool) if "inside" in got else None,
+        total=int(total),
+        every=every,
+    )
+
+
+def extent(con: duckdb.DuckDBPyConnection) -> tuple[float, float, float, float] | None:
+    """(x min, x max, y min, y max) over every row, so the frame does not jump with filters."""
+    x, y = quote_ident(MAP_X), quote_ident(MAP_Y)
+    row = con.execute(
+        f"SELECT min({x}), max({x}), min({y}), max({y}) FROM samples WHERE {HAS_COORDS}"
+    ).fetchone()
+    if row is None or row[0] is None:
+        return None
+    return tuple(float(v) for v in row)  # type: ignore[return-value]
+
+
+@dataclass
+class Density:
+    """Row counts on a regular grid: cell (j, i) spans x0 + i*dx .. x0 + (i+1)*dx (same for y)."""
+
+    x0: float
+    dx: float
+    y0: float
+    dy: float
+    counts: np.ndarray  # (ny, nx) int64
+
+
+def density(
+    con: duckdb.DuckDBPyConnection,
+    sel: Selection,
+    frame: tuple[float, float, float, float],
+    bins: int = GRID,
+) -> Density:
+    """Counts of the context's rows per grid cell, binned by DuckDB (``floor((x - x0)/dx)``
+    group-by): a fixed-size answer however many rows there are."""
+    x0, x1, y0, y1 = frame
+    dx = (x1 - x0) / bins or 1.0
+    dy = (y1 - y0) / bins or 1.0
+    where, params = _where(con, context(sel))
+    x, y = quote_ident(MAP_X), quote_ident(MAP_Y)
+    rows = con.execute(
+        f"SELECT least(greatest(floor(({x} - ?) / ?)::INT, 0), ?) AS i, "
+        f"least(greatest(floor(({y} - ?) / ?)::INT, 0), ?) AS j, count(*) "
+        f"FROM samples WHERE {where} GROUP BY 1, 2",
+        [x0, dx, bins - 1, y0, dy, bins - 1, *params],
+    ).fetchnumpy()
+    counts = np.zeros((bins, bins), dtype=np.int64)
+    if len(rows["i"]):
+        counts[rows["j"], rows["i"]] = rows["count_star()"]
+    return Density(x0, dx, y0, dy, counts)
+
+
+def clusters(
+    con: duckdb.DuckDBPyConnection,
+    sel: Selection,
+    labels: list[dict[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
+    """One dict per cluster: ``cluster, label, terms, size`` (all rows), ``shown`` (rows in the
+    context), ``x, y`` (label position); labels from the map step when given."""
+    cols = columns(con)
+    if CLUSTER not in cols:
+        return []
+    where, params = _where(con, context(sel))
+    c, x, y = quote_ident(CLUSTER), quote_ident(MAP_X), quote_ident(MAP_Y)
+    rows = con.execute(
+        f"SELECT {c}, count(*), count(*) FILTER (WHERE {where}), median({x}), median({y}) "
+        f"FROM samples WHERE {c} IS NOT NULL AND {HAS_COORDS} GROUP BY 1 ORDER BY 1",
+        params,
+    ).fetchall()
+    known = {int(d["cluster"]): d for d in labels or []}
+    out = []
+    for k, size, shown, cx, cy in rows:
+        d = known.get(int(k), {})
+        out.append(
+            {
+                "cluster": int(k),
+                "label": str(d.get("label") or f"cluster {k}"),
+                "terms": list(d.get("terms") or []),
+                "size": int(size),
+                "shown": int(shown),
+                "x": float(d.get("x", cx)),
+                "y": float(d.get("y", cy)),
+            }
+        )
+    return out
+
+
+def load_labels(name: str, root: Path | None = None) -> list[dict[str, Any]]:
+    """The map step's cluster labels, or [] when it wrote none (or is not installed)."""
+    try:
+        from backend.map import load_clusters
+    except ImportError:
+        return []
+    try:
+        return list(load_clusters(name, root))
+    except (FileNotFoundError, ValueError, KeyError):
+        return []
+
+
+def polygon_from_event(selection: dict[str, Any] | None) -> tuple[tuple[float, float], ...]:
+    """The map region of a plotly selection event: the last box (its four corners) or lasso
+    (its path), from the drawn GEOMETRY, never from the list of selected points (a big chart
+    sends that list empty). () when the event holds no box or lasso."""
+    if not selection:
+        return ()
+    shapes = [("box", s) for s in selection.get("box") or []]
+    shapes += [("lasso", s) for s in selection.get("lasso") or []]
+    if not shapes:
+        return ()
+    kind, shape = shapes[-1]
+    xs = [float(v) for v in shape.get("x") or []]
+    ys = [float(v) for v in shape.get("y") or []]
+    if kind == "box":
+        if len(xs) < 2 or len(ys) < 2:
+            return ()
+        lo_x, hi_x, lo_y, hi_y = min(xs), max(xs), min(ys), max(ys)
+        return ((lo_x, lo_y), (hi_x, lo_y), (hi_x, hi_y), (lo_x, hi_y))
+    return tuple(zip(xs, ys, strict=False))
+
+
+def sample_captions(
+    con: duckdb.DuckDBPyConnection, sel: Selection, n: int = 2000
+) -> list[str]:
+    """Up to ``n`` captions of the Selection, a deterministic spread (by hashed row id)."""
+    where, params = sel.where(columns(con))
+    rows = con.execute(
+        f"SELECT caption FROM samples WHERE ({where}) AND caption IS NOT NULL "
+        "ORDER BY hash(row_id) LIMIT ?",
+        [*params, n],
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def top_terms(
+    con: duckdb.DuckDBPyConnection, sel: Selection, k: int = 8, n: int = 2000
+) -> list[str]:
+    """Words that set the Selection's captions apart from the dataset's (c-TF-IDF of a sample
+    of each); [] when there is nothing to contrast or the terms module is missing."""
+    try:
+        from backend.terms import contrast_terms
+    except ImportError:
+        return []
+    chosen = sample_captions(con, sel, n)
+    if not chosen:
+        return []
+    background = sample_captions(con, Selection(), n)
+    return list(contrast_terms(chosen, background, k=k))

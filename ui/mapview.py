@@ -1,0 +1,288 @@
+"""The Map page's Streamlit parts: cached map queries, the chart's selection callback, the
+side panel of a selection, and the "no map yet" state with its build button."""
+
+from __future__ import annotations
+
+import inspect
+import json
+from dataclasses import replace
+from typing import Any
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from backend import browse, mapview, paths
+from backend.selection import BadSelection, Selection, polygon_where
+from ui import cards, fmt, selection_bar, state, style
+from ui.map_figure import CONTEXT, LABELS, POINTS, figure
+
+CHART = "map-chart"  # the chart widget's key
+ROLES = "ts.map.roles"  # role of each trace of the chart on screen, by curve number
+ERROR = "ts.map.error"  # a message for the next run (a degenerate lasso…)
+COLOR = "ts.map.color"
+W_COLOR = "w.map.color"
+W_CLUSTER = "w.map.cluster"
+GRID_ROWS = 9  # thumbnails in the side panel
+
+
+def _key(sel: Selection) -> str:
+    """A cache key for a (resolved) Selection."""
+    return json.dumps(sel.to_dict(), sort_keys=True, default=str) + str(
+        hash(sel.keyword_ids) if sel.keyword_ids is not None else ""
+    )
+
+
+@st.cache_data(max_entries=16, show_spinner="Reading the map…")
+def _points(
+    store: str, mtime: int, key: str, color: str | None, limit: int, _sel: Selection, name: str
+) -> mapview.MapPoints:
+    return mapview.points(state.connection(name), _sel, color, limit)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _density(
+    store: str, mtime: int, key: str, frame: tuple[float, ...], _sel: Selection, name: str
+) -> mapview.Density:
+    return mapview.density(state.connection(name), _sel, frame)  # type: ignore[arg-type]
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _extent(store: str, mtime: int, name: str) -> tuple[float, float, float, float] | None:
+    return mapview.extent(state.connection(name))
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _clusters(store: str, mtime: int, key: str, _sel: Selection, name: str) -> list[dict]:
+    labels = mapview.load_labels(name, paths.workspace())
+    return mapview.clusters(state.connection(name), _sel, labels)
+
+
+@st.cache_data(max_entries=32, show_spinner="Finding the words of this selection…")
+def _terms(store: str, mtime: int, key: str, _sel: Selection, name: str) -> list[str]:
+    return mapview.top_terms(state.connection(name), _sel)
+
+
+def chart_data(
+    name: str, sel: Selection, color: str | None, limit: int = mapview.DRAW_LIMIT
+) -> tuple[go.Figure, mapview.MapPoints, list[dict[str, Any]]]:
+    """The figure of ``name``'s map for ``sel`` (cached per store version and Selection)."""
+    store, mtime = str(state.store_file(name)), state.store_mtime(name)
+    ctx = mapview.context(sel)
+    pts = _points(store, mtime, _key(sel), color, limit, sel, name)
+    frame = _extent(store, mtime, name)
+    dens = _density(store, mtime, _key(ctx), frame, ctx, name) if pts.sampled and frame else None
+    clusters = _clusters(store, mtime, _key(ctx), ctx, name)
+    fig, roles = figure(pts, frame, color, clusters, dens, sel.polygon)
+    st.session_state[ROLES] = roles
+    return fig, pts, clusters
+
+
+# -- callbacks ---------------------------------------------------------------------------------
+
+
+def _set(name: str, sel: Selection) -> None:
+    state.set_selection(name, sel)
+    state.clear_filter_widgets()  # the sidebar re-seeds from the Selection (a cluster range)
+
+
+def _without_map_parts(sel: Selection) -> Selection:
+    ranges = {c: r for c, r in sel.ranges.items() if c != mapview.CLUSTER}
+    return replace(sel, polygon=(), ranges=ranges)
+
+
+def select_cluster(name: str, cluster: int | None) -> None:
+    """Make ``cluster`` the map's selection (None: drop it)."""
+    sel = _without_map_parts(state.selection(name))
+    if cluster is not None:
+        sel = replace(sel, ranges={**sel.ranges, mapview.CLUSTER: (cluster, cluster)})
+    _set(name, sel)
+
+
+def select_polygon(name: str, polygon: tuple[tuple[float, float], ...]) -> None:
+    """Make ``polygon`` the map's selection, or say why it cannot be one."""
+    try:
+        polygon_where(polygon, {mapview.MAP_X: "DOUBLE", mapview.MAP_Y: "DOUBLE"})
+    except BadSelection as e:
+        st.session_state[ERROR] = str(e)
+        return
+    _set(name, replace(_without_map_parts(state.selection(name)), polygon=polygon))
+
+
+def _scalar(v: Any) -> Any:
+    return v[0] if isinstance(v, list | tuple) and v else v
+
+
+def on_chart_select(name: str) -> None:
+    """Callback of the chart: a box or lasso → the Selection's polygon (from its geometry);
+    a click on a cluster label → that cluster; a click on a point → its detail dialog;
+    an emptied selection (double click) → no map selection."""
+    event = st.session_state.get(CHART) or {}
+    chosen = event.get("selection") or {}
+    has_shape = bool(chosen.get("box") or chosen.get("lasso"))
+    if has_shape:
+        poly = mapview.polygon_from_event(chosen)
+        if poly:
+            select_polygon(name, poly)
+        else:
+            st.session_state[ERROR] = "that selection has no shape: drag a box or a lasso"
+        return
+    points = chosen.get("points") or []
+    roles = st.session_state.get(ROLES) or []
+    if len(points) == 1:
+        p = points[0]
+        curve = int(p.get("curve_number", -1))
+        role = roles[curve] if 0 <= curve < len(roles) else None
+        value = _scalar(p.get("customdata"))
+        if role == LABELS and value is not None:
+            select_cluster(name, int(value))
+        elif role in (POINTS, CONTEXT) and value is not None:
+            cards.open_detail(int(value))
+        return
+    if not points:
+        _set(name, _without_map_parts(state.selection(name)))
+
+
+def on_cluster_pick(name: str) -> None:
+    select_cluster(name, st.session_state.get(W_CLUSTER))
+
+
+# -- widgets -----------------------------------------------------------------------------------
+
+
+def color_options(facts: dict[str, Any]) -> list[str]:
+    """Colour choices: cluster (when present), shard, then every other numeric column."""
+    skip = {mapview.MAP_X, mapview.MAP_Y, mapview.CLUSTER, "row_id", "src_row", "byte_offset",
+            "byte_size"}  # fmt: skip
+    out = [mapview.CLUSTER] if mapview.CLUSTER in facts["columns"] else []
+    out.append("shard")
+    out += [c for c in facts["numeric"] if c not in skip]
+    return out
+
+
+def color_picker(options: list[str]) -> str:
+    ss = st.session_state
+    if ss.get(COLOR) not in options:
+        ss[COLOR] = options[0]
+    if ss.get(W_COLOR) not in options:
+        ss[W_COLOR] = ss[COLOR]
+
+    def _on() -> None:
+        ss[COLOR] = ss[W_COLOR]
+
+    st.selectbox("Colour by", options, key=W_COLOR, on_change=_on)
+    return ss[COLOR]
+
+
+def cluster_picker(name: str, clusters: list[dict[str, Any]], sel: Selection) -> None:
+    """A list of the clusters, with labels and sizes; picking one selects it."""
+    current = sel.ranges.get(mapview.CLUSTER)
+    picked = int(current[0]) if current and current[0] == current[1] else None
+    ids = [c["cluster"] for c in clusters]
+    if st.session_state.get(W_CLUSTER) != picked:
+        st.session_state[W_CLUSTER] = picked if picked in ids else None
+    by_id = {c["cluster"]: c for c in clusters}
+    st.selectbox(
+        "Select a cluster",
+        ids,
+        index=None,
+        key=W_CLUSTER,
+        format_func=lambda k: f"{k} · {by_id[k]['label']} ({fmt.num(by_id[k]['size'])} rows)",
+        placeholder=f"pick one of {len(ids)} clusters, or click its label on the map",
+        on_change=on_cluster_pick,
+        args=(name,),
+    )
+
+
+def sampled_note(pts: mapview.MapPoints) -> None:
+    if pts.sampled:
+        st.caption(
+            f"{fmt.num(pts.total)} rows: the shading shows all of them; "
+            f"{fmt.num(len(pts.row_id))} are drawn as points (every row whose hashed id "
+            f"is 0 mod {pts.every}). Selections and counts always cover all rows."
+        )
+
+
+def side_panel(name: str, sel: Selection, total_rows: int) -> None:
+    """The selection's count, its words, and a grid of its thumbnails."""
+    con = state.connection(name)
+    matched = browse.count(con, sel)
+    store, mtime = str(state.store_file(name)), state.store_mtime(name)
+    st.markdown(selection_bar.count_html(matched, total_rows), unsafe_allow_html=True)
+    if not mapview.marks(sel):
+        st.caption("Drag a box or a lasso on the map, or click a cluster's label, to select.")
+    else:
+        with st.container(horizontal=True, gap="small"):
+            st.button(
+                "Clear map selection",
+                icon=":material/deselect:",
+                key="map-clear",
+                on_click=_set,
+                args=(name, _without_map_parts(sel)),
+            )
+            st.page_link(state.BROWSE_PAGE, label="Open in Browse", icon=":material/grid_view:")
+    if matched == 0:
+        st.info("No rows in this selection.", icon=":material/search_off:")
+        return
+    if mapview.marks(sel) or not sel.is_empty():
+        terms = _terms(store, mtime, _key(sel), sel, name)
+        if terms:
+            chips = "".join(f'<span class="ts-term">{style.esc(t)}</span>' for t in terms)
+            st.markdown(
+                '<div class="ts-meta" style="height:auto">WORDS THAT SET IT APART</div>'
+                f'<div class="ts-terms">{chips}</div>',
+                unsafe_allow_html=True,
+            )
+    rows = browse.page(con, sel, limit=GRID_ROWS)
+    cards.grid(name, rows, 3)
+
+
+def needs_map(name: str) -> None:
+    """No map yet: the command, and a button that builds it here when embeddings exist."""
+    embedded = bool(state.embed_info(name).get("kinds"))
+    with st.container(border=True, key="map-setup"):
+        st.markdown(
+            style.empty_html(
+                "scatter_plot",
+                "This dataset has no map yet",
+                "The map places every row by its embedding and groups similar rows into "
+                "labelled clusters. Build it with:"
+                if embedded
+                else "The map is made from embeddings, and this dataset has none yet. First "
+                "embed it, then build the map:",
+            ),
+            unsafe_allow_html=True,
+        )
+        if not embedded:
+            st.code(f"python -m backend embed {name}", language="bash")
+        st.code(f"python -m backend map {name}", language="bash")
+        if embedded and st.button("Build the map now", type="primary", key="map-build",
+                                  icon=":material/play_arrow:"):  # fmt: skip
+            _build(name)
+
+
+def _build(name: str) -> None:
+    try:
+        from backend.map import build_map
+    except ImportError:
+        st.error("The map step is not installed in this version.", icon=":material/error:")
+        return
+    with st.status("Building the map…", expanded=True) as status:
+        bar = st.progress(0.0)
+        kwargs: dict[str, Any] = {}
+        params = inspect.signature(build_map).parameters
+        if "progress" in params:
+
+            def progress(done: float, total: float | None = None, what: str = "") -> None:
+                frac = done / total if total else done
+                bar.progress(min(max(float(frac), 0.0), 1.0), text=what or None)
+
+            kwargs["progress"] = progress
+        try:
+            build_map(name, paths.workspace(), **kwargs)
+        except Exception as e:  # noqa: BLE001 - shown, with the command to run it by hand
+            status.update(label="The map could not be built", state="error")
+            st.error(f"{type(e).__name__}: {e}", icon=":material/error:")
+            return
+        bar.progress(1.0)
+        status.update(label="Map built", state="complete")
+    st.rerun()
