@@ -285,6 +285,10 @@ def parser() -> argparse.ArgumentParser:
     ls = sub.add_parser("list", help="the datasets in the workspace")
     ls.add_argument("--json", action="store_true")
     ls.set_defaults(func=cmd_list)
+
+    from backend.export.command import add_parser as add_export_parser
+
+    add_export_parser(sub)
     return p
 
 

@@ -1,0 +1,99 @@
+"""``python -m backend export``: the export subcommand (parser and runner)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+from backend.export.run import FORMATS
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    x = sub.add_parser("export", help="write a selection, subset or all of NAME for training")
+    x.add_argument("name")
+    what = x.add_mutually_exclusive_group(required=True)
+    what.add_argument("--subset", help="a saved subset's name")
+    what.add_argument("--where", help="an SQL condition over the samples columns")
+    what.add_argument("--selection", help="a Selection recipe as JSON (as a manifest holds)")
+    what.add_argument("--all", action="store_true", help="every row")
+    x.add_argument("--format", required=True, choices=FORMATS)
+    x.add_argument("--out", required=True,
+                   help="a plain name under <dataset>/exports/, or an absolute folder")  # fmt: skip
+    x.add_argument("--columns", help="comma-separated columns (default: all)")
+    x.add_argument("--shard-size", type=int, default=10_000, help="rows per WebDataset tar")
+    x.add_argument("--overwrite", action="store_true", help="replace an existing export")
+    x.add_argument("--status", type=Path, help=argparse.SUPPRESS)  # progress file for the UI
+    x.add_argument("--json", action="store_true", help="print the result as JSON")
+    x.set_defaults(func=run)
+
+
+def _selection(args: argparse.Namespace):
+    from backend.selection import Selection
+
+    if args.where is not None:
+        try:
+            return Selection(sql=args.where)
+        except TypeError as e:
+            raise ValueError("--where needs the SQL filter of the Selection (not available in "
+                             "this version)") from e  # fmt: skip
+    if args.selection is not None:
+        try:
+            return Selection.from_dict(json.loads(args.selection))
+        except (ValueError, TypeError, AttributeError) as e:
+            raise ValueError(f"--selection is not a valid Selection recipe: {e}") from e
+    return None
+
+
+def run(args: argparse.Namespace) -> int:
+    from backend.export.jobs import StatusFile
+    from backend.export.run import export
+
+    status = StatusFile(args.status, format=args.format, export_name=str(args.out)) \
+        if args.status else None  # fmt: skip
+    bar = tqdm(desc=f"export {args.name}", unit="row", file=sys.stderr, dynamic_ncols=True)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+        if status:
+            status(done, total)
+
+    out = Path(args.out) if Path(args.out).is_absolute() else args.out
+    try:
+        result = export(
+            args.name,
+            selection=_selection(args),
+            subset=args.subset,
+            fmt=args.format,
+            out=out,
+            columns=[c.strip() for c in args.columns.split(",") if c.strip()]
+            if args.columns else None,  # fmt: skip
+            shard_size=args.shard_size,
+            overwrite=args.overwrite,
+            progress=progress,
+            allow_absolute=True,
+        )
+    except BaseException as e:
+        if status:
+            status.write(state="failed", error=str(e) or type(e).__name__)
+        raise
+    finally:
+        bar.close()
+    summary = {"count": result.count, "out": str(result.out), "manifest": str(result.manifest),
+               "seconds": round(result.seconds, 3), "skipped": result.skipped,
+               "files": result.files, "notes": result.notes}  # fmt: skip
+    if status:
+        status.write(state="done", **{k: summary[k] for k in ("count", "out", "seconds")})
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(f"exported {result.count} rows of {args.name} as {args.format} to {result.out} "
+              f"in {result.seconds:.1f} s ({len(result.files)} file(s))")  # fmt: skip
+        for note in result.notes:
+            print(f"note: {note}")
+    return 0
