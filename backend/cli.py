@@ -81,6 +81,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _print_build(result, args.json)
     if not args.no_embed:
         _run_embed_index(name, args)
+        _run_map(name, args)
     return 0
 
 
@@ -145,6 +146,42 @@ def _run_embed_index(name: str, args: argparse.Namespace) -> None:
 
 def cmd_embed(args: argparse.Namespace) -> int:
     _run_embed_index(args.name, args)
+    return 0
+
+
+def _run_map(name: str, args: argparse.Namespace) -> dict:
+    """The map step with one tqdm bar per phase; a summary line (stderr under --json)."""
+    from backend.map import build_map
+
+    out = sys.stderr if getattr(args, "json", False) else sys.stdout
+    bars, update = _step_bars()
+    try:
+        rec = build_map(
+            name,
+            vectors=getattr(args, "vectors", None),
+            sample=getattr(args, "sample", None) or 200_000,
+            clusters=getattr(args, "clusters", None),
+            progress=update,
+        )
+    finally:
+        for b in bars.values():
+            b.close()
+    v = rec["vectors"]
+    print(
+        f"mapped {rec['mapped']} of {rec['n']} rows by {v['kind']} vectors ({v['model']}) with "
+        f"{rec['method']}; {rec['k']} clusters; {rec['nan_rows']} rows without a usable vector; "
+        f"{rec['seconds']:.1f} s",
+        file=out,
+    )
+    if rec.get("method_note"):
+        print(f"note: {rec['method_note']}", file=sys.stderr)
+    return rec
+
+
+def cmd_map(args: argparse.Namespace) -> int:
+    rec = _run_map(args.name, args)
+    if args.json:
+        print(json.dumps(rec, indent=2, default=str))
     return 0
 
 
@@ -265,6 +302,16 @@ def parser() -> argparse.ArgumentParser:
     x.add_argument("name")
     x.set_defaults(func=cmd_index)
 
+    m = sub.add_parser("map", help="place NAME's rows on a 2-D map and cluster them")
+    m.add_argument("name")
+    m.add_argument("--sample", type=int, default=200_000,
+                   help="fit UMAP on this many rows, place the rest by transform")
+    m.add_argument("--clusters", type=int, default=None, help="k (default: from the row count)")
+    m.add_argument("--vectors", choices=("image", "text"), default=None,
+                   help="which embeddings (default: CLIP image, else caption vectors)")
+    m.add_argument("--json", action="store_true")
+    m.set_defaults(func=cmd_map)
+
     s = sub.add_parser("search", help="search NAME; prints the best rows")
     s.add_argument("name")
     q = s.add_mutually_exclusive_group(required=True)
@@ -289,6 +336,9 @@ def parser() -> argparse.ArgumentParser:
     from backend.export.command import add_parser as add_export_parser
 
     add_export_parser(sub)
+    from backend.subsets_cli import add_parser as add_subset_parser
+
+    add_subset_parser(sub)
     return p
 
 

@@ -85,7 +85,8 @@ def build_fingerprint(name: str, root: Path | None = None) -> str:
     finally:
         con.close()
     body = json.loads(row[0]) if row else {}
-    key = json.dumps([body.get("built_at"), body.get("source"), body.get("rows", rows)])
+    ingest = body.get("steps", {}).get("ingest")
+    key = json.dumps([body.get("built_at"), body.get("source"), rows, ingest], sort_keys=True)
     return hashlib.sha1(key.encode()).hexdigest()[:12]
 
 
