@@ -38,12 +38,17 @@ def context(sel: Selection) -> Selection:
     """What the map draws around a selection: the Selection without its map region and
     without a picked cluster (those are marked on the map, not used to hide rows)."""
     ranges = {c: r for c, r in sel.ranges.items() if c != CLUSTER}
-    return replace(sel, polygon=(), ranges=ranges)
+    out = replace(sel, polygon=(), ranges=ranges)
+    values = getattr(sel, "values", None)  # clusters picked as a list (newer Selections)
+    if values and CLUSTER in values:
+        out = replace(out, values={c: v for c, v in values.items() if c != CLUSTER})
+    return out
 
 
 def marks(sel: Selection) -> bool:
     """Whether the Selection has a part the map marks (a region or a cluster)."""
-    return bool(sel.polygon) or CLUSTER in sel.ranges
+    return bool(sel.polygon) or CLUSTER in sel.ranges or CLUSTER in (getattr(sel, "values", None)
+                                                                     or {})
 
 
 @dataclass

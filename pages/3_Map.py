@@ -42,7 +42,7 @@ except BadSelection as e:
     selection_bar.clear_button(name, "bad-clear")
     st.stop()
 
-left, right = st.columns([5, 2], gap="medium")
+left, right = st.columns([3, 2], gap="medium")
 with left:
     with st.container(horizontal=True, vertical_alignment="center", gap="small"):
         selection_bar.render(name, sel)

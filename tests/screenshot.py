@@ -4,7 +4,8 @@
 
 Writes ``home.png``, ``browse.png``, ``detail.png`` (and ``filtered.png`` with ``--filter``),
 and, when the dataset is embedded, ``search_keywords.png``, ``search_meaning.png`` and
-``search_similar.png`` (the queries: ``--keywords``, ``--meaning``).
+``search_similar.png`` (the queries: ``--keywords``, ``--meaning``), and ``map.png`` +
+``map_selected.png`` (a box selection) when the dataset has a map (else ``map_setup.png``).
 Also the helpers the Playwright tests use: :func:`serve` runs ``streamlit run app.py`` as a
 subprocess and stops it afterwards; :func:`wait_for_thumbs` waits until grid images loaded.
 """
@@ -183,6 +184,69 @@ def capture_search(page, url: str, query: str, out: Path, keywords: str, meaning
     return saved
 
 
+MAP_CHART = ".st-key-map-chart .js-plotly-plot"
+
+
+def open_map(page, url: str, query: str = "", timeout_ms: int = 60_000) -> bool:
+    """Open the Map page; True when the map is drawn (its points on the canvas), False when
+    the dataset has no map (the setup box is shown)."""
+    page.goto(f"{url}/Map{query}")
+    page.wait_for_selector(f"{MAP_CHART} .scatterlayer, .st-key-map-setup", timeout=timeout_ms)
+    wait_idle(page, timeout_ms)
+    return page.locator(MAP_CHART).count() > 0
+
+
+def box_select(page, fx0: float, fy0: float, fx1: float, fy1: float, timeout_ms: int = 60_000):
+    """Pick plotly's "Box Select" in the modebar and drag a box from (fx0, fy0) to (fx1, fy1),
+    given as fractions of the plot area; return the box in data units (x0, x1, y0, y1)."""
+    chart = page.locator(MAP_CHART)
+    chart.hover()
+    chart.locator('.modebar-btn[data-title="Box Select"]').click()
+    area = chart.locator(".nsewdrag").first.bounding_box()
+    ax, ay = area["x"] + fx0 * area["width"], area["y"] + fy0 * area["height"]
+    bx, by = area["x"] + fx1 * area["width"], area["y"] + fy1 * area["height"]
+    data = page.evaluate(
+        """([ax, ay, bx, by]) => {
+            const gd = document.querySelector('.st-key-map-chart .js-plotly-plot');
+            const r = gd.querySelector('.nsewdrag').getBoundingClientRect();
+            const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+            return [xa.p2d(ax - r.left), xa.p2d(bx - r.left),
+                    ya.p2d(ay - r.top), ya.p2d(by - r.top)];
+        }""",
+        [ax, ay, bx, by],
+    )
+    page.mouse.move(ax, ay)
+    page.mouse.down()
+    steps = 12
+    for i in range(1, steps + 1):
+        page.mouse.move(ax + (bx - ax) * i / steps, ay + (by - ay) * i / steps)
+    page.mouse.up()
+    page.wait_for_selector(".st-key-map-clear", timeout=timeout_ms)  # the selection arrived
+    wait_idle(page, timeout_ms)
+    x0, x1, y0, y1 = data
+    return min(x0, x1), max(x0, x1), min(y0, y1), max(y0, y1)
+
+
+def capture_map(page, url: str, query: str, out: Path) -> list[Path]:
+    """The map (or its setup box), then a box selection with its side panel."""
+    saved = [out / "map.png"]
+    if not open_map(page, url, query):
+        saved[0] = out / "map_setup.png"
+        page.screenshot(path=saved[0])
+        return saved
+    page.wait_for_timeout(800)
+    page.screenshot(path=saved[-1])
+    box_select(page, 0.15, 0.2, 0.55, 0.6)
+    page.wait_for_function(
+        """() => Array.from(document.querySelectorAll('[class*="st-key-card-"] img'))
+        .every(i => i.complete)"""
+    )
+    page.wait_for_timeout(800)
+    saved.append(out / "map_selected.png")
+    page.screenshot(path=saved[-1])
+    return saved
+
+
 def capture(
     home: Path,
     out: Path,
@@ -235,6 +299,7 @@ def capture(
                 saved.append(out / "filtered.png")
                 page.screenshot(path=saved[-1])
             saved += capture_search(page, url, query, out, keywords, meaning)
+            saved += capture_map(page, url, query, out)
         finally:
             browser.close()
     return saved

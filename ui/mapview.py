@@ -22,7 +22,8 @@ ERROR = "ts.map.error"  # a message for the next run (a degenerate lasso…)
 COLOR = "ts.map.color"
 W_COLOR = "w.map.color"
 W_CLUSTER = "w.map.cluster"
-GRID_ROWS = 9  # thumbnails in the side panel
+GRID_ROWS = 6  # thumbnails in the side panel
+GRID_COLS = 2
 
 
 def _key(sel: Selection) -> str:
@@ -85,14 +86,9 @@ def _set(name: str, sel: Selection) -> None:
     state.clear_filter_widgets()  # the sidebar re-seeds from the Selection (a cluster range)
 
 
-def _without_map_parts(sel: Selection) -> Selection:
-    ranges = {c: r for c, r in sel.ranges.items() if c != mapview.CLUSTER}
-    return replace(sel, polygon=(), ranges=ranges)
-
-
 def select_cluster(name: str, cluster: int | None) -> None:
     """Make ``cluster`` the map's selection (None: drop it)."""
-    sel = _without_map_parts(state.selection(name))
+    sel = mapview.context(state.selection(name))
     if cluster is not None:
         sel = replace(sel, ranges={**sel.ranges, mapview.CLUSTER: (cluster, cluster)})
     _set(name, sel)
@@ -105,7 +101,7 @@ def select_polygon(name: str, polygon: tuple[tuple[float, float], ...]) -> None:
     except BadSelection as e:
         st.session_state[ERROR] = str(e)
         return
-    _set(name, replace(_without_map_parts(state.selection(name)), polygon=polygon))
+    _set(name, replace(mapview.context(state.selection(name)), polygon=polygon))
 
 
 def _scalar(v: Any) -> Any:
@@ -139,7 +135,7 @@ def on_chart_select(name: str) -> None:
             cards.open_detail(int(value))
         return
     if not points:
-        _set(name, _without_map_parts(state.selection(name)))
+        _set(name, mapview.context(state.selection(name)))
 
 
 def on_cluster_pick(name: str) -> None:
@@ -217,7 +213,7 @@ def side_panel(name: str, sel: Selection, total_rows: int) -> None:
                 icon=":material/deselect:",
                 key="map-clear",
                 on_click=_set,
-                args=(name, _without_map_parts(sel)),
+                args=(name, mapview.context(sel)),
             )
             st.page_link(state.BROWSE_PAGE, label="Open in Browse", icon=":material/grid_view:")
     if matched == 0:
@@ -226,14 +222,23 @@ def side_panel(name: str, sel: Selection, total_rows: int) -> None:
     if mapview.marks(sel) or not sel.is_empty():
         terms = _terms(store, mtime, _key(sel), sel, name)
         if terms:
-            chips = "".join(f'<span class="ts-term">{style.esc(t)}</span>' for t in terms)
-            st.markdown(
-                '<div class="ts-meta" style="height:auto">WORDS THAT SET IT APART</div>'
-                f'<div class="ts-terms">{chips}</div>',
-                unsafe_allow_html=True,
-            )
+            st.markdown(terms_html(terms), unsafe_allow_html=True)
     rows = browse.page(con, sel, limit=GRID_ROWS)
-    cards.grid(name, rows, 3)
+    cards.grid(name, rows, GRID_COLS)
+
+
+TERM_STYLE = ("display:inline-block;margin:0 .3rem .3rem 0;padding:.1rem .55rem;"
+              "border-radius:999px;background:#eef0fd;color:#3b36b5;font-size:.82rem")
+
+
+def terms_html(terms: list[str]) -> str:
+    """The selection's distinctive caption words as chips."""
+    chips = "".join(f'<span style="{TERM_STYLE}">{style.esc(t)}</span>' for t in terms)
+    return (
+        '<div class="ts-meta" style="height:auto;margin-bottom:.25rem" title="c-TF-IDF of a '
+        'sample of the selection\'s captions against a sample of the whole dataset">'
+        f'WORDS THAT SET IT APART</div><div class="ts-terms">{chips}</div>'
+    )
 
 
 def needs_map(name: str) -> None:
@@ -269,12 +274,11 @@ def _build(name: str) -> None:
     with st.status("Building the map…", expanded=True) as status:
         bar = st.progress(0.0)
         kwargs: dict[str, Any] = {}
-        params = inspect.signature(build_map).parameters
-        if "progress" in params:
+        if "progress" in inspect.signature(build_map).parameters:
 
-            def progress(done: float, total: float | None = None, what: str = "") -> None:
-                frac = done / total if total else done
-                bar.progress(min(max(float(frac), 0.0), 1.0), text=what or None)
+            def progress(phase: str, done: int, total: int) -> None:
+                frac = done / total if total else 0.0
+                bar.progress(min(max(frac, 0.0), 1.0), text=f"{phase} {done:,}/{total:,}")
 
             kwargs["progress"] = progress
         try:
