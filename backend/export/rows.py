@@ -125,6 +125,7 @@ def plan(
     if sum(given) > 1:
         raise ExportError("give one of a selection, a subset or row ids, not several")
     recipe: dict[str, Any] = {"selection": None, "subset": None, "sql": None, "row_ids": None}
+    notes: list[str] = []
     con = connect(name, root)
     try:
         cols = table_columns(con)
@@ -132,6 +133,11 @@ def plan(
             from backend import subsets  # lands with the subsets work; imported only when used
 
             sub = subsets.get(name, subset, root)
+            if getattr(sub, "stale", False):
+                raise ExportError(
+                    f"subset {subset!r} was saved on another build of {name!r}: its row ids may "
+                    "now be other rows; save it again from its recipe before exporting"
+                )
             where, params = _ids_clause(sub.row_ids)
             recipe.update(subset=sub.name, selection=sub.selection.to_dict(),
                           sql=getattr(sub.selection, "sql", None) or None)  # fmt: skip
@@ -140,21 +146,31 @@ def plan(
             where, params = _ids_clause(ids)
             recipe["row_ids"] = {"count": int(len(ids))}
         else:
-            sel = selection or Selection()
-            if sel.keywords.strip() and sel.keyword_ids is None:
-                from backend.search import resolve_keywords
-
-                sel = resolve_keywords(name, sel, root)
+            sel = _resolved(name, selection or Selection(), root)
             where, params = sel.where(cols)
+            if getattr(sel, "limit", None) is not None:  # the rows shown: top `limit` by sort
+                tail = sel.order_limit(cols)
+                where = f"row_id IN (SELECT row_id FROM samples WHERE {where} {tail})"
+            if getattr(sel, "sort", ""):
+                notes.append("rows are written in row-id order, not in the selection's sort")
             recipe["selection"] = sel.to_dict()
             recipe["sql"] = getattr(sel, "sql", None) or None
         source = fingerprint(name, root, con)
-        p = Plan(name, root, con, cols, where, params, recipe, source)
+        p = Plan(name, root, con, cols, where, params, recipe, source, notes=notes)
         p.total = p.count()
         return p
     except BaseException:
         con.close()
         raise
+
+
+def _resolved(name: str, sel: Selection, root: Path | None) -> Selection:
+    """Keywords and subset membership turned into row ids (they come from files, not SQL)."""
+    try:
+        from backend.subsets import resolve
+    except ImportError:  # an older tree without saved subsets
+        from backend.search import resolve_keywords as resolve
+    return resolve(name, sel, root)
 
 
 def replay(name: str, recipe: dict[str, Any], root: Path | None = None) -> np.ndarray:
