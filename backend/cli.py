@@ -304,11 +304,19 @@ def parser() -> argparse.ArgumentParser:
 
     m = sub.add_parser("map", help="place NAME's rows on a 2-D map and cluster them")
     m.add_argument("name")
-    m.add_argument("--sample", type=int, default=200_000,
-                   help="fit UMAP on this many rows, place the rest by transform")
+    m.add_argument(
+        "--sample",
+        type=int,
+        default=200_000,
+        help="fit UMAP on this many rows, place the rest by transform",
+    )
     m.add_argument("--clusters", type=int, default=None, help="k (default: from the row count)")
-    m.add_argument("--vectors", choices=("image", "text"), default=None,
-                   help="which embeddings (default: CLIP image, else caption vectors)")
+    m.add_argument(
+        "--vectors",
+        choices=("image", "text"),
+        default=None,
+        help="which embeddings (default: CLIP image, else caption vectors)",
+    )
     m.add_argument("--json", action="store_true")
     m.set_defaults(func=cmd_map)
 

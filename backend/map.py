@@ -1,0 +1,354 @@
+"""The map step: every row placed in 2-D by its embedding, grouped into labelled clusters.
+
+PCA to ~50 dimensions, then UMAP to 2-D. Above ``sample`` rows UMAP is fitted on a seeded
+sample and the other rows are placed with ``transform`` in batches, so the cost grows linearly.
+Clusters are FAISS k-means on the PCA vectors, named by their captions' c-TF-IDF terms.
+Per-row ``map_x``, ``map_y`` and ``cluster`` are joined into the store (queryable by every
+filter and by a lasso on the map); the cluster table goes to ``map/clusters.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from backend import paths
+from backend.columns import add_columns
+from backend.embed import describe, load_vectors
+from backend.manifest import now, read_manifest, step_record, update_manifest, write_json_atomic
+from backend.store import connect
+from backend.terms import cluster_labels
+
+Progress = Callable[[str, int, int], None]  # (phase, done, total)
+
+PCA_DIMS = 50
+N_NEIGHBORS = 15
+MIN_UMAP_ROWS = 30  # below this UMAP's neighbour graph is meaningless: PCA 2-D instead
+CHUNK = 65_536  # rows read from the memmap at a time
+TRANSFORM_BATCH = 50_000
+PCA_TRAIN = 100_000  # rows PCA is fitted on
+LABEL_ROWS = 200_000  # captions read to name the clusters
+REPRESENTATIVES = 8
+KIND_ALIASES = {"image": "img", "img": "img", "text": "text"}
+
+
+class MapError(ValueError):
+    """The map cannot be built as asked; the message says what to run or change."""
+
+
+def map_dir(name: str, root: Path | None = None) -> Path:
+    return paths.dataset_dir(name, root) / "map"
+
+
+def clusters_path(name: str, root: Path | None = None) -> Path:
+    return map_dir(name, root) / "clusters.json"
+
+
+def choose_k(n: int) -> int:
+    """Clusters for ``n`` rows: about sqrt(n/4), 2 to 200, never more than the rows."""
+    if n < 2:
+        return max(n, 0)
+    return int(min(n, max(2, min(200, round((n / 4) ** 0.5)))))
+
+
+def default_kind(embed_record: dict[str, Any]) -> str:
+    """Which vectors show content best on a map.
+
+    CLIP image vectors when CLIP made them. Otherwise (the packaged models) the caption
+    vectors: on the demo, MiniLM caption vectors separate what a picture shows (its shape,
+    the photos apart from the scenes) far better than EfficientNet-Lite0 image vectors, which
+    group by colour and background texture (see ``tests/test_map.py`` and README "Map").
+    """
+    kinds = embed_record.get("kinds", {})
+    if embed_record.get("cross_modal") and "img" in kinds:
+        return "img"
+    if "text" in kinds:
+        return "text"
+    if "img" in kinds:
+        return "img"
+    raise MapError("no embeddings")
+
+
+def _finite_rows(vectors: np.ndarray, progress: Progress | None) -> np.ndarray:
+    """Row mask of vectors with no NaN/inf component (read chunk by chunk)."""
+    n = len(vectors)
+    ok = np.empty(n, dtype=bool)
+    for lo in range(0, n, CHUNK):
+        ok[lo : lo + CHUNK] = np.isfinite(vectors[lo : lo + CHUNK]).all(axis=1)
+        if progress:
+            progress("check", min(n, lo + CHUNK), n)
+    return ok
+
+
+def _normalised(chunk: np.ndarray) -> np.ndarray:
+    x = np.asarray(chunk, dtype=np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def _pca(
+    vectors: np.ndarray, rows: np.ndarray, dims: int, rng: np.random.Generator,
+    progress: Progress | None,
+) -> np.ndarray:  # fmt: skip
+    """Unit-normalised ``vectors[rows]`` reduced to ``dims`` by PCA fitted on a sample
+    (FAISS PCAMatrix), applied chunk by chunk: memory is rows × dims, not rows × d."""
+    import faiss
+
+    d = vectors.shape[1]
+    dims = min(dims, d, len(rows) - 1)
+    train = rows if len(rows) <= PCA_TRAIN else np.sort(rng.choice(rows, PCA_TRAIN, False))
+    pca = faiss.PCAMatrix(d, dims)
+    pca.train(np.ascontiguousarray(_normalised(vectors[train])))
+    out = np.empty((len(rows), dims), dtype=np.float32)
+    for lo in range(0, len(rows), CHUNK):
+        part = rows[lo : lo + CHUNK]
+        out[lo : lo + len(part)] = pca.apply(np.ascontiguousarray(_normalised(vectors[part])))
+        if progress:
+            progress("pca", lo + len(part), len(rows))
+    return out
+
+
+def _umap(
+    x: np.ndarray, sample: int, seed: int, progress: Progress | None
+) -> tuple[np.ndarray, str, int]:
+    """2-D UMAP of ``x``; fitted on ``sample`` seeded rows and the rest transformed when
+    there are more. Returns (coordinates, method, rows fitted on)."""
+    import umap
+
+    n = len(x)
+    fit_rows = np.arange(n) if n <= sample else np.sort(
+        np.random.default_rng(seed).choice(n, sample, replace=False)
+    )  # fmt: skip
+    reducer = umap.UMAP(
+        n_components=2,
+        n_neighbors=min(N_NEIGHBORS, len(fit_rows) - 1),
+        min_dist=0.1,
+        metric="euclidean",
+        random_state=seed,
+        low_memory=True,
+        n_jobs=1,
+    )
+    if progress:
+        progress("umap", 0, n)
+    out = np.empty((n, 2), dtype=np.float64)
+    out[fit_rows] = reducer.fit_transform(x[fit_rows])
+    done = len(fit_rows)
+    if progress:
+        progress("umap", done, n)
+    if done == n:
+        return out, "umap", done
+    rest = np.setdiff1d(np.arange(n), fit_rows, assume_unique=True)
+    for lo in range(0, len(rest), TRANSFORM_BATCH):
+        part = rest[lo : lo + TRANSFORM_BATCH]
+        out[part] = reducer.transform(x[part])
+        done += len(part)
+        if progress:
+            progress("umap", done, n)
+    return out, "umap sample+transform", len(fit_rows)
+
+
+def _pca2(x: np.ndarray) -> np.ndarray:
+    """Exact 2-D PCA of a few rows (zeros where there is no second direction)."""
+    out = np.zeros((len(x), 2), dtype=np.float64)
+    if len(x) < 2:
+        return out
+    centred = x.astype(np.float64) - x.mean(axis=0)
+    u, s, _ = np.linalg.svd(centred, full_matrices=False)
+    m = min(2, len(s))
+    out[:, :m] = u[:, :m] * s[:m]
+    return out
+
+
+def _kmeans(x: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cluster id of each row and its squared distance to its centroid (FAISS k-means)."""
+    import faiss
+
+    if k <= 1:
+        c = x.mean(axis=0, keepdims=True)
+        return np.zeros(len(x), dtype=np.int32), ((x - c) ** 2).sum(axis=1)
+    km = faiss.Kmeans(x.shape[1], k, niter=25, seed=seed + 1, max_points_per_centroid=512)
+    km.train(np.ascontiguousarray(x))
+    dist, label = km.index.search(np.ascontiguousarray(x), 1)
+    return label[:, 0].astype(np.int32), dist[:, 0]
+
+
+def _captions(name: str, root: Path | None, row_ids: np.ndarray) -> list[str]:
+    con = connect(name, root)
+    try:
+        got = con.execute(
+            "SELECT row_id, caption FROM samples WHERE row_id IN (SELECT unnest(?::BIGINT[]))",
+            [row_ids.tolist()],
+        ).fetchall()
+    finally:
+        con.close()
+    by_id = dict(got)
+    return [by_id.get(int(i)) or "" for i in row_ids]
+
+
+def _cluster_table(
+    name: str,
+    root: Path | None,
+    rows: np.ndarray,
+    xy: np.ndarray,
+    labels: np.ndarray,
+    dist: np.ndarray,
+    k: int,
+    seed: int,
+) -> list[dict[str, Any]]:
+    """One record per cluster: size, label terms, map centre, representatives."""
+    named = rows if len(rows) <= LABEL_ROWS else np.sort(
+        np.random.default_rng(seed).choice(rows, LABEL_ROWS, replace=False)
+    )  # fmt: skip
+    pos = np.searchsorted(rows, named)
+    terms = cluster_labels(_captions(name, root, named), labels[pos], k=4)
+    order = np.lexsort((dist, labels))  # by cluster, nearest the centroid first
+    starts = np.searchsorted(labels[order], np.arange(k + 1))
+    out = []
+    for c in range(k):
+        members = order[starts[c] : starts[c + 1]]
+        if len(members) == 0:
+            continue
+        words = terms.get(c, [])
+        cx, cy = np.median(xy[members], axis=0)
+        out.append({
+            "cluster": c,
+            "label": ", ".join(words[:3]) or f"cluster {c}",
+            "terms": words,
+            "size": int(len(members)),
+            "x": float(cx),
+            "y": float(cy),
+            "representatives": [int(rows[i]) for i in members[:REPRESENTATIVES]],
+        })  # fmt: skip
+    return out
+
+
+def build_map(
+    name: str,
+    root: Path | None = None,
+    *,
+    vectors: str | None = None,
+    sample: int = 200_000,
+    clusters: int | None = None,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Place every row of ``name`` on a 2-D map and cluster it; returns the step record."""
+    t0, started = time.perf_counter(), now()
+    info = describe(name, root)
+    if not info.get("kinds"):
+        raise MapError(f"{name!r} has no embeddings yet: run `python -m backend embed {name}`")
+    if vectors is None:
+        kind = default_kind(info)
+    elif vectors in KIND_ALIASES:
+        kind = KIND_ALIASES[vectors]
+    else:
+        raise MapError(f"unknown vectors {vectors!r}: use image or text")
+    if kind not in info["kinds"]:
+        raise MapError(f"{name!r} has no {kind} embeddings: run `python -m backend embed {name}`")
+    if sample < 2:
+        raise MapError("sample must be at least 2 rows")
+    if clusters is not None and clusters < 1:
+        raise MapError("clusters must be at least 1")
+    vec = load_vectors(name, kind, root)
+    n = len(vec)
+    phases: dict[str, float] = {}
+    tick = time.perf_counter()
+
+    def lap(phase: str) -> None:
+        nonlocal tick
+        phases[phase] = round(time.perf_counter() - tick, 3)
+        tick = time.perf_counter()
+
+    ok = _finite_rows(vec, progress)
+    rows = np.flatnonzero(ok)
+    bad = int(n - len(rows))
+    if len(rows) == 0:
+        raise MapError(f"none of the {n} {kind} vectors of {name!r} is usable (NaN/inf or empty)")
+    lap("check")
+    too_few = len(rows) < MIN_UMAP_ROWS
+    if too_few:  # a handful of rows: exact PCA on the vectors themselves
+        x = _normalised(vec[rows])
+    else:
+        x = _pca(vec, rows, PCA_DIMS, np.random.default_rng(seed), progress)
+    lap("pca")
+    if too_few:
+        xy, method, fitted = _pca2(x), "pca", len(rows)
+        note = f"{len(rows)} usable rows are too few for UMAP (needs {MIN_UMAP_ROWS}): PCA 2-D"
+    else:
+        xy, method, fitted = _umap(x, sample, seed, progress)
+        note = None
+    lap("umap" if not too_few else "pca2")
+    k = min(clusters or choose_k(len(rows)), len(rows))
+    if progress:
+        progress("clusters", 0, 1)
+    labels, dist = _kmeans(x, k, seed)
+    lap("kmeans")
+    table = _cluster_table(name, root, rows, xy, labels, dist, k, seed)
+    if progress:
+        progress("clusters", 1, 1)
+    lap("labels")
+    full_x = np.full(n, np.nan)
+    full_y = np.full(n, np.nan)
+    full_c = np.full(n, -1, dtype=np.int32)
+    full_x[rows], full_y[rows], full_c[rows] = xy[:, 0], xy[:, 1], labels
+    missing = ~ok
+    if progress:
+        progress("store", 0, 1)
+    add_columns(
+        name,
+        pa.table(
+            {
+                "row_id": pa.array(np.arange(n, dtype=np.int64)),
+                "map_x": pa.array(full_x, mask=missing),
+                "map_y": pa.array(full_y, mask=missing),
+                "cluster": pa.array(full_c, type=pa.int32(), mask=missing),
+            }
+        ),  # fmt: skip
+        root,
+    )
+    model = info["kinds"][kind].get("model")
+    write_json_atomic(
+        clusters_path(name, root),
+        {"dataset": name, "vectors": kind, "model": model, "method": method, "clusters": table},
+    )
+    if progress:
+        progress("store", 1, 1)
+    lap("store")
+    record = step_record(
+        {"vectors": kind, "sample": sample, "clusters": clusters, "seed": seed,
+         "pca_dims": int(x.shape[1]), "n_neighbors": N_NEIGHBORS},
+        started,
+        time.perf_counter() - t0,
+        method=method,
+        method_note=note,
+        vectors={"kind": kind, "model": model, "dim": int(vec.shape[1])},
+        n=n,
+        mapped=int(len(rows)),
+        nan_rows=bad,
+        sample=int(fitted),
+        k=len(table),
+        phases=phases,
+        columns=["map_x", "map_y", "cluster"],
+    )  # fmt: skip
+    update_manifest(paths.manifest_path(name, root), "map", record)
+    return record
+
+
+def load_clusters(name: str, root: Path | None = None) -> list[dict[str, Any]]:
+    """The cluster table of the last map build (empty when the map step has not run)."""
+    path = clusters_path(name, root)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    return list(data.get("clusters", [])) if isinstance(data, dict) else []
+
+
+def describe_map(name: str, root: Path | None = None) -> dict[str, Any]:
+    """The map step's manifest record (empty when it has not run)."""
+    return read_manifest(paths.manifest_path(name, root)).get("steps", {}).get("map", {})
