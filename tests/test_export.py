@@ -297,3 +297,25 @@ def test_background_job_reports_progress_in_a_status_file(demo_home: Path) -> No
     assert body["done"] == body["total"] == body["count"]
     assert any(j["export_name"] == "job-1" for j in list_jobs("demo", demo_home))
     assert (demo_home / "demo" / "exports" / "job-1" / "manifest.json").is_file()
+
+
+def test_export_page_counts_and_builds_a_download(demo_home: Path, monkeypatch) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("TAILSCOPE_HOME", str(demo_home))
+    at = AppTest.from_file(str(Path(__file__).parent.parent / "pages/9_Export.py"),
+                           default_timeout=60)
+    at.session_state["ts.selections"] = {"demo": Selection(text="red")}
+    at.run()
+    assert not at.exception, at.exception
+    n = len(selected_ids(demo_home, Selection(text="red")))
+    assert any(f"{n:,}" in m.value for m in at.markdown), [m.value for m in at.markdown][:5]
+    at.button(key="w.export.prep").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    ready = at.session_state["ts.export.ready"]
+    table = pq.read_table(io.BytesIO(ready["data"]))
+    assert ready["rows"] == table.num_rows == n
+    at.text_input(key="w.export.name.parquet.None").set_value("../escape").run()
+    at.button(key="w.export.start").click().run()
+    assert any("plain name" in e.value for e in at.error)
+    assert not (demo_home / "demo" / "escape").exists()
