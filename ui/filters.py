@@ -21,6 +21,7 @@ K_TEXT = state.FILTER_PREFIX + "text"
 K_SHARDS = state.FILTER_PREFIX + "shards"
 K_KEYWORDS = state.FILTER_PREFIX + "keywords"
 K_EXTRA = state.FILTER_PREFIX + "extra"
+K_SQL = state.FILTER_PREFIX + "sql"
 OWN_CONTROLS = ("width", "height")  # numeric columns with their own slider
 
 
@@ -143,11 +144,76 @@ def sidebar(name: str) -> Selection:
         if col not in ranges_info:
             ranges[col] = r
     # Parts these widgets do not draw (a map region, …) pass through unchanged.
-    return replace(
+    out = replace(
         sel,
         text=text.strip(),
         ranges=ranges,
         shards=list(shards),
         keywords=keywords.strip(),
         keyword_ids=None,
+        sql=_sql_box(name, sel.sql),
     )
+    return _with_subsets(name, out)
+
+
+def _sql_box(name: str, current: str) -> str:
+    """The "Advanced: SQL WHERE" box; returns the condition when it is valid, else "" (the
+    text stays in the box, with the error under it)."""
+    _seed(K_SQL, current)
+    with st.sidebar.expander("Advanced: SQL WHERE", expanded=bool(current.strip())):
+        text = st.text_area(
+            "SQL WHERE",
+            key=K_SQL,
+            placeholder="width > 200 AND caption ILIKE '%cat%'",
+            help="One condition on this dataset's columns, as after WHERE. Plain functions "
+            "only: no other tables, files or statements. Ctrl+Enter applies.",
+            height=90,
+        ).strip()
+        if not text:
+            return ""
+        err = _sql_error(name, text, str(state.store_file(name)), state.store_mtime(name))
+        if err:
+            st.error(err, icon=":material/error:")
+            return ""
+        st.caption(":material/check: applied")
+    return text
+
+
+@st.cache_data(max_entries=64, show_spinner="Checking the condition…")
+def _sql_error(name: str, text: str, store: str, mtime_ns: int) -> str | None:
+    """Why the condition cannot run (parse check, then a timed count), or None; per store."""
+    from backend import browse
+    from backend.selection import BadSelection
+    from backend.sqlguard import check_where
+
+    con = state.connection(name)
+    try:
+        check_where(text, browse.columns(con), con)
+    except BadSelection as e:
+        return str(e)
+    return None
+
+
+def _with_subsets(name: str, sel: Selection) -> Selection:
+    """Subset membership resolved to the saved row ids; a missing subset is reported and
+    dropped from this run's Selection."""
+    if not sel.subset_names():
+        return sel
+    from backend import subsets
+
+    ids: dict[str, tuple[int, ...]] = {}
+    missing: list[str] = []
+    for n in sel.subset_names():
+        try:
+            ids[n] = tuple(subsets.get(name, n, paths.workspace()).row_ids.tolist())
+        except subsets.SubsetError as e:
+            st.sidebar.error(str(e), icon=":material/error:")
+            missing.append(n)
+    if missing:
+        sel = replace(
+            sel,
+            subsets_all=[n for n in sel.subsets_all if n not in missing],
+            subsets_any=[n for n in sel.subsets_any if n not in missing],
+            subsets_none=[n for n in sel.subsets_none if n not in missing],
+        )
+    return replace(sel, subset_ids=ids)

@@ -1,8 +1,7 @@
-"""The compact bar above the grid: how many rows match, and one removable chip per filter."""
+"""The compact bar above the grid: how many rows match, and one removable chip per part of the
+Selection (filters, subset membership, SQL, sort, limit); every page that shows rows draws it."""
 
 from __future__ import annotations
-
-from dataclasses import replace
 
 import streamlit as st
 
@@ -12,24 +11,7 @@ from ui import fmt, state
 
 def _parts(sel: Selection) -> list[tuple[str, Selection]]:
     """(label, the selection without that part) for every part; labels come from the backend."""
-    out: list[tuple[str, Selection]] = []
-    words = sel.text.split()
-    for i, w in enumerate(words):
-        label = Selection(text=w).describe()[0]
-        out.append((label, replace(sel, text=" ".join(words[:i] + words[i + 1 :]))))
-    for col, r in sorted(sel.ranges.items()):
-        label = Selection(ranges={col: r}).describe()[0]
-        rest = {c: v for c, v in sel.ranges.items() if c != col}
-        out.append((label, replace(sel, ranges=rest)))
-    if sel.shards:
-        label = Selection(shards=sel.shards).describe()[0]
-        out.append((label, replace(sel, shards=[])))
-    if sel.keywords.strip():
-        label = Selection(keywords=sel.keywords).describe()[0]
-        out.append((label, replace(sel, keywords="", keyword_ids=None)))
-    if sel.polygon:
-        out.append((Selection(polygon=sel.polygon).describe()[0], replace(sel, polygon=())))
-    return out
+    return sel.parts()
 
 
 def _set(name: str, sel: Selection) -> None:
@@ -93,3 +75,21 @@ def render(name: str, sel: Selection) -> None:
             on_click=state.clear_selection,
             args=(name,),
         )
+
+
+def live(name: str, con, total: int, sel: Selection) -> int | None:
+    """The live row count and the chips in one row; None (with the reason shown) when the
+    Selection cannot be applied."""
+    from backend import browse
+    from backend.selection import BadSelection
+
+    try:
+        matched: int | None = browse.count(con, sel)
+    except BadSelection as e:
+        st.error(f"This selection cannot be applied: {e}", icon=":material/filter_alt_off:")
+        matched = None
+    with st.container(horizontal=True, vertical_alignment="center", gap="small"):
+        if matched is not None:
+            st.markdown(count_html(matched, total), unsafe_allow_html=True, width="content")
+        render(name, sel)
+    return matched

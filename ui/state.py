@@ -8,6 +8,8 @@ drops the state of widgets that a page does not draw).
 
 from __future__ import annotations
 
+import base64
+import json
 import threading
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,7 @@ from streamlit.errors import StreamlitAPIException
 from backend import browse, catalog, paths
 from backend.embed import describe
 from backend.search import Searcher
-from backend.selection import Selection
+from backend.selection import BadSelection, Selection
 from ui import style
 
 DATASET = "ts.dataset"
@@ -255,10 +257,12 @@ def dataset_picker() -> str | None:
             st.caption(f"No datasets in `{paths.workspace()}` yet.")
             return None
         if ss.get(DATASET) not in names:
-            wanted = st.query_params.get("dataset")
+            wanted = st.query_params.get(URL_DATASET) or st.query_params.get("dataset")
             ss[DATASET] = wanted if wanted in names else names[0]
             clear_filter_widgets()
             reset_cursor()
+            if wanted == ss[DATASET] and URL_SELECTION in st.query_params:
+                _selection_from_url(ss[DATASET], st.query_params[URL_SELECTION])
         if ss.get(W_DATASET) not in names:
             ss[W_DATASET] = ss[DATASET]
         st.selectbox(
@@ -270,9 +274,64 @@ def dataset_picker() -> str | None:
         )
         name = ss[DATASET]
         st.caption(f"Workspace `{paths.workspace()}`")
-    if st.query_params.get("dataset") != name:
-        st.query_params["dataset"] = name
+    if st.query_params.get(URL_DATASET) != name:
+        st.query_params[URL_DATASET] = name
+    if "dataset" in st.query_params:  # the old name of the parameter
+        del st.query_params["dataset"]
     return name
+
+
+# -- the page address: ?ds=NAME&sel=<recipe> reopens the same view -----------------------------
+
+URL_DATASET, URL_SELECTION = "ds", "sel"
+URL_MAX_IDS = 200  # a longer explicit id list (a kNN result) is left out of the address
+URL_NOTE = "ts.url_note"  # why the address does not hold the whole Selection, when it does not
+
+
+def encode_selection(sel: Selection) -> tuple[str, str | None]:
+    """(URL-safe base64 of the compact JSON recipe, a note when part of it was left out)."""
+    recipe = sel.to_dict()
+    note = None
+    if len(recipe.get("row_ids") or ()) > URL_MAX_IDS:
+        note = (
+            f"The page address leaves out the {len(recipe['row_ids']):,} chosen rows; save them "
+            "as a subset to share this view."
+        )
+        del recipe["row_ids"]
+    raw = json.dumps(recipe, separators=(",", ":"), ensure_ascii=False).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("="), note
+
+
+def decode_selection(token: str) -> Selection:
+    """Inverse of :func:`encode_selection`; raises BadSelection for a damaged token."""
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        data = json.loads(raw.decode())
+    except (ValueError, UnicodeDecodeError):
+        raise BadSelection("the link's selection is damaged") from None
+    return Selection.from_dict(data)
+
+
+def _selection_from_url(name: str, token: str) -> None:
+    try:
+        sel = decode_selection(token)
+    except BadSelection as e:
+        st.toast(f"Could not reopen the linked selection: {e}", icon=":material/link_off:")
+        return
+    st.session_state.setdefault(SELECTIONS, {})[name] = sel
+
+
+def _write_url(sel: Selection) -> None:
+    token, note = encode_selection(sel)
+    st.session_state[URL_NOTE] = note
+    try:
+        if not token or token == "e30":  # {} : no selection, no parameter
+            if URL_SELECTION in st.query_params:
+                del st.query_params[URL_SELECTION]
+        elif st.query_params.get(URL_SELECTION) != token:
+            st.query_params[URL_SELECTION] = token
+    except StreamlitAPIException:  # outside a script run: the next run writes it
+        pass
 
 
 # -- the selection and the cursor --------------------------------------------------------------
@@ -288,6 +347,8 @@ def set_selection(name: str, sel: Selection) -> None:
     if sels.get(name) != sel:
         sels[name] = sel
         reset_cursor()
+    if st.session_state.get(DATASET) == name:
+        _write_url(sel)
 
 
 def clear_filter_widgets() -> None:
