@@ -20,7 +20,14 @@ import duckdb
 import numpy as np
 
 from backend.browse import columns
-from backend.selection import MAP_X, MAP_Y, Selection, quote_ident
+from backend.selection import (
+    MAP_X,
+    MAP_Y,
+    BadSelection,
+    Selection,
+    polygon_where,
+    quote_ident,
+)
 
 CLUSTER = "cluster"
 DRAW_LIMIT = 100_000  # points sent to the browser; above it a sample plus the density grid
@@ -236,7 +243,8 @@ def load_labels(name: str, root: Path | None = None) -> list[dict[str, Any]]:
 def polygon_from_event(selection: dict[str, Any] | None) -> tuple[tuple[float, float], ...]:
     """The map region of a plotly selection event: the last box (its four corners) or lasso
     (its path), from the drawn GEOMETRY, never from the list of selected points (a big chart
-    sends that list empty). () when the event holds no box or lasso."""
+    sends that list empty). () when the event holds no box or lasso; raises BadSelection for
+    a shape with no area (a click-drag of zero size, a lasso along a line)."""
     if not selection:
         return ()
     shapes = [("box", s) for s in selection.get("box") or []]
@@ -248,10 +256,13 @@ def polygon_from_event(selection: dict[str, Any] | None) -> tuple[tuple[float, f
     ys = [float(v) for v in shape.get("y") or []]
     if kind == "box":
         if len(xs) < 2 or len(ys) < 2:
-            return ()
+            raise BadSelection("the box has no corners")
         lo_x, hi_x, lo_y, hi_y = min(xs), max(xs), min(ys), max(ys)
-        return ((lo_x, lo_y), (hi_x, lo_y), (hi_x, hi_y), (lo_x, hi_y))
-    return tuple(zip(xs, ys, strict=False))
+        poly = ((lo_x, lo_y), (hi_x, lo_y), (hi_x, hi_y), (lo_x, hi_y))
+    else:
+        poly = tuple(zip(xs, ys, strict=False))
+    polygon_where(poly, {MAP_X: "DOUBLE", MAP_Y: "DOUBLE"})  # raises for a degenerate shape
+    return poly
 
 
 def sample_captions(

@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from backend import browse, mapview, paths
-from backend.selection import BadSelection, Selection, polygon_where
+from backend.selection import BadSelection, Selection
 from ui import cards, fmt, selection_bar, state, style
 from ui.map_figure import CONTEXT, LABELS, POINTS, figure
 
@@ -94,16 +94,6 @@ def select_cluster(name: str, cluster: int | None) -> None:
     _set(name, sel)
 
 
-def select_polygon(name: str, polygon: tuple[tuple[float, float], ...]) -> None:
-    """Make ``polygon`` the map's selection, or say why it cannot be one."""
-    try:
-        polygon_where(polygon, {mapview.MAP_X: "DOUBLE", mapview.MAP_Y: "DOUBLE"})
-    except BadSelection as e:
-        st.session_state[ERROR] = str(e)
-        return
-    _set(name, replace(mapview.context(state.selection(name)), polygon=polygon))
-
-
 def _scalar(v: Any) -> Any:
     return v[0] if isinstance(v, list | tuple) and v else v
 
@@ -116,11 +106,12 @@ def on_chart_select(name: str) -> None:
     chosen = event.get("selection") or {}
     has_shape = bool(chosen.get("box") or chosen.get("lasso"))
     if has_shape:
-        poly = mapview.polygon_from_event(chosen)
-        if poly:
-            select_polygon(name, poly)
-        else:
-            st.session_state[ERROR] = "that selection has no shape: drag a box or a lasso"
+        try:
+            poly = mapview.polygon_from_event(chosen)
+        except BadSelection as e:
+            st.session_state[ERROR] = str(e)
+            return
+        _set(name, replace(mapview.context(state.selection(name)), polygon=poly))
         return
     points = chosen.get("points") or []
     roles = st.session_state.get(ROLES) or []
