@@ -319,3 +319,12 @@ def test_export_page_counts_and_builds_a_download(demo_home: Path, monkeypatch) 
     at.button(key="w.export.start").click().run()
     assert any("plain name" in e.value for e in at.error)
     assert not (demo_home / "demo" / "escape").exists()
+
+
+def test_member_keys_are_safe_for_webdataset() -> None:
+    from backend.export.wds import member_key
+
+    assert member_key("000123", 7) == "000123"
+    assert member_key("dir/a.b", 7) == "dir_a_b_r7"  # WebDataset cuts keys at the first dot
+    assert member_key("", 9) == "row_r9"
+    assert len(member_key("x" * 500, 123456789)) <= 81
