@@ -80,12 +80,28 @@ class ImageSource:
         self.open.clear()
 
 
+def _template() -> tuple[bytes, int]:
+    """The constant part of every header (mode, owner, mtime, type, magic) and its byte sum,
+    with the checksum field counted as spaces, as the format says."""
+    h = bytearray(512)
+    h[100:108] = b"0000644\0"
+    h[108:116] = h[116:124] = b"0000000\0"
+    h[136:148] = b"00000000000\0"
+    h[148:156] = b"        "
+    h[156:157] = b"0"
+    h[257:265] = b"ustar\x0000"
+    return bytes(h), sum(h)
+
+
+_HEADER, _HEADER_SUM = _template()
+
+
 class TarWriter:
     """A minimal USTAR writer: regular files with a fixed mode, owner and mtime of 0.
 
     ``tarfile.addfile`` spends most of an export building headers (about 100 µs a member);
-    member names here are short ASCII (see :func:`member_key`), so one 512-byte header built
-    with a few byte operations suffices. The result reads with ``tarfile`` and webdataset.
+    member names here are short ASCII (see :func:`member_key`), so a header is a template with
+    the name, size and checksum filled in. The result reads with ``tarfile`` and webdataset.
     """
 
     def __init__(self, path: Path) -> None:
@@ -96,16 +112,11 @@ class TarWriter:
         raw = name.encode("ascii")
         if len(raw) > 100:
             raise ValueError(f"tar member name too long: {name!r}")
-        h = bytearray(512)
+        size = b"%011o\0" % len(data)
+        h = bytearray(_HEADER)
         h[0 : len(raw)] = raw
-        h[100:108] = b"0000644\0"
-        h[108:116] = h[116:124] = b"0000000\0"
-        h[124:136] = b"%011o\0" % len(data)
-        h[136:148] = b"00000000000\0"
-        h[148:156] = b"        "
-        h[156:157] = b"0"
-        h[257:265] = b"ustar\x0000"
-        h[148:155] = b"%06o\0" % sum(h)
+        h[124:136] = size
+        h[148:155] = b"%06o\0" % (_HEADER_SUM + sum(raw) + sum(size))
         pad = -len(data) % 512
         self.f.write(h)
         self.f.write(data)
