@@ -328,3 +328,13 @@ def test_member_keys_are_safe_for_webdataset() -> None:
     assert member_key("dir/a.b", 7) == "dir_a_b_r7"  # WebDataset cuts keys at the first dot
     assert member_key("", 9) == "row_r9"
     assert len(member_key("x" * 500, 123456789)) <= 81
+
+
+def test_failed_export_leaves_nothing(demo_home: Path, tmp_path: Path) -> None:
+    def boom(done: int, total: int) -> None:
+        if done:
+            raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        run(demo_home, tmp_path, "jsonl", "f", row_ids=PICK, progress=boom)
+    assert list(tmp_path.iterdir()) == []

@@ -78,7 +78,7 @@ class Plan:
             cur.close()
 
     def count(self, extra_where: str = "") -> int:
-        where = self.where + (f" AND ({extra_where})" if extra_where else "")
+        where = f"({self.where})" + (f" AND ({extra_where})" if extra_where else "")
         return self.con.execute(f"SELECT count(*) FROM samples WHERE {where}", self.params)\
             .fetchall()[0][0]
 

@@ -146,10 +146,10 @@ def export(
         raise ExportExists(
             f"an export already exists at {final}: choose another name or pass overwrite"
         )
+    tmp = final.parent / f".{final.name}.partial"
     p = plan(name, selection=selection, subset=subset, row_ids=row_ids, root=root)
     try:
         cols = p.select(columns)
-        tmp = final.parent / f".{final.name}.partial"
         options = {"columns": list(columns) if columns else None}
         if fmt == "webdataset":
             options["shard_size"] = int(shard_size)
@@ -193,6 +193,10 @@ def export(
             "seconds": round(seconds, 3),
         }
         write_json_atomic(tmp / MANIFEST, manifest)
+    except BaseException:
+        if fmt != "webdataset":  # a WebDataset export keeps its finished shards to resume
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise
     finally:
         p.close()
     _swap(tmp, final, overwrite)
