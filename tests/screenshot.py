@@ -227,6 +227,17 @@ def box_select(page, fx0: float, fy0: float, fx1: float, fy1: float, timeout_ms:
     return min(x0, x1), max(x0, x1), min(y0, y1), max(y0, y1)
 
 
+def drawn_region(page) -> list[tuple[float, float]]:
+    """The vertices of the selected region as the page drew it (the outline shape it adds to
+    the figure from the Selection's polygon)."""
+    path = page.evaluate(
+        """() => document.querySelector('.st-key-map-chart .js-plotly-plot')
+            .layout.shapes[0].path"""
+    )
+    pts = path.strip("MZ ").split(" L ")
+    return [(float(a), float(b)) for a, b in (p.split(",") for p in pts)]
+
+
 def capture_map(page, url: str, query: str, out: Path) -> list[Path]:
     """The map (or its setup box), then a box selection with its side panel."""
     saved = [out / "map.png"]

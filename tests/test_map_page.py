@@ -247,7 +247,15 @@ def map_url(homes) -> Iterator[str]:
 @pytest.mark.browser
 def test_box_drag_in_chromium_selects_the_rows_in_the_box(homes, map_url: str) -> None:
     from playwright.sync_api import sync_playwright
-    from screenshot import CHROMIUM_ARGS, VIEWPORT, box_select, chromium_path, open_map, wait_idle
+    from screenshot import (
+        CHROMIUM_ARGS,
+        VIEWPORT,
+        box_select,
+        chromium_path,
+        drawn_region,
+        open_map,
+        wait_idle,
+    )
 
     c = coords(homes["mapped"])
     with sync_playwright() as pw:
@@ -256,7 +264,17 @@ def test_box_drag_in_chromium_selects_the_rows_in_the_box(homes, map_url: str) -
             page = browser.new_page(viewport=VIEWPORT)
             page.set_default_timeout(60_000)
             assert open_map(page, map_url, "?dataset=demo")
-            x0, x1, y0, y1 = box_select(page, 0.2, 0.15, 0.6, 0.65)
+            dragged = box_select(page, 0.2, 0.15, 0.6, 0.65)  # in data units, from pixels
+            region = drawn_region(page)
+            x0, x1 = min(p[0] for p in region), max(p[0] for p in region)
+            y0, y1 = min(p[1] for p in region), max(p[1] for p in region)
+            assert len(region) == 4  # a box: its four corners
+            # the applied box is the dragged one (to within a pixel or two of the plot)
+            span = np.ptp(np.asarray(c["map_x"])), np.ptp(np.asarray(c["map_y"]))
+            tol = (span[0] / 200, span[0] / 200, span[1] / 200, span[1] / 200)
+            assert all(
+                abs(a - b) <= t for a, b, t in zip((x0, x1, y0, y1), dragged, tol, strict=True)
+            ), (dragged, region)
             expected = int(in_box(c, x0, x1, y0, y1).sum())
             assert 0 < expected < len(c["row_id"])
             shown = page.locator(".ts-count").first.inner_text()
