@@ -113,7 +113,8 @@ def figure(
                 mode="markers+text",
                 text=[_short(c["label"]) for c in labels],
                 textposition="middle center",
-                textfont={"size": 12, "color": "#1f2430", "family": "Inter, sans-serif"},
+                textfont={"size": 12, "color": "#1f2430", "family": "Inter, sans-serif",
+                          "weight": 600, "shadow": "0 0 3px #fff, 0 0 2px #fff"},  # fmt: skip
                 marker={"size": 22, "color": "rgba(255,255,255,0.55)",
                         "line": {"width": 0}},  # fmt: skip
                 customdata=[c["cluster"] for c in labels],
@@ -126,7 +127,8 @@ def figure(
     fig = go.Figure(traces)
     axis = {"showgrid": False, "zeroline": False, "showticklabels": False, "title": None}
     if frame:
-        pad_x, pad_y = (frame[1] - frame[0]) * 0.03 or 1, (frame[3] - frame[2]) * 0.03 or 1
+        # room for the labels of clusters at the edge
+        pad_x, pad_y = (frame[1] - frame[0]) * 0.1 or 1, (frame[3] - frame[2]) * 0.04 or 1
         axis_x = {**axis, "range": [frame[0] - pad_x, frame[1] + pad_x]}
         axis_y = {**axis, "range": [frame[2] - pad_y, frame[3] + pad_y]}
     else:
