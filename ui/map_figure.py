@@ -113,6 +113,7 @@ def figure(
                 mode="markers+text",
                 text=[_short(c["label"]) for c in labels],
                 textposition="middle center",
+                cliponaxis=False,
                 textfont={"size": 12, "color": "#1f2430", "family": "Inter, sans-serif",
                           "weight": 600, "shadow": "0 0 3px #fff, 0 0 2px #fff"},  # fmt: skip
                 marker={"size": 22, "color": "rgba(255,255,255,0.55)",
