@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,8 @@ N_NEIGHBORS = 15
 MIN_UMAP_ROWS = 30  # below this UMAP's neighbour graph is meaningless: PCA 2-D instead
 CHUNK = 65_536  # rows read from the memmap at a time
 TRANSFORM_BATCH = 50_000
+EXACT_KNN_MAX = 50_000  # up to this many rows UMAP gets exact FAISS neighbours
+SMALL = 20_000  # below this many rows FAISS runs on one thread
 PCA_TRAIN = 100_000  # rows PCA is fitted on
 LABEL_ROWS = 200_000  # captions read to name the clusters
 REPRESENTATIVES = 8
@@ -75,6 +78,21 @@ def default_kind(embed_record: dict[str, Any]) -> str:
     raise MapError("no embeddings")
 
 
+@contextmanager
+def _faiss_threads(rows: int) -> Iterator[None]:
+    """One FAISS thread for small inputs: OpenMP's spinning threads make a sub-second job take
+    seconds on a busy machine; large inputs keep every core."""
+    import faiss
+
+    before = faiss.omp_get_max_threads()
+    if rows < SMALL:
+        faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
+
+
 def _finite_rows(vectors: np.ndarray, progress: Progress | None) -> np.ndarray:
     """Row mask of vectors with no NaN/inf component (read chunk by chunk)."""
     n = len(vectors)
@@ -113,30 +131,86 @@ def _pca(
     return out
 
 
+_JIT_CACHED = False
+# umap-learn's numba kernels that compile on every process start (~10-40 s) because they are
+# not declared cache=True; re-declared with the same options plus cache=True they compile once
+# per installation (into umap's __pycache__, or numba's user cache dir).
+_UNCACHED = (
+    ("umap.umap_", "smooth_knn_dist"),
+    ("umap.umap_", "compute_membership_strengths"),
+    ("umap.umap_", "fast_knn_indices"),
+    ("umap.umap_", "init_transform"),
+    ("umap.layouts", "_nb_optimize_layout_euclidean_single_epoch"),
+)
+
+
+def _cache_umap_jit() -> None:
+    """Make umap's uncached numba kernels cache their machine code (once per process)."""
+    global _JIT_CACHED
+    if _JIT_CACHED:
+        return
+    _JIT_CACHED = True
+    import importlib
+
+    import numba
+
+    for module, attr in _UNCACHED:
+        try:
+            mod = importlib.import_module(module)
+            disp = getattr(mod, attr)
+            opts = {k: v for k, v in disp.targetoptions.items() if k not in ("nopython", "cache")}
+            setattr(mod, attr, numba.njit(cache=True, **opts)(disp.py_func))
+        except Exception:  # another umap version or no writable cache: compile as usual
+            continue
+
+
+def _exact_knn(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's ``k`` nearest rows (itself first) by exact L2 search (FAISS)."""
+    import faiss
+
+    index = faiss.IndexFlatL2(x.shape[1])
+    index.add(np.ascontiguousarray(x))
+    dist, ids = index.search(np.ascontiguousarray(x), k)
+    return ids.astype(np.int64), np.sqrt(np.maximum(dist, 0.0)).astype(np.float32)
+
+
 def _umap(
     x: np.ndarray, sample: int, seed: int, progress: Progress | None
 ) -> tuple[np.ndarray, str, int]:
     """2-D UMAP of ``x``; fitted on ``sample`` seeded rows and the rest transformed when
     there are more. Returns (coordinates, method, rows fitted on)."""
+    import warnings
+
     import umap
 
+    _cache_umap_jit()
     n = len(x)
     fit_rows = np.arange(n) if n <= sample else np.sort(
         np.random.default_rng(seed).choice(n, sample, replace=False)
     )  # fmt: skip
+    k = min(N_NEIGHBORS, len(fit_rows) - 1)
+    # all rows fitted and few enough for exact search: FAISS neighbours (no NN-descent to
+    # compile or run); otherwise UMAP's own index, which ``transform`` needs
+    knn = None
+    if len(fit_rows) == n and n <= EXACT_KNN_MAX:
+        with _faiss_threads(n):
+            knn = _exact_knn(x, k)
     reducer = umap.UMAP(
         n_components=2,
-        n_neighbors=min(N_NEIGHBORS, len(fit_rows) - 1),
+        n_neighbors=k,
         min_dist=0.1,
         metric="euclidean",
         random_state=seed,
         low_memory=True,
         n_jobs=1,
+        precomputed_knn=(*knn, None) if knn else (None, None, None),
     )
     if progress:
         progress("umap", 0, n)
     out = np.empty((n, 2), dtype=np.float64)
-    out[fit_rows] = reducer.fit_transform(x[fit_rows])
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*knn_search_index.*", category=UserWarning)
+        out[fit_rows] = reducer.fit_transform(x[fit_rows])
     done = len(fit_rows)
     if progress:
         progress("umap", done, n)
@@ -274,7 +348,8 @@ def build_map(
     if too_few:  # a handful of rows: exact PCA on the vectors themselves
         x = _normalised(vec[rows])
     else:
-        x = _pca(vec, rows, PCA_DIMS, np.random.default_rng(seed), progress)
+        with _faiss_threads(len(rows)):
+            x = _pca(vec, rows, PCA_DIMS, np.random.default_rng(seed), progress)
     lap("pca")
     if too_few:
         xy, method, fitted = _pca2(x), "pca", len(rows)
@@ -286,7 +361,8 @@ def build_map(
     k = min(clusters or choose_k(len(rows)), len(rows))
     if progress:
         progress("clusters", 0, 1)
-    labels, dist = _kmeans(x, k, seed)
+    with _faiss_threads(len(rows)):
+        labels, dist = _kmeans(x, k, seed)
     lap("kmeans")
     table = _cluster_table(name, root, rows, xy, labels, dist, k, seed)
     if progress:

@@ -218,6 +218,10 @@ def build_demo() -> None:
             embed("demo", root=root, progress=embed_progress, workers=0)
             st.write("Building the search indexes")
             build_indexes("demo", root=root, progress=embed_progress)
+            from backend.map import build_map
+
+            st.write("Placing every row on the map and naming its clusters")
+            build_map("demo", root, progress=embed_progress)
         except Exception as e:  # show any failure in the page, not as a traceback
             status.update(label=f"Building the demo failed: {e}", state="error")
             return
