@@ -338,3 +338,25 @@ def test_failed_export_leaves_nothing(demo_home: Path, tmp_path: Path) -> None:
     with pytest.raises(RuntimeError):
         run(demo_home, tmp_path, "jsonl", "f", row_ids=PICK, progress=boom)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_batches_come_in_row_id_order_in_both_read_paths(demo_home: Path) -> None:
+    from backend.export import plan
+
+    ids = list(range(0, 590, 3))[::-1]  # an id list: read back by sorted chunks of ids
+    p = plan("demo", row_ids=ids, root=demo_home)
+    try:
+        assert not p.plain_scan
+        got = [i for b in p.batches(["row_id"], after=100, batch_rows=7)
+               for i in b.column(0).to_pylist()]  # fmt: skip
+    finally:
+        p.close()
+    assert got == sorted(i for i in ids if i > 100)
+    p = plan("demo", selection=Selection(sql="row_id % 2 = 0"), root=demo_home)
+    try:
+        assert p.plain_scan
+        got = [i for b in p.batches(["row_id", "key"], after=10, batch_rows=16)
+               for i in b.column(0).to_pylist()]  # fmt: skip
+    finally:
+        p.close()
+    assert got == list(range(12, 590, 2))

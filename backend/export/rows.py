@@ -56,6 +56,13 @@ class Plan:
             )
         return list(dict.fromkeys(wanted))
 
+    @property
+    def plain_scan(self) -> bool:
+        """True when the WHERE has no subquery: a filtered scan of ``samples`` (stored in row-id
+        order) then returns rows in row-id order without a sort. Id lists (keywords, subsets,
+        limits) are semi-joins, which do not keep that order."""
+        return "SELECT" not in self.where.upper()
+
     def batches(
         self,
         cols: Sequence[str],
@@ -63,19 +70,44 @@ class Plan:
         extra_where: str = "",
         batch_rows: int = BATCH_ROWS,
     ) -> Iterator[pa.RecordBatch]:
-        """The selected rows with ``row_id > after`` in row-id order, ``batch_rows`` at a time:
-        DuckDB streams them, so memory does not grow with the export."""
-        sel = ", ".join(quote_ident(c) for c in cols)
+        """The selected rows with ``row_id > after`` in row-id order, ``batch_rows`` at a time.
+
+        Never a sort of the whole selection (its memory grows with the export): a plain filter
+        streams in storage order, checked as it goes; otherwise the selected row ids (8 bytes a
+        row) are listed first and the rows read back one sorted chunk of ids at a time.
+        """
+        cols = list(cols)
+        sel = ", ".join(quote_ident(c) for c in dict.fromkeys(["row_id", *cols]))
         where = f"({self.where}) AND row_id > ?" + (f" AND ({extra_where})" if extra_where else "")
-        cur = self.con.cursor()
-        try:
-            reader = cur.sql(
-                f"SELECT {sel} FROM samples WHERE {where} ORDER BY row_id",
-                params=[*self.params, after],
-            ).to_arrow_reader(batch_rows)
-            yield from reader
-        finally:
-            cur.close()
+        if self.plain_scan:
+            cur = self.con.cursor()
+            try:
+                query = f"SELECT {sel} FROM samples WHERE {where}"
+                q = cur.sql(query, params=[*self.params, after])
+                last = after
+                for b in q.to_arrow_reader(batch_rows):
+                    ids = b.column("row_id").to_numpy()
+                    if not _increasing(ids, last):
+                        raise ExportError("the store returned rows out of row-id order: rebuild it")
+                    last = ids[-1] if len(ids) else last
+                    yield b.select(cols)
+            finally:
+                cur.close()
+            return
+        ids = self.con.sql(f"SELECT row_id FROM samples WHERE {where} ORDER BY row_id",
+                           params=[*self.params, after]).fetchnumpy()["row_id"]  # fmt: skip
+        for i in range(0, len(ids), batch_rows):
+            chunk = np.asarray(ids[i : i + batch_rows], dtype=np.int64)
+            cur = self.con.cursor()
+            try:
+                table = cur.sql(
+                    f"SELECT {sel} FROM samples WHERE row_id BETWEEN ? AND ? "
+                    "AND row_id IN (SELECT unnest(?::BIGINT[])) ORDER BY row_id",
+                    params=[int(chunk[0]), int(chunk[-1]), chunk.tolist()],
+                ).to_arrow_table()
+            finally:
+                cur.close()
+            yield from table.select(cols).to_batches(batch_rows)
 
     def count(self, extra_where: str = "") -> int:
         where = f"({self.where})" + (f" AND ({extra_where})" if extra_where else "")
@@ -91,6 +123,10 @@ class Plan:
 
     def close(self) -> None:
         self.con.close()
+
+
+def _increasing(ids: np.ndarray, last: int) -> bool:
+    return not len(ids) or (ids[0] > last and bool((ids[1:] > ids[:-1]).all()))
 
 
 def fingerprint(name: str, root: Path | None, con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
