@@ -1,0 +1,287 @@
+"""The ``score`` build step: run scorers over a dataset in chunks, resumably, and join their
+columns into the store.
+
+Rows are read chunk by chunk (never the whole dataset in memory); each image is read once per
+chunk and shared by every scorer that reads images. A finished chunk of a scorer is written to
+``<dataset>/.scores/<scorer>/<first row>.parquet`` (row ids, its columns, an ``_error`` reason)
+before the next starts, so a killed run picks up where it stopped. A row that fails gets NULLs
+and its reason, kept in ``<dataset>/score_errors.parquet`` and counted in the step record; a
+scorer whose package or model is missing is skipped with a message saying what to install.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from backend import paths
+from backend.columns import add_columns
+from backend.manifest import (
+    now,
+    read_manifest,
+    step_record,
+    update_manifest,
+    write_json_atomic,
+)
+from backend.safety import Context, Row, Scorer, ScorerUnavailable, resolve
+from backend.store import connect
+
+CHUNK = 256
+ROW_COLUMNS = ("row_id, caption, width, height, file_size, storage, path, byte_offset, "
+               "byte_size, src_row")  # fmt: skip
+ERRORS_FILE = "score_errors.parquet"
+
+Progress = Callable[[str, int, int], None]  # (scorer, rows done, rows total)
+
+
+def scores_dir(name: str, root: Path | None = None) -> Path:
+    return paths.dataset_dir(name, root) / ".scores"
+
+
+def _embed_record(name: str, root: Path | None) -> dict[str, Any]:
+    return read_manifest(paths.manifest_path(name, root)).get("steps", {}).get("embed", {})
+
+
+def _build_id(name: str, root: Path | None) -> str:
+    """Which build of the store the chunks belong to (a rebuilt store invalidates them)."""
+    ingest = read_manifest(paths.manifest_path(name, root)).get("steps", {}).get("ingest", {})
+    return str(ingest.get("finished_at", ""))
+
+
+def _prepare_dir(folder: Path, meta: dict[str, Any], rebuild: bool) -> int:
+    """Keep ``folder``'s finished chunks when they were made the same way; return how many."""
+    old = read_manifest(folder / "meta.json")
+    if rebuild or old != meta:
+        shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(folder / "meta.json", meta)
+    return len(list(folder.glob("*.parquet")))
+
+
+def _chunk_path(folder: Path, lo: int) -> Path:
+    return folder / f"{lo:012d}.parquet"
+
+
+def _fetch_rows(con, lo: int, hi: int) -> list[Row]:
+    cur = con.execute(
+        f"SELECT {ROW_COLUMNS} FROM samples WHERE row_id >= ? AND row_id < ? ORDER BY row_id",
+        [lo, hi],
+    )
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+
+def _attach_images(rows: list[Row]) -> None:
+    """Give each row its image bytes, or an ``_image_error`` reason."""
+    from backend.media import image_bytes
+
+    for r in rows:
+        try:
+            r["image"] = image_bytes(r)
+            if not r["image"]:
+                r["_image_error"] = "no image bytes (url-only row)"
+        except Exception as e:  # a source that moved or changed since ingest
+            r["image"], r["_image_error"] = None, f"image unreadable: {e}"
+
+
+def _attach_embeddings(rows: list[Row], vectors: dict[str, np.ndarray]) -> None:
+    for r in rows:
+        r["embedding"] = {
+            k: np.asarray(v[r["row_id"]], dtype=np.float32) for k, v in vectors.items()
+        }
+
+
+def _reason(e: BaseException) -> str:
+    return f"{type(e).__name__}: {e}"[:500]
+
+
+def score_rows(scorer: Scorer, rows: list[Row]) -> tuple[list[dict[str, Any]], list[str | None]]:
+    """Values and error reasons for ``rows``; a failing batch is retried row by row so one bad
+    row costs only its own values."""
+    out: list[dict[str, Any]] = [{} for _ in rows]
+    errors: list[str | None] = [None] * len(rows)
+    ok = []
+    for i, r in enumerate(rows):
+        if "image" in scorer.reads and r.get("_image_error"):
+            errors[i] = r["_image_error"]
+        else:
+            ok.append(i)
+    if not ok:
+        return out, errors
+    try:
+        got = scorer.score_batch([rows[i] for i in ok])
+        if len(got) != len(ok):
+            raise RuntimeError(f"scorer returned {len(got)} results for {len(ok)} rows")
+        for i, g in zip(ok, got, strict=True):
+            out[i] = g
+    except Exception:
+        for i in ok:
+            try:
+                out[i] = scorer.score_batch([rows[i]])[0]
+            except Exception as e:
+                errors[i] = _reason(e)
+    return out, errors
+
+
+def _chunk_table(scorer: Scorer, rows: list[Row], values, errors) -> pa.Table:
+    cols: dict[str, pa.Array] = {"row_id": pa.array([r["row_id"] for r in rows], pa.int64())}
+    for col, typ in scorer.columns.items():
+        cols[col] = pa.array(
+            [None if e else v.get(col) for v, e in zip(values, errors, strict=True)], typ
+        )
+    cols["_error"] = pa.array(errors, pa.string())
+    return pa.table(cols)
+
+
+def _write_atomic(table: pa.Table, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    pq.write_table(table, tmp)
+    os.replace(tmp, path)
+
+
+def _read_all(folder: Path) -> pa.Table:
+    parts = sorted(folder.glob("*.parquet"))
+    return pa.concat_tables(pq.read_table(p) for p in parts)
+
+
+def _write_errors(name: str, root: Path | None, fresh: pa.Table, scorers: list[str]) -> int:
+    """Replace the run scorers' entries in the errors file; keep other scorers' entries."""
+    path = paths.dataset_dir(name, root) / ERRORS_FILE
+    keep = []
+    if path.is_file():
+        old = pq.read_table(path)
+        mask = pc.invert(pc.is_in(old["scorer"], pa.array(scorers)))
+        keep.append(old.filter(mask))
+    table = pa.concat_tables([*keep, fresh]) if keep else fresh
+    _write_atomic(table, path)
+    return fresh.num_rows
+
+
+def read_errors(name: str, root: Path | None = None) -> pa.Table:
+    """``scorer``, ``row_id``, ``reason`` of every row a scorer could not score."""
+    path = paths.dataset_dir(name, root) / ERRORS_FILE
+    if not path.is_file():
+        return pa.table({"scorer": pa.array([], pa.string()), "row_id": pa.array([], pa.int64()),
+                         "reason": pa.array([], pa.string())})  # fmt: skip
+    return pq.read_table(path)
+
+
+def score(
+    name: str,
+    scorers: list[str] | None = None,
+    root: Path | None = None,
+    chunk: int = CHUNK,
+    rebuild: bool = False,
+    progress: Progress | None = None,
+    instances: list[Scorer] | None = None,
+) -> dict[str, Any]:
+    """Run ``scorers`` (None: the defaults) over dataset ``name``; return the step record.
+
+    ``instances``: ready-made scorer objects instead of names (tests, plugins not in the
+    package). The record lists ``skipped`` scorers with the reason and what to install.
+    """
+    t0, started = time.perf_counter(), now()
+    con = connect(name, root)
+    try:
+        n = con.execute("SELECT count(*) FROM samples").fetchone()[0]
+    except BaseException:
+        con.close()
+        raise
+    ctx = Context(name, root, n, _embed_record(name, root))
+    loaded: list[Scorer] = []
+    skipped: dict[str, str] = {}
+    for s in instances if instances is not None else [cls() for cls in resolve(scorers)]:
+        try:
+            s.load(ctx)
+            loaded.append(s)
+        except ScorerUnavailable as e:
+            skipped[s.name] = str(e)
+    record_path = paths.manifest_path(name, root)
+    previous = read_manifest(record_path).get("steps", {}).get("score", {})
+    if not loaded:
+        con.close()
+        return {"status": "skipped", "skipped": skipped, "scorers": {}, "errors": 0, "rows": n}
+    build = _build_id(name, root)
+    folders, resumed, seconds = {}, {}, {s.name: 0.0 for s in loaded}
+    for s in loaded:
+        meta = {"scorer": s.name, "version": s.version, "model": s.model, "rows": n,
+                "chunk": chunk, "build": build, "columns": sorted(s.columns)}  # fmt: skip
+        folders[s.name] = scores_dir(name, root) / s.name
+        resumed[s.name] = _prepare_dir(folders[s.name], meta, rebuild)
+    vectors: dict[str, np.ndarray] = {}
+    if any("embedding" in s.reads for s in loaded):
+        from backend.embed import load_vectors
+
+        vectors = {k: load_vectors(name, k, root) for k in ("img", "text")}
+    read_s = 0.0
+    try:
+        for lo in range(0, n, chunk):
+            hi = min(n, lo + chunk)
+            todo = [s for s in loaded if not _chunk_path(folders[s.name], lo).is_file()]
+            if todo:
+                t_read = time.perf_counter()
+                rows = _fetch_rows(con, lo, hi)
+                if any("image" in s.reads for s in todo):
+                    _attach_images(rows)
+                if any("embedding" in s.reads for s in todo):
+                    _attach_embeddings(rows, vectors)
+                read_s += time.perf_counter() - t_read
+                for s in todo:
+                    t1 = time.perf_counter()
+                    values, errors = score_rows(s, rows)
+                    _write_atomic(_chunk_table(s, rows, values, errors),
+                                  _chunk_path(folders[s.name], lo))  # fmt: skip
+                    seconds[s.name] += time.perf_counter() - t1
+            if progress:
+                for s in loaded:
+                    progress(s.name, hi, n)
+    finally:
+        con.close()
+    tables = {s.name: _read_all(folders[s.name]) for s in loaded}
+    joined = {"row_id": tables[loaded[0].name]["row_id"]}
+    err_parts = []
+    for s in loaded:
+        t = tables[s.name]
+        for col in s.columns:
+            joined[col] = t[col]
+        bad = t.filter(pc.is_valid(t["_error"]))
+        err_parts.append(pa.table({
+            "scorer": pa.array([s.name] * bad.num_rows, pa.string()),
+            "row_id": bad["row_id"], "reason": bad["_error"]}))  # fmt: skip
+    added = add_columns(name, pa.table(joined), root)
+    errors = _write_errors(name, root, pa.concat_tables(err_parts), [s.name for s in loaded])
+    per = dict(previous.get("scorers", {}))
+    for s, t in ((s, tables[s.name]) for s in loaded):
+        computed = n - resumed[s.name] * chunk
+        per[s.name] = {
+            "version": s.version,
+            "model": s.model,
+            "reads": list(s.reads),
+            "columns": list(s.columns),
+            "errors": int(pc.sum(pc.is_valid(t["_error"])).as_py() or 0),
+            "resumed_chunks": resumed[s.name],
+            "rows_per_s": round(max(computed, 0) / seconds[s.name], 1) if seconds[s.name] else None,
+        }
+    record = step_record(
+        {"scorers": [s.name for s in loaded], "chunk": chunk, "rebuild": rebuild},
+        started,
+        time.perf_counter() - t0,
+        rows=n,
+        columns=added,
+        scorers=per,
+        skipped=skipped,
+        errors=errors,
+        read_seconds=round(read_s, 3),
+    )
+    models = {f"score.{s.name}": f"{s.model} (v{s.version})" for s in loaded}
+    update_manifest(record_path, "score", record, models)
+    return record
