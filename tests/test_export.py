@@ -160,6 +160,10 @@ def test_webdataset_round_trip_through_ingest(demo_home: Path, tmp_path: Path) -
     res = run(demo_home, tmp_path, "webdataset", "w", selection=sel, shard_size=40)
     assert res.count == len(ids) > 40
     assert [f["path"] for f in res.files] == [f"{i:05d}.tar" for i in range(-(-len(ids) // 40))]
+    import hashlib
+
+    for f in res.files:
+        assert hashlib.sha256((res.out / f["path"]).read_bytes()).hexdigest() == f["sha256"]
     members = tar_members(res.out / "00000.tar")
     first = store_rows(demo_home, ids[:1])[0]
     assert members[f"{first['key']}.txt"].decode() == first["caption"]

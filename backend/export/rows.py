@@ -69,15 +69,19 @@ class Plan:
         after: int = -1,
         extra_where: str = "",
         batch_rows: int = BATCH_ROWS,
+        computed: dict[str, str] | None = None,
     ) -> Iterator[pa.RecordBatch]:
         """The selected rows with ``row_id > after`` in row-id order, ``batch_rows`` at a time.
 
         Never a sort of the whole selection (its memory grows with the export): a plain filter
         streams in storage order, checked as it goes; otherwise the selected row ids (8 bytes a
         row) are listed first and the rows read back one sorted chunk of ids at a time.
+        ``computed`` adds columns by SQL expression (name → expression).
         """
-        cols = list(cols)
-        sel = ", ".join(quote_ident(c) for c in dict.fromkeys(["row_id", *cols]))
+        computed = computed or {}
+        sel = ", ".join([*(quote_ident(c) for c in dict.fromkeys(["row_id", *cols])),
+                         *(f"{e} AS {quote_ident(n)}" for n, e in computed.items())])  # fmt: skip
+        cols = [*cols, *computed]
         where = f"({self.where}) AND row_id > ?" + (f" AND ({extra_where})" if extra_where else "")
         if self.plain_scan:
             cur = self.con.cursor()

@@ -60,9 +60,11 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def _file_record(path: Path, base: Path, rows: int | None = None) -> dict[str, Any]:
+def _file_record(
+    path: Path, base: Path, rows: int | None = None, sha256: str | None = None
+) -> dict[str, Any]:
     rec = {"path": path.relative_to(base).as_posix(), "bytes": path.stat().st_size,
-           "sha256": sha256_file(path)}  # fmt: skip
+           "sha256": sha256 or sha256_file(path)}  # fmt: skip
     if rows is not None:
         rec["rows"] = rows
     return rec
@@ -163,7 +165,8 @@ def export(
         if fmt == "webdataset":
             meta_cols = cols if columns else [c for c in p.columns]
             state = write_webdataset(p, tmp, meta_cols, int(shard_size), key, tick)
-            files = [_file_record(tmp / s["file"], tmp, s["rows"]) for s in state["shards"]]
+            files = [_file_record(tmp / s["file"], tmp, s["rows"], s.get("sha256"))
+                     for s in state["shards"]]  # fmt: skip
             count, skipped = sum(s["rows"] for s in state["shards"]), state["skipped"]
             if skipped:
                 notes.append(f"{skipped} row(s) without a readable image were left out")
