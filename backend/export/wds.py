@@ -96,6 +96,7 @@ def _template() -> tuple[bytes, int]:
 
 
 _HEADER, _HEADER_SUM = _template()
+_ZEROS = bytes(512)
 
 
 class TarWriter:
@@ -111,20 +112,23 @@ class TarWriter:
         self.size = 0
         self.hash = hashlib.sha256()  # as written: the manifest's digest without a re-read
 
-    def add(self, name: str, data: bytes) -> None:
-        raw = name.encode("ascii")
-        if len(raw) > 100:
-            raise ValueError(f"tar member name too long: {name!r}")
-        size = b"%011o\0" % len(data)
-        h = bytearray(_HEADER)
-        h[0 : len(raw)] = raw
-        h[124:136] = size
-        h[148:155] = b"%06o\0" % (_HEADER_SUM + sum(raw) + sum(size))
-        pad = -len(data) % 512
-        for part in (h, data, bytes(pad)) if pad else (h, data):
-            self.f.write(part)
-            self.hash.update(part)
-        self.size += 512 + len(data) + pad
+    def add(self, *members: tuple[str, bytes]) -> None:
+        """Append members (name, data); one write and one hash update for all of them."""
+        parts: list[bytes] = []
+        for name, data in members:
+            raw = name.encode("ascii")
+            if len(raw) > 100:
+                raise ValueError(f"tar member name too long: {name!r}")
+            size = b"%011o\0" % len(data)
+            h = bytearray(_HEADER)
+            h[0 : len(raw)] = raw
+            h[124:136] = size
+            h[148:155] = b"%06o\0" % (_HEADER_SUM + sum(raw) + sum(size))
+            parts += (h, data, _ZEROS[: -len(data) % 512])
+        block = b"".join(parts)
+        self.f.write(block)
+        self.hash.update(block)
+        self.size += len(block)
 
     def close(self) -> None:
         if self.f.closed:
@@ -223,9 +227,9 @@ def write_webdataset(
                     state["skipped"] += 1
                     continue
                 k = member_key(row.get("key"), row_id)
-                tar.add(f"{k}.{image_ext(row)}", data)
-                tar.add(f"{k}.txt", (row.get("caption") or "").encode("utf-8"))
-                tar.add(f"{k}.json", row[META].encode("utf-8"))
+                tar.add((f"{k}.{image_ext(row)}", data),
+                        (f"{k}.txt", (row.get("caption") or "").encode("utf-8")),
+                        (f"{k}.json", row[META].encode("utf-8")))  # fmt: skip
                 shard["rows"] += 1
                 if shard["rows"] >= shard_size:
                     finish()
