@@ -347,6 +347,9 @@ def parser() -> argparse.ArgumentParser:
     from backend.subsets_cli import add_parser as add_subset_parser
 
     add_subset_parser(sub)
+    from backend.safety.command import add_parser as add_safety_parser
+
+    add_safety_parser(sub)
     return p
 
 

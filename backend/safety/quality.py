@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 from PIL import Image
-from scipy.ndimage import laplace
 
 from backend.safety import Row, Scorer, register
 
@@ -30,6 +29,8 @@ GRAY_TOLERANCE = 2.0
 
 def measure(data: bytes) -> dict[str, Any]:
     """The quality columns of one image's bytes."""
+    from scipy.ndimage import laplace
+
     img = Image.open(io.BytesIO(data))
     width, height = img.size
     if (img.format or "").lower() == "jpeg":

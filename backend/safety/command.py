@@ -1,0 +1,94 @@
+"""``python -m backend score`` and ``python -m backend dedup``: the CLI of the safety steps."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def _bars():
+    from backend.cli import _step_bars
+
+    return _step_bars()
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from backend.safety.run import score
+
+    names = [s.strip() for s in args.scorers.split(",") if s.strip()] if args.scorers else None
+    bars, update = _bars()
+    try:
+        rec = score(args.name, names, chunk=args.chunk, rebuild=args.rebuild, progress=update)
+    finally:
+        for b in bars.values():
+            b.close()
+    for name, why in rec.get("skipped", {}).items():
+        print(f"skipped {name}: {why}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(rec, indent=2, default=str))
+        return 0 if rec.get("scorers") or not rec.get("skipped") else 3
+    if rec.get("status") == "skipped":
+        print("no scorer could run: install what the messages above name")
+        return 3
+    for name, info in rec["scorers"].items():
+        if name not in rec["params"]["scorers"]:
+            continue
+        print(
+            f"scored {name} ({info['model']}): {', '.join(info['columns'])}; "
+            f"{info['errors']} rows failed; {info['rows_per_s'] or '-'} rows/s"
+            + (f"; {info['resumed_chunks']} chunks resumed" if info["resumed_chunks"] else "")
+        )
+    if rec["errors"]:
+        print(f"{rec['errors']} row(s) could not be scored: see score_errors.parquet")
+    return 0
+
+
+def cmd_dedup(args: argparse.Namespace) -> int:
+    from backend.dedup import dedup
+
+    bars, update = _bars()
+    try:
+        rec = dedup(args.name, phash_threshold=args.phash_threshold,
+                    semantic_threshold=args.semantic_threshold, progress=update)  # fmt: skip
+    finally:
+        for b in bars.values():
+            b.close()
+    for note in rec["notes"]:
+        print(f"note: {note}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(rec, indent=2, default=str))
+        return 0
+    for kind in ("exact", "phash", "semantic", "caption"):
+        s = rec[kind]
+        print(f"{kind:>9}: {s['groups']} groups, {s['rows']} rows, {s['removable']} removable")
+    print(f"keep one per image group (WHERE is_dup_rep): {rec['kept']} of {rec['rows']} rows")
+    return 0
+
+
+def add_parser(sub) -> None:
+    """Add the ``score`` and ``dedup`` subcommands to the CLI's subparsers."""
+    from backend.dedup import PHASH_THRESHOLD, SEMANTIC_THRESHOLD
+    from backend.safety import defaults, registry
+
+    s = sub.add_parser("score", help="run safety and quality scorers over NAME's rows")
+    s.add_argument("name")
+    s.add_argument(
+        "--scorers",
+        default=None,
+        help=f"comma-separated, or all (default: {','.join(defaults())}; "
+        f"known: {','.join(registry())})",
+    )
+    s.add_argument("--chunk", type=int, default=256, help="rows per resumable chunk")
+    s.add_argument("--rebuild", action="store_true", help="discard finished chunks first")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_score)
+
+    d = sub.add_parser("dedup", help="find exact, near, semantic and caption duplicates")
+    d.add_argument("name")
+    d.add_argument("--phash-threshold", type=int, default=PHASH_THRESHOLD,
+                   help=f"pHash Hamming distance, of 64 bits (default {PHASH_THRESHOLD})")
+    d.add_argument("--semantic-threshold", type=float, default=SEMANTIC_THRESHOLD,
+                   help=f"image-embedding cosine (default {SEMANTIC_THRESHOLD})")  # fmt: skip
+    d.add_argument("--json", action="store_true")
+    d.set_defaults(func=cmd_dedup)

