@@ -193,11 +193,13 @@ def phash_groups(
     Distinct hashes are clustered (leader clustering in the order of each hash's lowest row),
     then every row takes its hash's group; rows sharing a hash are always together."""
     h = np.ascontiguousarray(hashes).view(np.uint64)
-    uniq, first, inverse = np.unique(h, return_index=True, return_inverse=True)
-    order = np.argsort(row_ids[first], kind="stable")  # relabel distinct hashes by lowest row
+    uniq, inverse = np.unique(h, return_inverse=True)
+    first_row = np.full(len(uniq), np.iinfo(np.int64).max)
+    np.minimum.at(first_row, inverse, row_ids)
+    order = np.argsort(first_row, kind="stable")  # relabel distinct hashes by lowest row
     rank = np.empty_like(order)
     rank[order] = np.arange(len(order))
-    uniq, inverse = uniq[order], rank[inverse]
+    uniq, inverse, first_row = uniq[order], rank[inverse], first_row[order]
     if len(uniq) <= EXACT_MAX:
         a, b = all_pairs(uniq, threshold)
         method = "all pairs"
@@ -207,8 +209,6 @@ def phash_groups(
         method = f"banding: {tables} tables x {BANDS} bands of 16 bits"
     g_u = leader_groups(len(uniq), a, b)
     lead = np.where(g_u >= 0, g_u, np.arange(len(uniq)))  # each hash's leading distinct hash
-    first_row = np.full(len(uniq), np.iinfo(np.int64).max)
-    np.minimum.at(first_row, inverse, row_ids)
     rep = first_row[lead[inverse]]
     size = np.bincount(lead[inverse], minlength=len(uniq))
     group = np.full(n, -1, dtype=np.int64)
