@@ -330,6 +330,16 @@ def build_map(
         raise MapError("clusters must be at least 1")
     vec = load_vectors(name, kind, root)
     n = len(vec)
+    con = connect(name, root)
+    try:
+        stored = con.execute("SELECT count(*) FROM samples").fetchone()[0]
+    finally:
+        con.close()
+    if stored != n:
+        raise MapError(
+            f"the {kind} embeddings of {name!r} cover {n} rows but the store has {stored} "
+            f"(rebuilt since?): run `python -m backend embed {name} --rebuild`"
+        )
     phases: dict[str, float] = {}
     tick = time.perf_counter()
 
@@ -384,7 +394,7 @@ def build_map(
                 "map_y": pa.array(full_y, mask=missing),
                 "cluster": pa.array(full_c, type=pa.int32(), mask=missing),
             }
-        ),  # fmt: skip
+        ),
         root,
     )
     model = info["kinds"][kind].get("model")

@@ -269,3 +269,6 @@ def test_missing_embeddings_and_bad_arguments_say_what_to_do(tiny, capsys):
     _fake_embed(tiny, np.full((8, 4), np.nan), kind="img")
     with pytest.raises(MapError, match="none of the 8"):
         build_map("tiny", tiny)
+    _fake_embed(tiny, np.ones((5, 4)), kind="img")
+    with pytest.raises(MapError, match="cover 5 rows but the store has 8"):
+        build_map("tiny", tiny)
