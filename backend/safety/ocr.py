@@ -6,11 +6,15 @@ so ``text_overlay`` is a *proxy* for "text was put over this image", not a water
 
     text_overlay = max recognised confidence × share of the image area covered by text boxes
 
-(0 when nothing is read; the share is capped at 1). A few confidently read words in a corner
-score low; text tiled across the picture scores high. :data:`THRESHOLD` (text read over ≥ 1%
-of the image at full confidence) is a round number chosen before looking at any data. OCR is
-slow (~0.1–1 s per image on a CPU core), so the scorer is opt-in (``--scorers ocr``) and runs
-on a :data:`SIDE`-pixel thumbnail.
+counting only readings with at least :data:`MIN_CHARS` letters or digits (a lone "+", "C" or
+"®" is a shape read as a glyph, not text: added after the demo's plain synthetic shapes were
+read that way). 0 when nothing is read; the share is capped at 1. A few confidently read words
+in a corner score low; text tiled across the picture scores high. :data:`THRESHOLD` (text read
+over 1% of the image at full confidence) is a round number fixed before looking at results.
+
+OCR is slow (~0.5–1 s per image on a CPU core), so the scorer is opt-in (``--scorers ocr``)
+and reads a :data:`SIDE`-pixel thumbnail; detection runs at the package's default scale (short
+side upsampled to 736 px): at 320 px it missed faint semi-transparent text.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from backend.safety import Context, Row, Scorer, ScorerUnavailable, register
 SIDE = 320
 THRESHOLD = 0.01
 MAX_TEXT = 500
+MIN_CHARS = 2
 
 
 def _area(box) -> float:
@@ -38,6 +43,7 @@ def _area(box) -> float:
 
 def overlay_score(result: list | None, width: int, height: int) -> tuple[str, float]:
     """``(ocr_text, text_overlay)`` from RapidOCR's ``[[box, text, confidence], ...]``."""
+    result = [r for r in result or () if sum(ch.isalnum() for ch in str(r[1])) >= MIN_CHARS]
     if not result:
         return "", 0.0
     text = " ".join(str(r[1]).strip() for r in result if str(r[1]).strip())[:MAX_TEXT]
@@ -48,7 +54,7 @@ def overlay_score(result: list | None, width: int, height: int) -> tuple[str, fl
 @register
 class OCR(Scorer):
     name = "ocr"
-    version = "1"
+    version = "2"
     reads = ("image",)
     columns = {"ocr_text": pa.string(), "text_overlay": pa.float32()}
     default = False
@@ -61,10 +67,10 @@ class OCR(Scorer):
             raise ScorerUnavailable(
                 f"ocr needs rapidocr-onnxruntime: pip install rapidocr-onnxruntime==1.4.4 ({e})"
             ) from None
-        self._ocr = RapidOCR(det_limit_side_len=SIDE)
+        self._ocr = RapidOCR()
         self.model = (
             f"PP-OCRv4 det+rec (rapidocr-onnxruntime {metadata.version('rapidocr-onnxruntime')})"
-            f" at {SIDE} px"
+            f" on {SIDE} px thumbnails"
         )
 
     def score_batch(self, rows: list[Row]) -> list[dict[str, Any]]:
