@@ -269,3 +269,26 @@ def test_columns_of_other_steps_survive_a_score_run(demo_home, tmp_path):
     score("demo", root=root, instances=[_Length()], chunk=1000)
     got = connect("demo", root).execute("SELECT sum(other_step), count(caplen) FROM samples")
     assert got.fetchone() == (n, n)
+
+
+def test_the_documented_one_file_scorer_works(demo_home, tmp_path):
+    """The example in docs/scorers.md, run as written."""
+    import re
+    import types
+
+    doc = (Path(__file__).parent.parent / "docs" / "scorers.md").read_text(encoding="utf-8")
+    code = re.search(r"```python\n(# backend/safety/caption_length.py.*?)```", doc, re.S)
+    mod = types.ModuleType("caption_length_example")
+    exec(compile(code.group(1), "docs/scorers.md", "exec"), mod.__dict__)
+    try:
+        assert registry()["caption_length"] is mod.CaptionLength
+        root = copy_demo(demo_home, tmp_path)
+        rec = score("demo", ["caption_length"], root=root)
+        assert rec["scorers"]["caption_length"]["model"] == "str.split"
+        got = connect("demo", root).execute(
+            "SELECT caption, caption_words FROM samples LIMIT 50").fetchall()
+        assert all(w == len((c or "").split()) for c, w in got)
+    finally:
+        from backend import safety
+
+        safety._REGISTRY.pop("caption_length", None)
