@@ -3,6 +3,7 @@ watermarks, its real photographs, and known image edits (blur, grayscale)."""
 
 from __future__ import annotations
 
+import html
 import io
 import json
 import shutil
@@ -292,3 +293,28 @@ def test_the_documented_one_file_scorer_works(demo_home, tmp_path):
         from backend import safety
 
         safety._REGISTRY.pop("caption_length", None)
+
+
+def test_safety_page_counts_flags_and_shows_the_worst_rows(demo, monkeypatch):
+    """Headless (AppTest): metrics per check over the selection, cards of flagged rows."""
+    from streamlit.testing.v1 import AppTest
+
+    root, truth, keys, _ = demo
+    monkeypatch.setenv("TAILSCOPE_HOME", str(root))
+    repo = Path(__file__).resolve().parent.parent
+    at = AppTest.from_file(str(repo / "app.py"), default_timeout=60)
+    at.run()
+    at.switch_page("pages/5_Safety.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    metrics = {m.label: m.value for m in at.metric}
+    n_offensive = connect("demo", root).execute(
+        "SELECT count(*) FROM samples WHERE toxicity > 0.5").fetchone()[0]
+    assert metrics["Offensive captions"] == f"{n_offensive:,}"
+    assert n_offensive >= len(truth["offensive"])
+    assert "NSFW images" in metrics and "Text / watermark" not in metrics  # OCR not run here
+    top = connect("demo", root).execute(
+        "SELECT caption FROM samples WHERE toxicity > 0.5 ORDER BY toxicity DESC, row_id LIMIT 1"
+    ).fetchone()[0]
+    shown = " ".join(html.unescape(m.value) for m in at.markdown)
+    assert top in shown  # the worst caption is on the first card

@@ -207,7 +207,7 @@ def score(
             skipped[s.name] = str(e)
     record_path = paths.manifest_path(name, root)
     previous = read_manifest(record_path).get("steps", {}).get("score", {})
-    if not loaded:
+    if not loaded or n == 0:
         con.close()
         return {"status": "skipped", "skipped": skipped, "scorers": {}, "errors": 0, "rows": n}
     build = _build_id(name, root)
