@@ -4,6 +4,7 @@ the all-pairs baseline on synthetic hashes."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -27,25 +28,25 @@ from backend.store import connect
 from tests.test_safety import copy_demo
 
 
-@pytest.fixture(scope="module")
-def deduped(demo_home, tmp_path_factory):
-    root = copy_demo(demo_home, tmp_path_factory.mktemp("dedup_ws"))
-    mp = pytest.MonkeyPatch()
-    mp.setenv("TAILSCOPE_HOME", str(root))
-    if not (root / "demo" / "index" / "img.faiss").is_file():
-        embed("demo", root=root, mode="packaged")
-        build_indexes("demo", root=root)
-    truth = json.loads((demo_home / "demo" / "source" / "ground_truth.json").read_text())
+def _dedup_rows(root):
     rec = dedup("demo", root=root)
-    con = connect("demo", root)
-    cur = con.execute(
+    cur = connect("demo", root).execute(
         "SELECT row_id, key, caption, dup_exact_group, dup_phash_group, dup_semantic_group, "
         "dup_caption_group, is_dup_rep, phash FROM samples ORDER BY row_id"
     )
     names = [d[0] for d in cur.description]
-    rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
-    yield root, truth, {r["key"]: r for r in rows}, rows, rec
-    mp.undo()
+    return rec, [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+
+@pytest.fixture(scope="module")
+def deduped(demo_home, tmp_path_factory):
+    """The demo deduplicated without embeddings (semantic duplicates need them: see below)."""
+    root = copy_demo(demo_home, tmp_path_factory.mktemp("dedup_ws"))
+    for sub in ("embeddings", "index"):
+        shutil.rmtree(root / "demo" / sub, ignore_errors=True)
+    truth = json.loads((demo_home / "demo" / "source" / "ground_truth.json").read_text())
+    rec, rows = _dedup_rows(root)
+    return root, truth, {r["key"]: r for r in rows}, rows, rec
 
 
 def test_every_planted_exact_duplicate_is_found(deduped):
@@ -75,7 +76,7 @@ def test_planted_near_duplicates_are_found_at_the_default_threshold(deduped):
 
 def test_group_ids_are_the_lowest_row_and_is_dup_rep_keeps_one_per_group(deduped):
     _, truth, by_key, rows, _ = deduped
-    for col in ("dup_exact_group", "dup_phash_group", "dup_semantic_group", "dup_caption_group"):
+    for col in ("dup_exact_group", "dup_phash_group", "dup_caption_group"):
         groups: dict[int, list[int]] = {}
         for r in rows:
             if r[col] is not None:
@@ -108,11 +109,30 @@ def test_caption_duplicates_match_normalised_text(deduped):
     assert normalise_caption(None) == "" and normalise_caption("...") == ""
 
 
-def test_semantic_groups_hold_rows_above_the_threshold(deduped):
-    root, truth, by_key, rows, rec = deduped
+def test_without_embeddings_semantic_is_skipped_with_a_note(deduped):
+    _, _, _, rows, rec = deduped
+    assert any("semantic duplicates skipped" in n and "embed demo" in n for n in rec["notes"])
+    assert all(r["dup_semantic_group"] is None for r in rows)
+
+
+@pytest.mark.slow
+def test_semantic_groups_hold_rows_above_the_threshold(demo_home, tmp_path):
+    """Embeds the demo with the packaged models (~30 s on 2 cores)."""
+    root = copy_demo(demo_home, tmp_path)
+    truth = json.loads((demo_home / "demo" / "source" / "ground_truth.json").read_text())
+    if not (root / "demo" / "index" / "img.faiss").is_file():
+        embed("demo", root=root, mode="packaged")
+        build_indexes("demo", root=root)
+    rec, rows = _dedup_rows(root)
+    by_key = {r["key"]: r for r in rows}
     v = np.asarray(load_vectors("demo", "img", root), dtype=np.float32)
     members = [r for r in rows if r["dup_semantic_group"] not in (None, r["row_id"])]
-    assert members and rec["semantic"]["model"]
+    assert members and rec["semantic"]["model"] and not rec["notes"]
+    groups: dict[int, list[int]] = {}
+    for r in rows:
+        if r["dup_semantic_group"] is not None:
+            groups.setdefault(r["dup_semantic_group"], []).append(r["row_id"])
+    assert all(g == min(m) and len(m) > 1 for g, m in groups.items())
     for r in members:
         assert float(v[r["row_id"]] @ v[r["dup_semantic_group"]]) >= SEMANTIC_THRESHOLD - 2e-3
     # a re-encoded real photo is a semantic duplicate of its original
