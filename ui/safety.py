@@ -57,14 +57,15 @@ def counts(
 def worst(
     con: duckdb.DuckDBPyConnection, sel: Selection, check: Check, limit: int = 24
 ) -> list[dict[str, Any]]:
-    """The flagged rows of the selection, worst first, with the check's value as ``score``."""
+    """The flagged rows of the selection, worst first, with the check's value as ``score``
+    (duplicates: lowest row first, no score)."""
     cols = columns(con)
     where, params = sel.where(cols)
     select = ", ".join(quote_ident(c) for c in CARD_COLUMNS if c in cols)
-    value = f"CAST({quote_ident(check.column)} AS DOUBLE)" if check.column != "is_dup_rep" else (
-        "CAST(coalesce(dup_exact_group, dup_phash_group, dup_semantic_group) AS DOUBLE)")
+    value = "" if check.column == "is_dup_rep" else (  # a flag: no number to show
+        f", CAST({quote_ident(check.column)} AS DOUBLE) AS score")
     cur = con.execute(
-        f"SELECT {select}, {value} AS score FROM samples WHERE ({where}) AND {check.flagged} "
+        f"SELECT {select}{value} FROM samples WHERE ({where}) AND {check.flagged} "
         f"ORDER BY {check.order}, row_id LIMIT ?",
         [*params, limit],
     )
@@ -96,7 +97,8 @@ def draw(name: str, con: duckdb.DuckDBPyConnection, sel: Selection) -> None:
     metrics = st.columns(len(checks))
     for col, c in zip(metrics, checks, strict=True):
         share = f"{flagged[c.label] / total:.1%}" if total else "–"
-        col.metric(c.label, f"{flagged[c.label]:,}", share, delta_color="off", help=c.help)
+        col.metric(c.label, f"{flagged[c.label]:,}", share, delta_color="off",
+                   delta_arrow="off", help=c.help, border=True)  # fmt: skip
     missing = [c.label for c in CHECKS if c not in checks]
     if missing:
         st.caption("Not scored yet: " + ", ".join(missing) + f" (`python -m backend score {name} "
@@ -108,7 +110,6 @@ def draw(name: str, con: duckdb.DuckDBPyConnection, sel: Selection) -> None:
     if not rows:
         st.success(f"No row in the selection is flagged: {check.help}.", icon=":material/check:")
         return
-    st.caption(f"{check.help}; worst first (the number on a card is its `{check.column}`"
-               + (", here the group's representative row" if check.column == "is_dup_rep" else "")
-               + ")")  # fmt: skip
+    st.caption(f"{check.help}; lowest row first" if check.column == "is_dup_rep" else
+               f"{check.help}; worst first (the number on a card is its `{check.column}`)")
     cards.grid(name, rows, 6, score_label=check.column)
