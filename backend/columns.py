@@ -80,11 +80,11 @@ def add_columns(name: str, table: pa.Table, root: Path | None = None) -> list[st
                     f"{stray} row id(s) outside the store's 0..{n_rows - 1} and {dupes} repeated"
                 )
             for tname in ("rejects", "build_manifest"):
-                small = old.execute(f"SELECT * FROM {tname}").to_arrow_table()
+                small = old.sql(f"SELECT * FROM {tname}").to_arrow_table()
                 new.register("src", small)
                 new.execute(f"CREATE TABLE {tname} AS SELECT * FROM src")
                 new.unregister("src")
-            reader = old.cursor().execute(
+            reader = old.cursor().sql(
                 f"SELECT {', '.join(quote_ident(c) for c in keep)} FROM samples ORDER BY row_id"
             ).to_arrow_reader(100_000)
             new.register("cur", reader)

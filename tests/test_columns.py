@@ -104,3 +104,20 @@ def test_selection_round_trips_through_its_recipe_dict():
     assert Selection().to_dict() == {}
     with pytest.raises(BadSelection, match="unknown"):
         Selection.from_dict({"txt": "cat"})
+
+
+def test_a_long_lasso_path_is_simplified_but_keeps_its_rows():
+    from backend.selection import MAX_VERTICES, simplify
+
+    rng = np.random.default_rng(1)
+    xy = rng.uniform(-10, 10, size=(50_000, 2))
+    t = np.linspace(0, 2 * np.pi, 500, endpoint=False)
+    r = 6 + 2 * np.sin(5 * t)
+    path = [(float(a), float(b)) for a, b in zip(r * np.cos(t), r * np.sin(t), strict=True)]
+    assert len(simplify(path)) <= MAX_VERTICES
+    con = duckdb.connect()
+    con.register("samples", pa.table({"map_x": xy[:, 0], "map_y": xy[:, 1]}))
+    where, params = Selection(polygon=tuple(path)).where({"map_x": "DOUBLE", "map_y": "DOUBLE"})
+    got = con.execute(f"SELECT count(*) FROM samples WHERE {where}", params).fetchall()[0][0]
+    want = int(MplPath(path).contains_points(xy).sum())
+    assert abs(got - want) <= 0.01 * want
