@@ -37,8 +37,9 @@ class ClipSimilarity(Scorer):
             self._encoder = load_clip()
         except ModelUnavailable as e:
             raise ScorerUnavailable(
-                f"clip needs CLIP weights: {e} Or embed the dataset with CLIP first "
-                f"(`python -m backend embed {ctx.name} --model clip --rebuild`)."
+                f"clip needs CLIP weights: {e} With them, embed the dataset with CLIP "
+                f"(`python -m backend embed {ctx.name} --model clip --rebuild`, plus "
+                "`--clip-checkpoint PATH` for a local file); `score` then reads those vectors."
             ) from None
         self.model = self._encoder.name
 
