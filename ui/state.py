@@ -31,6 +31,7 @@ PAGE_NO = "ts.page_no"
 W_DATASET = "w.dataset"
 FILTER_PREFIX = "w.f."  # keys of the filter widgets on Browse
 LIKE_ROW = "ts.search.row"  # row id of a "more like this" query; the Search page runs it
+LAST_PAGE = "ts.last_page"  # the page of the previous run
 GOTO = "ts.goto"  # a page a callback asked for (callbacks cannot switch pages themselves)
 
 HOME_PAGE = "app.py"
@@ -62,6 +63,12 @@ def setup_page(title: str, page: str) -> None:
     target = st.session_state.pop(GOTO, None)
     if target and target != page:
         st.switch_page(target)
+    if st.session_state.get(LAST_PAGE) != page:
+        # Streamlit does not carry a widget's value to another page reliably (a value seeded
+        # through session state was dropped on the switch, a typed one kept): on arrival,
+        # every filter widget re-seeds from the canonical Selection instead.
+        st.session_state[LAST_PAGE] = page
+        clear_filter_widgets()
     st.set_page_config(
         page_title=f"{title} · Tailscope" if title != "Tailscope" else title,
         page_icon="🔭",
