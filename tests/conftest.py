@@ -60,4 +60,14 @@ def demo_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     source = home / "demo" / "source"
     generate(source, rows=600, seed=0, shard_size=200)
     build("demo", source, "webdataset", root=home, workers=1)
+    import shutil
+
+    shutil.copytree(home / "demo", home.parent / f"{home.name}-pristine" / "demo", symlinks=True)
     return home
+
+
+@pytest.fixture(scope="session")
+def demo_pristine(demo_home: Path) -> Path:
+    """A workspace holding the demo as ingest left it (no embeddings, map or scores), whatever
+    other tests did to ``demo_home``; copy it before changing it."""
+    return demo_home.parent / f"{demo_home.name}-pristine"

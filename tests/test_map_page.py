@@ -31,12 +31,12 @@ TIMEOUT = 180
 
 
 @pytest.fixture(scope="module")
-def homes(demo_home: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def homes(demo_pristine: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Two copies of the session demo, embedded with the packaged models: ``mapped`` after the
     real map step, ``unmapped`` without it (the session demo itself is left as it was)."""
     base = tmp_path_factory.mktemp("map_ws")
     unmapped, mapped = base / "unmapped", base / "mapped"
-    shutil.copytree(demo_home / "demo", unmapped / "demo", symlinks=True)
+    shutil.copytree(demo_pristine / "demo", unmapped / "demo", symlinks=True)
     embed("demo", root=unmapped, mode="packaged")
     shutil.copytree(unmapped / "demo", mapped / "demo", symlinks=True)
     build_map("demo", mapped)
