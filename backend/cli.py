@@ -82,6 +82,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if not args.no_embed:
         _run_embed_index(name, args)
         _run_map(name, args)
+        from backend.safety.command import score_and_dedup
+
+        score_and_dedup(name)
     return 0
 
 
@@ -280,7 +283,11 @@ def parser() -> argparse.ArgumentParser:
     d.set_defaults(func=cmd_demo)
 
     for sp in (d,):
-        sp.add_argument("--no-embed", action="store_true", help="skip the embed and index steps")
+        sp.add_argument(
+            "--no-embed",
+            action="store_true",
+            help="stop after ingest (skip embed, index, map, scores and duplicates)",
+        )
     e = sub.add_parser("embed", help="embed images and captions, then build the search indexes")
     e.add_argument("name")
     e.add_argument("--rebuild", action="store_true", help="re-embed with another model")

@@ -236,6 +236,12 @@ def all_pairs(hashes: np.ndarray, threshold: int = PHASH_THRESHOLD, block: int =
 # Semantic pairs ----------------------------------------------------------------------------
 
 
+def _image_model(name: str, root: Path | None) -> str | None:
+    from backend.embed import describe
+
+    return describe(name, root).get("kinds", {}).get("img", {}).get("model")
+
+
 def semantic_pairs(
     name: str,
     threshold: float = SEMANTIC_THRESHOLD,
@@ -307,7 +313,7 @@ def dedup(
     name: str,
     root: Path | None = None,
     phash_threshold: int = PHASH_THRESHOLD,
-    semantic_threshold: float = SEMANTIC_THRESHOLD,
+    semantic_threshold: float | None = None,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Find the four kinds of duplicates in dataset ``name``, join the group columns into its
@@ -316,7 +322,7 @@ def dedup(
 
     if not 0 <= phash_threshold <= 64:
         raise ValueError(f"--phash-threshold must be 0..64 bits, got {phash_threshold}")
-    if not -1 <= semantic_threshold <= 1:
+    if semantic_threshold is not None and not -1 <= semantic_threshold <= 1:
         raise ValueError(
             f"--semantic-threshold must be a cosine in -1..1, got {semantic_threshold}"
         )
@@ -349,11 +355,23 @@ def dedup(
         phash, method = phash_groups(n, rid, hashes, phash_threshold)
     semantic = np.full(n, -1, dtype=np.int64)
     sem_model = None
-    try:
-        si, sj, sem_model = semantic_pairs(name, semantic_threshold, root=root, progress=progress)
-        semantic = leader_groups(n, si, sj)
-    except Exception as e:  # no embeddings or no index yet: the other kinds still run
-        notes.append(f"semantic duplicates skipped: {e}")
+    img_model = _image_model(name, root)
+    if semantic_threshold is None and img_model and not img_model.startswith("open_clip"):
+        # Measured on the demo: with the packaged ImageNet model, unrelated generated scenes
+        # reach cosine 0.99, so no default threshold separates duplicates from look-alikes.
+        notes.append(
+            f"semantic duplicates skipped: the image vectors come from {img_model}, whose "
+            "cosines are not calibrated for duplicates; embed with CLIP, or pass "
+            "--semantic-threshold to use these vectors anyway"
+        )
+    else:
+        try:
+            si, sj, sem_model = semantic_pairs(
+                name, semantic_threshold or SEMANTIC_THRESHOLD, root=root, progress=progress
+            )
+            semantic = leader_groups(n, si, sj)
+        except Exception as e:  # no embeddings or no index yet: the other kinds still run
+            notes.append(f"semantic duplicates skipped: {e}")
     rows = np.arange(n)
     member = np.zeros(n, dtype=bool)
     for g in (exact, phash, semantic):
@@ -374,7 +392,8 @@ def dedup(
                 "removable": int((inside & (g != rows)).sum())}  # fmt: skip
 
     record = step_record(
-        {"phash_threshold": phash_threshold, "semantic_threshold": semantic_threshold,
+        {"phash_threshold": phash_threshold,
+         "semantic_threshold": semantic_threshold or SEMANTIC_THRESHOLD,
          "semantic_k": SEMANTIC_K},  # fmt: skip
         started,
         time.perf_counter() - t0,

@@ -28,8 +28,8 @@ from backend.store import connect
 from tests.test_safety import copy_demo
 
 
-def _dedup_rows(root):
-    rec = dedup("demo", root=root)
+def _dedup_rows(root, **kw):
+    rec = dedup("demo", root=root, **kw)
     cur = connect("demo", root).execute(
         "SELECT row_id, key, caption, dup_exact_group, dup_phash_group, dup_semantic_group, "
         "dup_caption_group, is_dup_rep, phash FROM samples ORDER BY row_id"
@@ -123,7 +123,9 @@ def test_semantic_groups_hold_rows_above_the_threshold(demo_home, tmp_path):
     if not (root / "demo" / "index" / "img.faiss").is_file():
         embed("demo", root=root, mode="packaged")
         build_indexes("demo", root=root)
-    rec, rows = _dedup_rows(root)
+    quiet, _ = _dedup_rows(root)  # packaged image vectors: skipped unless a threshold is given
+    assert any("not calibrated" in n for n in quiet["notes"])
+    rec, rows = _dedup_rows(root, semantic_threshold=SEMANTIC_THRESHOLD)
     by_key = {r["key"]: r for r in rows}
     v = np.asarray(load_vectors("demo", "img", root), dtype=np.float32)
     members = [r for r in rows if r["dup_semantic_group"] not in (None, r["row_id"])]

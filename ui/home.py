@@ -222,6 +222,12 @@ def build_demo() -> None:
 
             st.write("Placing every row on the map and naming its clusters")
             build_map("demo", root, progress=embed_progress)
+            from backend.dedup import dedup
+            from backend.safety.run import score
+
+            st.write("Scoring safety and quality, and finding duplicates")
+            score("demo", root=root, progress=embed_progress)
+            dedup("demo", root, progress=embed_progress)
         except Exception as e:  # show any failure in the page, not as a traceback
             status.update(label=f"Building the demo failed: {e}", state="error")
             return

@@ -66,6 +66,27 @@ def cmd_dedup(args: argparse.Namespace) -> int:
     return 0
 
 
+def score_and_dedup(name: str) -> None:
+    """The default scorers, then duplicates, with progress bars and one summary line each on
+    stderr: the tail of the ``demo`` command."""
+    from backend.dedup import dedup
+    from backend.safety.run import score
+
+    bars, update = _bars()
+    try:
+        rec = score(name, progress=update)
+        groups = dedup(name, progress=update)
+    finally:
+        for b in bars.values():
+            b.close()
+    for scorer, why in rec.get("skipped", {}).items():
+        print(f"skipped {scorer}: {why}", file=sys.stderr)
+    print(f"scored {', '.join(rec.get('scorers', {}))}; duplicates: "
+          + ", ".join(f"{k} {groups[k]['groups']} groups" for k in ("exact", "phash", "semantic",
+                                                                     "caption")),
+          file=sys.stderr)  # fmt: skip
+
+
 def add_parser(sub) -> None:
     """Add the ``score`` and ``dedup`` subcommands to the CLI's subparsers."""
     from backend.dedup import PHASH_THRESHOLD, SEMANTIC_THRESHOLD
@@ -88,7 +109,8 @@ def add_parser(sub) -> None:
     d.add_argument("name")
     d.add_argument("--phash-threshold", type=int, default=PHASH_THRESHOLD,
                    help=f"pHash Hamming distance, of 64 bits (default {PHASH_THRESHOLD})")
-    d.add_argument("--semantic-threshold", type=float, default=SEMANTIC_THRESHOLD,
-                   help=f"image-embedding cosine (default {SEMANTIC_THRESHOLD})")  # fmt: skip
+    d.add_argument("--semantic-threshold", type=float, default=None,
+                   help=f"image-embedding cosine (default {SEMANTIC_THRESHOLD} with CLIP "
+                   "vectors; other image models are skipped unless this is given)")  # fmt: skip
     d.add_argument("--json", action="store_true")
     d.set_defaults(func=cmd_dedup)
