@@ -158,6 +158,22 @@ def extent(con: duckdb.DuckDBPyConnection) -> tuple[float, float, float, float] 
     return tuple(float(v) for v in row)  # type: ignore[return-value]
 
 
+def view(con: duckdb.DuckDBPyConnection, tail: float = 0.005) -> tuple[float, ...] | None:
+    """The frame to show first: the central 99% of rows on each axis, so a few far-flung points
+    (UMAP puts small, unlike groups far out) do not squeeze the rest into a corner. Points
+    outside stay drawn; zooming out shows them."""
+    x, y = quote_ident(MAP_X), quote_ident(MAP_Y)
+    row = con.execute(
+        f"SELECT quantile_cont({x}, [?, ?]), quantile_cont({y}, [?, ?]) FROM samples "
+        f"WHERE {HAS_COORDS}",
+        [tail, 1 - tail, tail, 1 - tail],
+    ).fetchone()
+    if row is None or row[0] is None:
+        return None
+    (x0, x1), (y0, y1) = row
+    return float(x0), float(x1), float(y0), float(y1)
+
+
 @dataclass
 class Density:
     """Row counts on a regular grid: cell (j, i) spans x0 + i*dx .. x0 + (i+1)*dx (same for y)."""

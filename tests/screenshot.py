@@ -5,7 +5,8 @@
 Writes ``home.png``, ``browse.png``, ``detail.png`` (and ``filtered.png`` with ``--filter``),
 and, when the dataset is embedded, ``search_keywords.png``, ``search_meaning.png`` and
 ``search_similar.png`` (the queries: ``--keywords``, ``--meaning``), and ``map.png`` +
-``map_selected.png`` (a box selection) when the dataset has a map (else ``map_setup.png``).
+``map_selected.png`` (a box selection) when the dataset has a map (else ``map_setup.png``),
+and ``safety.png``, ``subsets.png``, ``export.png``.
 Also the helpers the Playwright tests use: :func:`serve` runs ``streamlit run app.py`` as a
 subprocess and stops it afterwards; :func:`wait_for_thumbs` waits until grid images loaded.
 """
@@ -258,6 +259,22 @@ def capture_map(page, url: str, query: str, out: Path) -> list[Path]:
     return saved
 
 
+def capture_pages(page, url: str, query: str, out: Path) -> list[Path]:
+    """The Safety, Subsets and Export pages as they first open (whole page)."""
+    saved = []
+    for title in ("Safety", "Subsets", "Export"):
+        page.goto(f"{url}/{title}{query}")
+        page.wait_for_selector("h1, h2, .ts-hero", timeout=60_000)
+        wait_idle(page)
+        page.wait_for_function(
+            """() => Array.from(document.querySelectorAll('img')).every(i => i.complete)"""
+        )
+        page.wait_for_timeout(800)
+        saved.append(out / f"{title.lower()}.png")
+        page.screenshot(path=saved[-1], full_page=True)
+    return saved
+
+
 def capture(
     home: Path,
     out: Path,
@@ -311,6 +328,7 @@ def capture(
                 page.screenshot(path=saved[-1])
             saved += capture_search(page, url, query, out, keywords, meaning)
             saved += capture_map(page, url, query, out)
+            saved += capture_pages(page, url, query, out)
         finally:
             browser.close()
     return saved

@@ -15,6 +15,7 @@ from plotly.colors import qualitative
 from backend.mapview import Density, MapPoints
 
 POINTS, CONTEXT, LABELS, DENSITY = "points", "context", "labels", "density"
+MAX_LABELS = 14
 PALETTE = qualitative.Dark24 + qualitative.Light24
 MUTED = "#c9ccd3"
 HEIGHT = 620
@@ -59,6 +60,7 @@ def figure(
     labels: list[dict[str, Any]] | None = None,
     dens: Density | None = None,
     polygon: tuple[tuple[float, float], ...] = (),
+    view: tuple[float, ...] | None = None,
 ) -> tuple[go.Figure, list[str]]:
     """The figure and the role of each trace (``points``, ``context``, ``labels``,
     ``density``), by curve number, so a click on it can be told apart."""
@@ -105,7 +107,8 @@ def figure(
             )
         )
         roles.append(role)
-    if labels:
+    if labels:  # the biggest clusters only: more labels overlap; the picker lists them all
+        labels = sorted(labels, key=lambda c: -c.get("size", 0))[:MAX_LABELS]
         traces.append(
             go.Scatter(
                 x=[c["x"] for c in labels],
@@ -127,11 +130,12 @@ def figure(
         roles.append(LABELS)
     fig = go.Figure(traces)
     axis = {"showgrid": False, "zeroline": False, "showticklabels": False, "title": None}
-    if frame:
+    shown = view or frame
+    if shown:
         # room for the labels of clusters at the edge
-        pad_x, pad_y = (frame[1] - frame[0]) * 0.1 or 1, (frame[3] - frame[2]) * 0.04 or 1
-        axis_x = {**axis, "range": [frame[0] - pad_x, frame[1] + pad_x]}
-        axis_y = {**axis, "range": [frame[2] - pad_y, frame[3] + pad_y]}
+        pad_x, pad_y = (shown[1] - shown[0]) * 0.1 or 1, (shown[3] - shown[2]) * 0.06 or 1
+        axis_x = {**axis, "range": [shown[0] - pad_x, shown[1] + pad_x]}
+        axis_y = {**axis, "range": [shown[2] - pad_y, shown[3] + pad_y]}
     else:
         axis_x = axis_y = axis
     shapes = []

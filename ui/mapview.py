@@ -52,6 +52,11 @@ def _extent(store: str, mtime: int, name: str) -> tuple[float, float, float, flo
     return mapview.extent(state.connection(name))
 
 
+@st.cache_data(max_entries=8, show_spinner=False)
+def _view(store: str, mtime: int, name: str) -> tuple[float, ...] | None:
+    return mapview.view(state.connection(name))
+
+
 @st.cache_data(max_entries=16, show_spinner=False)
 def _clusters(store: str, mtime: int, key: str, _sel: Selection, name: str) -> list[dict]:
     labels = mapview.load_labels(name, paths.workspace())
@@ -73,7 +78,7 @@ def chart_data(
     frame = _extent(store, mtime, name)
     dens = _density(store, mtime, _key(ctx), frame, ctx, name) if pts.sampled and frame else None
     clusters = _clusters(store, mtime, _key(ctx), ctx, name)
-    fig, roles = figure(pts, frame, color, clusters, dens, sel.polygon)
+    fig, roles = figure(pts, frame, color, clusters, dens, sel.polygon, _view(store, mtime, name))
     st.session_state[ROLES] = roles
     return fig, pts, clusters
 
