@@ -270,12 +270,17 @@ def sort_parts(sort: str) -> tuple[str, bool]:
 
 
 def values_where(col: str, vals: list, columns: dict[str, str]) -> tuple[str, list[Any]]:
-    """``column IN (?, …)``; numbers for numeric columns, text for text ones; an empty list
-    matches nothing."""
+    """``column IN (?, …)``; numbers for numeric columns, text for text ones, True/False for
+    boolean ones (``is_dup_rep``, concept flags); an empty list matches nothing."""
     if col not in columns:
         raise BadSelection(f"no column named {col!r}")
     if not vals:
         return "FALSE", []
+    if columns[col].upper() == "BOOLEAN":
+        if not all(isinstance(v, bool) for v in vals):
+            bad = next(v for v in vals if not isinstance(v, bool))
+            raise BadSelection(f"{col} is true/false: {bad!r} is neither")
+        return f"{quote_ident(col)} IN ({', '.join('?' for _ in vals)})", list(vals)
     numeric = is_numeric(columns[col])
     for v in vals:
         if isinstance(v, bool) or not isinstance(v, (int, float, str)):

@@ -13,6 +13,7 @@ name, con, info, sel = page.open_dataset(
 style.hero(
     f"Safety · {name}",
     "Offensive captions, NSFW images, overlaid text, low quality and duplicates in the rows "
-    "you picked: filter with the sidebar, keep or drop them with the score columns.",
+    "you picked: set a threshold per score, keep what passes, keep one image per duplicate "
+    "group; the filters hold on every page and in Export.",
 )
-safety.draw(name, con, sel)
+safety.draw(name, con, sel, info["rows"])

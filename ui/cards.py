@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 import pandas as pd
@@ -17,6 +18,10 @@ CAPTION_CHARS = 280  # the card clamps to two lines; the full caption is in the 
 OPEN = "ts.open_detail"  # set by a card's button; consumed when the dialog opens
 DETAIL = "ts.detail_rid"  # the row the open dialog shows
 PAGE_IDS = "ts.page_ids"  # row ids of the page on screen, for Previous/Next in the dialog
+BLUR_CSS = (  # a blurred card's image (NSFW above the threshold) until its "Reveal" is on
+    '<style>[class*="st-key-tsblur-"]{overflow:hidden;border-radius:.4rem}'
+    '[class*="st-key-tsblur-"] img{filter:blur(22px) saturate(.6)}</style>'
+)
 
 
 def _image(row: dict[str, Any], size: int) -> tuple[bytes | None, str | None]:
@@ -126,12 +131,18 @@ def card(
     similar: bool = False,
     rank: int | None = None,
     score_label: str = "score",
+    blurred: bool = False,
 ) -> None:
+    """One card; ``blurred``: the image is blurred (CSS) until the card's "Reveal" toggle is
+    on (draw :data:`BLUR_CSS` once on the page: :func:`grid` does)."""
     rid = int(row["row_id"])
+    reveal = f"reveal-{rid}"
     with st.container(border=True, key=f"card-{rid}"):
         data, error = thumb(store, rid, mtime_ns, row)
         if data:
-            st.image(data, width="stretch", alt=(row.get("caption") or "")[:200])
+            hide = blurred and not st.session_state.get(reveal, False)
+            with st.container(key=f"tsblur-{rid}" if hide else f"tsimg-{rid}"):
+                st.image(data, width="stretch", alt=(row.get("caption") or "")[:200])
         else:
             st.markdown(placeholder_html(row, error), unsafe_allow_html=True)
         st.markdown(_text_html(row, _score_html(row, rank, score_label)), unsafe_allow_html=True)
@@ -153,26 +164,43 @@ def card(
                     on_click=state.search_like,
                     args=(rid,),
                 )
+        if blurred and data:
+            st.toggle("Reveal", key=reveal, help="The image is blurred: NSFW score above the "
+                      "threshold. Reveal shows it.")  # fmt: skip
 
 
-def grid(name: str, rows: list[dict[str, Any]], ncols: int, score_label: str = "score") -> None:
+def grid(
+    name: str,
+    rows: list[dict[str, Any]],
+    ncols: int,
+    score_label: str = "score",
+    blurred: Collection[int] = (),
+    ranked: bool = True,
+    key: str = "tsgrid",
+) -> None:
     """Cards in rows of ``ncols`` (every row is its own set of columns, so cards line up).
 
-    Search hits (rows with a ``score``) show their rank and score (``score_label`` says what
-    the number is); every card has a "Similar" button when the dataset has image embeddings.
+    Search hits (rows with a ``score``) show their rank (unless ``ranked`` is False) and score
+    (``score_label`` says what the number is); every card has a "Similar" button when the
+    dataset has image embeddings. Rows whose id is in ``blurred`` show a blurred image with a
+    "Reveal" toggle. ``key`` names the grid's container (unique per page run).
     """
     store, mtime = str(state.store_file(name)), state.store_mtime(name)
     similar = state.has_image_vectors(name)
     st.session_state[PAGE_IDS] = [int(r["row_id"]) for r in rows]
-    with st.container(key="tsgrid"):
+    hidden = set(blurred)
+    if hidden:
+        st.html(BLUR_CSS)
+    with st.container(key=key):
         for start in range(0, len(rows), ncols):
             cols = st.columns(ncols, gap="small")
             for i, (col, row) in enumerate(
                 zip(cols, rows[start : start + ncols], strict=False), start=start + 1
             ):
                 with col:
-                    rank = i if "score" in row else None
-                    card(name, row, store, mtime, similar, rank, score_label)
+                    rank = i if "score" in row and ranked else None
+                    card(name, row, store, mtime, similar, rank, score_label,
+                         int(row["row_id"]) in hidden)  # fmt: skip
     maybe_open_detail(name)
 
 

@@ -11,7 +11,7 @@ import streamlit as st
 
 from backend.browse import CARD_COLUMNS, columns
 from backend.selection import Selection, quote_ident
-from ui import cards, style
+from ui import cards, selection_bar, style
 
 
 @dataclass(frozen=True)
@@ -73,6 +73,14 @@ def worst(
     return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
 
 
+OPTIONAL = {  # score columns of optional scorers: (scorer, what it needs)
+    "text_overlay": ("ocr", "needs rapidocr-onnxruntime; about 1 s per image"),
+    "clip_similarity": ("clip", "needs CLIP weights, or the dataset embedded with CLIP"),
+}
+VIEWS = ("Flagged rows", "Thresholds", "By cluster / concept", "Duplicates")
+K_VIEW = "w.safety.view"
+
+
 def missing_help(name: str) -> None:
     st.markdown(
         style.empty_html(
@@ -87,22 +95,26 @@ def missing_help(name: str) -> None:
     )
 
 
-def draw(name: str, con: duckdb.DuckDBPyConnection, sel: Selection) -> None:
-    checks = available(columns(con))
-    if not checks:
-        missing_help(name)
-        return
-    total, flagged = counts(con, sel, checks)
-    st.caption(f"{total:,} rows in the current selection")
-    metrics = st.columns(len(checks))
-    for col, c in zip(metrics, checks, strict=True):
-        share = f"{flagged[c.label] / total:.1%}" if total else "–"
-        col.metric(c.label, f"{flagged[c.label]:,}", share, delta_color="off",
-                   delta_arrow="off", help=c.help, border=True)  # fmt: skip
-    missing = [c.label for c in CHECKS if c not in checks]
-    if missing:
-        st.caption("Not scored yet: " + ", ".join(missing) + f" (`python -m backend score {name} "
-                   "--scorers …`, `python -m backend dedup …`)")  # fmt: skip
+def not_run_note(name: str, cols: dict[str, str]) -> str | None:
+    """What is missing and the command that adds it, or None when every step ran."""
+    notes = []
+    if not {"toxicity", "nsfw", "blur"} & set(cols):
+        notes.append(f"scores: `python -m backend score {name}`")
+    for col, (scorer, needs) in OPTIONAL.items():
+        if col not in cols:
+            notes.append(f"`{col}`: `python -m backend score {name} --scorers {scorer}` "
+                         f"({needs})")  # fmt: skip
+    if "is_dup_rep" not in cols:
+        notes.append(f"duplicates: `python -m backend dedup {name}`")
+    return "Not run yet — " + "; ".join(notes) if notes else None
+
+
+def flagged_view(name: str, con: duckdb.DuckDBPyConnection, sel: Selection,
+                 checks: list[Check]) -> None:  # fmt: skip
+    """The worst rows of one check, as cards (the page's first view)."""
+    from ui.safety_scores import blurred
+    from ui.safety_view import nsfw_threshold
+
     labels = [c.label for c in checks]
     choice = st.segmented_control("Show", labels, default=labels[0], key="w.safety_check")
     check = next((c for c in checks if c.label == choice), checks[0])
@@ -112,4 +124,37 @@ def draw(name: str, con: duckdb.DuckDBPyConnection, sel: Selection) -> None:
         return
     st.caption(f"{check.help}; lowest row first" if check.column == "is_dup_rep" else
                f"{check.help}; worst first (the number on a card is its `{check.column}`)")
-    cards.grid(name, rows, 6, score_label=check.column)
+    cards.grid(name, rows, 6, score_label=check.column, blurred=blurred(rows, nsfw_threshold()))
+
+
+def draw(name: str, con: duckdb.DuckDBPyConnection, sel: Selection, total_rows: int) -> None:
+    from ui import safety_view
+
+    cols = columns(con)
+    checks = available(cols)
+    if not checks:
+        missing_help(name)
+        return
+    if selection_bar.live(name, con, total_rows, sel) is None:
+        return
+    total, flagged = counts(con, sel, checks)
+    metrics = st.columns(len(checks))
+    for col, c in zip(metrics, checks, strict=True):
+        share = f"{flagged[c.label] / total:.1%}" if total else "–"
+        col.metric(c.label, f"{flagged[c.label]:,}", share, delta_color="off",
+                   delta_arrow="off", help=c.help, border=True)  # fmt: skip
+    note = not_run_note(name, cols)
+    if note:
+        st.caption(note)
+    if st.session_state.get(K_VIEW) not in VIEWS:
+        st.session_state[K_VIEW] = VIEWS[0]
+    view = st.segmented_control("View", VIEWS, key=K_VIEW, required=True,
+                                label_visibility="collapsed")  # fmt: skip
+    if view == "Thresholds":
+        safety_view.threshold_view(name, con, sel)
+    elif view == "By cluster / concept":
+        safety_view.rates_view(name, con, sel)
+    elif view == "Duplicates":
+        safety_view.dups_view(name, con, sel)
+    else:
+        flagged_view(name, con, sel, checks)

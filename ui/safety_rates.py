@@ -1,0 +1,108 @@
+"""Score rates per group on the Safety page: for each map cluster (and each concept, when the
+dataset has concept columns), its rows in the selection and the share each score's current
+threshold removes — where the problem rows concentrate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from backend.browse import columns
+from backend.selection import Selection, is_numeric, quote_ident
+from ui.safety_scores import Score, removed_sql
+
+CLUSTER = "cluster"
+
+
+def concept_columns(cols: dict[str, str]) -> list[str]:
+    """Concept columns (``concept…``), boolean or 0–1 scores; none before the concepts step."""
+    return [c for c in cols if c.startswith("concept")
+            and (cols[c].upper() == "BOOLEAN" or is_numeric(cols[c]))]  # fmt: skip
+
+
+def concept_member(col: str, duck_type: str) -> str:
+    """A row has the concept: true, or a score of at least 0.5."""
+    q = quote_ident(col)
+    return (
+        f"coalesce({q}, FALSE)"
+        if duck_type.upper() == "BOOLEAN"
+        else f"coalesce({q} >= 0.5, FALSE)"
+    )
+
+
+def _aggregates(thresholds: list[tuple[Score, float]]) -> tuple[str, list[Any]]:
+    parts = ["count(*) AS rows"]
+    params: list[Any] = []
+    for i, (s, t) in enumerate(thresholds):
+        parts.append(f"avg(({removed_sql(s)})::DOUBLE) AS r{i}")
+        params.append(t)
+    return ", ".join(parts), params
+
+
+def _frame(rows: list[tuple], kind: str, thresholds: list[tuple[Score, float]]) -> pd.DataFrame:
+    names = ["group", "rows"] + [s.flag_label(t) for s, t in thresholds]
+    df = pd.DataFrame(rows, columns=names)
+    df.insert(0, "kind", kind)
+    return df
+
+
+def cluster_rates(
+    con: duckdb.DuckDBPyConnection,
+    sel: Selection,
+    thresholds: list[tuple[Score, float]],
+    labels: dict[int, str],
+) -> pd.DataFrame:
+    """One row per cluster present in the selection: "label (#id)", rows, share removed by
+    each (score, threshold). Empty when the dataset has no map."""
+    cols = columns(con)
+    if CLUSTER not in cols:
+        return _frame([], "cluster", thresholds)
+    where, params = sel.where(cols)
+    agg, more = _aggregates(thresholds)
+    got = con.execute(
+        f"SELECT {quote_ident(CLUSTER)} AS g, {agg} FROM samples "
+        f"WHERE ({where}) AND {quote_ident(CLUSTER)} IS NOT NULL GROUP BY g",
+        [*more, *params],
+    ).fetchall()
+    rows = [(f"{labels.get(int(g), 'cluster')} (#{int(g)})", *rest) for g, *rest in got]
+    return _frame(rows, "cluster", thresholds)
+
+
+def concept_rates(
+    con: duckdb.DuckDBPyConnection, sel: Selection, thresholds: list[tuple[Score, float]]
+) -> pd.DataFrame:
+    """One row per concept column with members in the selection (one query for all)."""
+    cols = columns(con)
+    concepts = concept_columns(cols)
+    if not concepts:
+        return _frame([], "concept", thresholds)
+    where, params = sel.where(cols)
+    agg, more = _aggregates(thresholds)
+    parts, args = [], []
+    for c in concepts:
+        parts.append(f"SELECT ? AS g, {agg} FROM base WHERE {concept_member(c, cols[c])}")
+        args += [c.removeprefix("concept_").removeprefix("concept"), *more]
+    got = con.execute(
+        f"WITH base AS (SELECT * FROM samples WHERE {where}) " + " UNION ALL ".join(parts),
+        [*params, *args],
+    ).fetchall()
+    return _frame([r for r in got if r[1]], "concept", thresholds)
+
+
+def rates(
+    con: duckdb.DuckDBPyConnection,
+    sel: Selection,
+    thresholds: list[tuple[Score, float]],
+    labels: dict[int, str],
+) -> pd.DataFrame:
+    """Clusters and concepts together, highest rate of the first score first."""
+    df = pd.concat(
+        [cluster_rates(con, sel, thresholds, labels), concept_rates(con, sel, thresholds)],
+        ignore_index=True,
+    )
+    if thresholds and len(df):
+        first = thresholds[0][0].flag_label(thresholds[0][1])
+        df = df.sort_values([first, "rows"], ascending=[False, False], kind="stable")
+    return df.reset_index(drop=True)
