@@ -219,7 +219,10 @@ class Selection:
         for col, vals in sorted(self.values.items()):
             shown = ", ".join(str(v) for v in vals[:3]) + ("…" if len(vals) > 3 else "")
             rest = {c: v for c, v in self.values.items() if c != col}
-            out.append((f"{col} in {shown}", replace(self, values=rest)))
+            label = f"{col} in {shown}"
+            if vals in ([True], [False]):  # a flag: "is_dup_rep", "not is_dup_rep"
+                label = col if vals[0] else f"not {col}"
+            out.append((label, replace(self, values=rest)))
         if self.keywords.strip():
             out.append((f"keywords: {self.keywords.strip()}",
                         replace(self, keywords="", keyword_ids=None)))  # fmt: skip

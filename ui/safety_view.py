@@ -19,6 +19,8 @@ K_KIND = "w.safety.kind"
 K_GROUPS_PAGE = "w.safety.groups_page"
 GROUPS_PER_PAGE = 10
 KEPT, REMOVED = "#2f7d5b", "#c0462f"
+REP_HTML = '<b style="color:#4f46e5">★ representative</b>'
+K_LOG = "w.safety.log"
 
 
 def threshold_key(col: str) -> str:
@@ -52,7 +54,9 @@ def _keep(name: str, score: Score, t: float) -> None:
 # -- thresholds ----------------------------------------------------------------------------------
 
 
-def figure(bins: list[tuple[float, float, int]], score: Score, t: float) -> go.Figure:
+def figure(
+    bins: list[tuple[float, float, int]], score: Score, t: float, log: bool = False
+) -> go.Figure:
     """Bars of the histogram, coloured by the side of the threshold their middle is on."""
     mids = [(a + b) / 2 for a, b, _ in bins]
     kept = [(m <= t) if score.keep_below else (m >= t) for m in mids]
@@ -66,6 +70,7 @@ def figure(bins: list[tuple[float, float, int]], score: Score, t: float) -> go.F
     fig.update_layout(
         height=260, margin=dict(l=10, r=10, t=24, b=10), bargap=0.05, showlegend=False,
         xaxis_title=score.column, yaxis_title="rows", plot_bgcolor="rgba(0,0,0,0)",
+        yaxis_type="log" if log else "linear",
     )  # fmt: skip
     return fig
 
@@ -99,7 +104,8 @@ def threshold_view(name: str, con, sel: Selection) -> None:
     chart, side = st.columns([3, 1], gap="medium")
     with chart:
         bins = safety_scores.histogram(con, sel, score, lo, hi)
-        st.plotly_chart(figure(bins, score, t), key="safety-hist",
+        st.plotly_chart(figure(bins, score, t, bool(st.session_state.get(K_LOG))),
+                        key="safety-hist",
                         config={"displayModeBar": False})  # fmt: skip
     with side:
         share = f"{gone / total:.1%}" if total else "–"
@@ -115,6 +121,7 @@ def threshold_view(name: str, con, sel: Selection) -> None:
             help=f"Adds {score.column} {score.op} {t:g} to the filters of every page (Browse, "
             "Map, Export…)",
         )  # fmt: skip
+        st.toggle("Log scale", key=K_LOG, help="Counts on a log axis: shows the thin tail")
         if nulls:
             st.caption(f"{nulls:,} rows have no `{score.column}` (unreadable image): a kept "
                        "range drops them too.")  # fmt: skip
@@ -256,7 +263,7 @@ def dups_view(name: str, con, sel: Selection) -> None:
                 with c:
                     rep = int(row["row_id"]) == g["group"]
                     st.markdown(
-                        f'<div class="ts-meta">{"★ representative" if rep else "duplicate"}'
+                        f'<div class="ts-meta">{REP_HTML if rep else "duplicate"}'
                         f" · row {int(row['row_id'])}</div>", unsafe_allow_html=True)  # fmt: skip
                     cards.card(name, row, store, mtime, similar, blurred=int(row["row_id"]) in blur)
     cards.maybe_open_detail(name)

@@ -1,0 +1,268 @@
+"""The Safety page headless (AppTest) on the 600-row demo after `score` and `dedup`: threshold
+counts and margins against SQL, "keep" composing with Browse, per-cluster/concept rates, the
+planted exact duplicate groups, keep-one-per-group, NSFW blurring; and boolean ``values`` in the
+Selection."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import shutil
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from backend.columns import add_columns
+from backend.dedup import dedup
+from backend.map import clusters_path
+from backend.safety.run import score
+from backend.selection import BadSelection, Selection
+from backend.store import connect
+from ui import safety_dups, safety_scores
+from ui.safety_scores import by_column
+
+REPO = Path(__file__).resolve().parent.parent
+SAFETY, BROWSE = "pages/5_Safety.py", "pages/1_Browse.py"
+TIMEOUT = 120
+N_CLUSTERS = 3
+
+
+@pytest.fixture(scope="module")
+def home(demo_pristine: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the demo, scored (toxicity, nsfw, quality) and deduplicated, with a small
+    cluster column (row_id % 3, labels in clusters.json) and one concept column."""
+    root = tmp_path_factory.mktemp("safety_page_ws")
+    shutil.copytree(demo_pristine / "demo", root / "demo", symlinks=True)
+    score("demo", ["toxicity", "nsfw", "quality"], root=root)
+    dedup("demo", root=root)
+    con = connect("demo", root)
+    got = con.execute("SELECT row_id, caption FROM samples ORDER BY row_id").fetchall()
+    ids, caps = [r[0] for r in got], [r[1] for r in got]
+    con.close()
+    add_columns("demo", pa.table({
+        "row_id": pa.array(ids, pa.int64()),
+        "cluster": pa.array([i % N_CLUSTERS for i in ids], pa.int32()),
+        "concept_circle": pa.array(["circle" in (c or "").lower() for c in caps], pa.bool_()),
+    }), root)  # fmt: skip
+    path = clusters_path("demo", root)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    labels = [{"cluster": k, "label": f"group {k}", "size": 0} for k in range(N_CLUSTERS)]
+    path.write_text(json.dumps({"clusters": labels}))
+    return root
+
+
+@pytest.fixture
+def ws(home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("TAILSCOPE_HOME", str(home))
+    return home
+
+
+def sql(home: Path, query: str, params: list | None = None) -> list[tuple]:
+    con = connect("demo", home)
+    try:
+        return con.execute(query, params or []).fetchall()
+    finally:
+        con.close()
+
+
+def run_ok(at: AppTest) -> AppTest:
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def safety_page(view: str | None = None) -> AppTest:
+    at = run_ok(AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT))
+    at.switch_page(SAFETY)
+    run_ok(at)
+    if view:
+        at.session_state["w.safety.view"] = view
+        run_ok(at)
+    return at
+
+
+def count_text(at: AppTest) -> str:
+    hit = [m.value for m in at.markdown if 'class="ts-count"' in m.value]
+    assert hit, "no count on the page"
+    return re.sub(r"<[^>]+>", "", hit[0])
+
+
+def metric(at: AppTest, label: str) -> int:
+    (m,) = [m for m in at.metric if m.label == label]
+    return int(m.value.replace(",", ""))
+
+
+def keys_by_heading(at: AppTest) -> dict[str, list[str]]:
+    """Card keys in page order, under the last ##### heading before them."""
+    out: dict[str, list[str]] = {}
+    current = ""
+    for m in at.markdown:
+        if m.value.startswith("##### "):
+            current = m.value
+            out[current] = []
+        for k in re.findall(r'title="key ([^"]+)"', m.value):
+            out.setdefault(current, []).append(html.unescape(k))
+    return out
+
+
+def test_boolean_values_in_the_selection():
+    con = duckdb.connect()
+    con.execute("CREATE TABLE samples AS SELECT range AS row_id, range % 3 = 0 AS rep, "
+                "range::DOUBLE AS x FROM range(10)")  # fmt: skip
+    cols = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE samples)").fetchall())
+    for vals, want in (([True], [0, 3, 6, 9]), ([False], [1, 2, 4, 5, 7, 8])):
+        where, params = Selection(values={"rep": vals}).where(cols)
+        got = con.execute(f"SELECT row_id FROM samples WHERE {where} ORDER BY 1", params)
+        assert [r[0] for r in got.fetchall()] == want
+    with pytest.raises(BadSelection, match="true/false"):
+        Selection(values={"rep": ["yes"]}).where(cols)
+    with pytest.raises(BadSelection, match="not a number"):
+        Selection(values={"x": [True]}).where(cols)  # a bool is no number
+    assert Selection(values={"rep": [True]}).describe() == ["rep"]
+    back = Selection.from_dict(json.loads(json.dumps(Selection(values={"rep": [True]}).to_dict())))
+    assert back.values == {"rep": [True]}
+
+
+def test_keep_intersects_ranges_and_blur_picks_rows_above_the_nsfw_threshold():
+    tox, blur = by_column("toxicity"), by_column("blur")
+    assert safety_scores.keep(Selection(), tox, 0.4).ranges == {"toxicity": (None, 0.4)}
+    sel = Selection(ranges={"toxicity": (0.1, 0.3)})
+    assert safety_scores.keep(sel, tox, 0.4).ranges["toxicity"] == (0.1, 0.3)
+    assert safety_scores.keep(sel, tox, 0.2).ranges["toxicity"] == (0.1, 0.2)
+    assert safety_scores.keep(Selection(), blur, 50.0).ranges == {"blur": (50.0, None)}
+    rows = [{"row_id": 1, "nsfw": 0.9}, {"row_id": 2, "nsfw": 0.1}, {"row_id": 3, "nsfw": None}]
+    assert safety_scores.blurred(rows, 0.5) == {1}
+    assert safety_scores.slider_bounds(0.0002, 0.9999) == (0.0, 1.0, 0.001)
+    lo, hi, step = safety_scores.slider_bounds(0.68, 5303.9)
+    assert lo <= 0.68 and hi >= 5303.9 and step == 20
+
+
+def test_threshold_counts_and_margin_match_sql(ws: Path):
+    at = safety_page("Thresholds")
+    assert at.session_state["w.safety.score"] == "toxicity"
+    values = dict(sql(ws, "SELECT key, toxicity FROM samples"))
+    for t in (0.5, 0.3):
+        at.slider(key="w.safety.t::toxicity").set_value(t)
+        run_ok(at)
+        (want,) = sql(ws, "SELECT count(*) FROM samples WHERE NOT coalesce(toxicity <= ?, FALSE)",
+                      [t])[0]  # fmt: skip
+        assert want > 0
+        assert metric(at, "Removed by the threshold") == want
+        shown = keys_by_heading(at)
+        removed = next(v for k, v in shown.items() if "Removed" in k and f"{t:g}" in k)
+        kept = next(v for k, v in shown.items() if "Kept" in k and f"{t:g}" in k)
+        assert len(removed) == len(kept) == safety_scores.MARGIN
+        above = sorted((v - t, k) for k, v in values.items() if v > t)
+        below = sorted((t - v, k) for k, v in values.items() if v <= t)
+        assert removed == [k for _, k in above[: len(removed)]]  # nearest first
+        assert kept == [k for _, k in below[: len(kept)]]
+
+
+def test_keep_adds_the_range_and_browse_agrees(ws: Path):
+    at = safety_page("Thresholds")
+    at.slider(key="w.safety.t::toxicity").set_value(0.3)
+    run_ok(at)
+    at.button(key="safety-keep").click()
+    run_ok(at)
+    sel = at.session_state["ts.selections"]["demo"]
+    assert sel.ranges["toxicity"][1] == pytest.approx(0.3)
+    assert metric(at, "Removed by the threshold") == 0  # the selection holds only kept rows
+    (want,) = sql(ws, "SELECT count(*) FROM samples WHERE toxicity <= 0.3")[0]
+    (total,) = sql(ws, "SELECT count(*) FROM samples")[0]
+    assert count_text(at).startswith(f"{want} of {total} rows match")
+    at.switch_page(BROWSE)
+    run_ok(at)
+    assert count_text(at).startswith(f"{want} of {total} rows match")
+
+
+def test_rates_per_cluster_and_concept_match_sql(ws: Path):
+    at = safety_page("By cluster / concept")
+    df = at.dataframe[0].value
+    assert set(df["kind"]) == {"cluster", "concept"}
+    col = "toxicity > 0.5"
+    assert list(df[col]) == sorted(df[col], reverse=True)  # highest rate first
+    got = sql(ws, "SELECT cluster, count(*), avg((toxicity > 0.5)::DOUBLE), "
+                  "avg((blur < 50)::DOUBLE) FROM samples GROUP BY 1")  # fmt: skip
+    for k, n, tox, blur in got:
+        (row,) = df[df["group"] == f"group {k} (#{k})"].to_dict("records")
+        assert row["rows"] == n
+        assert row[col] == pytest.approx(tox) and row["blur < 50"] == pytest.approx(blur)
+    (n_circle,) = sql(ws, "SELECT count(*) FROM samples WHERE concept_circle")[0]
+    (row,) = df[df["group"] == "circle"].to_dict("records")
+    assert row["rows"] == n_circle
+
+
+def test_duplicates_view_lists_the_planted_exact_groups(ws: Path):
+    truth = json.loads((ws / "demo" / "source" / "ground_truth.json").read_text())
+    keys = dict(sql(ws, "SELECT key, row_id FROM samples"))
+    planted = {frozenset(g) for g in truth["exact_duplicates"] if all(k in keys for k in g)}
+    assert planted
+    at = safety_page("Duplicates")
+    assert at.session_state["w.safety.kind"] == "dup_exact_group"
+    shown: list[list[str]] = []
+    reps: list[str] = []
+    for m in at.markdown:
+        if re.match(r"\*\*\d+ rows\*\* · group \d+", m.value):
+            shown.append([])
+        elif "★ representative" in m.value:
+            reps.append(m.value)
+        for k in re.findall(r'title="key ([^"]+)"', m.value):
+            shown[-1].append(html.unescape(k))
+    assert len(shown) == min(len(planted), 10)
+    assert [len(g) for g in shown] == sorted((len(g) for g in shown), reverse=True)
+    assert {frozenset(g) for g in shown} <= planted
+    if len(planted) <= 10:
+        assert {frozenset(g) for g in shown} == planted
+    for group in shown:  # the representative (lowest row) comes first
+        assert keys[group[0]] == min(keys[k] for k in group)
+    assert len(reps) == len(shown)
+
+
+def test_keep_one_per_group_gives_the_sql_count(ws: Path):
+    at = safety_page("Duplicates")
+    at.toggle(key="w.safety.keep_one").set_value(True)
+    run_ok(at)
+    sel = at.session_state["ts.selections"]["demo"]
+    assert sel.values == {safety_dups.REP: [True]}
+    (want,) = sql(ws, "SELECT count(*) FROM samples WHERE is_dup_rep")[0]
+    (total,) = sql(ws, "SELECT count(*) FROM samples")[0]
+    assert 0 < want < total
+    assert count_text(at).startswith(f"{want} of {total} rows match")
+    assert "is_dup_rep" in [b.label for b in at.button]  # its removable chip
+    at.toggle(key="w.safety.keep_one").set_value(False)
+    run_ok(at)
+    assert safety_dups.REP not in at.session_state["ts.selections"]["demo"].values
+
+
+def test_images_above_the_nsfw_threshold_start_blurred(ws: Path):
+    values = dict(sql(ws, "SELECT row_id, nsfw FROM samples"))
+    t = float(np.quantile(list(values.values()), 0.5))
+    at = safety_page("Thresholds")
+    at.session_state["w.safety.score"] = "nsfw"
+    run_ok(at)
+    at.slider(key="w.safety.t::nsfw").set_value(round(t, 3))
+    run_ok(at)
+    t = at.session_state["ts.safety.thresholds"]["nsfw"]
+    reveal = {int(w.key.split("-")[1]) for w in at.toggle if str(w.key).startswith("reveal-")}
+    assert reveal and all(values[r] > t for r in reveal)
+    shown = keys_by_heading(at)
+    removed = next(v for k, v in shown.items() if "Removed" in k)
+    assert len(reveal) == len(removed)  # every removed card, no kept one
+    rid = min(reveal)
+    at.toggle(key=f"reveal-{rid}").set_value(True)
+    run_ok(at)
+    assert at.toggle(key=f"reveal-{rid}").value is True
+
+
+def test_without_scores_the_page_says_what_to_run(demo_pristine: Path, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch):  # fmt: skip
+    shutil.copytree(demo_pristine / "demo", tmp_path / "demo", symlinks=True)
+    monkeypatch.setenv("TAILSCOPE_HOME", str(tmp_path))
+    at = safety_page()
+    text = " ".join(m.value for m in at.markdown)
+    assert "python -m backend score demo" in text and "python -m backend dedup demo" in text
