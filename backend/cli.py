@@ -357,6 +357,9 @@ def parser() -> argparse.ArgumentParser:
     from backend.safety.command import add_parser as add_safety_parser
 
     add_safety_parser(sub)
+    from backend.concepts.command import add_parser as add_concepts_parser
+
+    add_concepts_parser(sub)
     return p
 
 

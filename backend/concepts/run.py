@@ -1,0 +1,223 @@
+"""One vocabulary over one dataset: match every caption (and, when asked, every image), then
+keep the result set under ``<dataset>/concepts/<vocab>/``.
+
+Files: ``vocab.json`` (the concepts and phrasings used), ``hits.parquet`` (``row_id``,
+``concept_id``: caption side), ``image_hits.parquet`` (image side, when run), ``counts.parquet``
+(per concept: caption and image counts, misalignment) and ``summary.json`` (slope, shares,
+dataset-level misalignment, parameters). The folder is written aside and swapped in whole, so
+a result set is either the old one or the new one, never half of each.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from backend import paths
+from backend.concepts import stats
+from backend.concepts.match import match_captions, matcher
+from backend.concepts.vocab import Vocabulary
+from backend.manifest import now, read_manifest, write_json_atomic
+from backend.store import connect
+
+CHUNK = 50_000
+Progress = Callable[[str, int, int], None]
+
+
+def concepts_dir(name: str, root: Path | None = None) -> Path:
+    return paths.dataset_dir(name, root) / "concepts"
+
+
+def caption_hits(
+    name: str, vocab: Vocabulary, root: Path | None = None, plurals: bool = True,
+    chunk: int = CHUNK, progress: Progress | None = None,
+) -> tuple[np.ndarray, np.ndarray, int]:  # fmt: skip
+    """(row ids, concept ids) of every caption hit, streamed from the store in Arrow batches,
+    and the number of rows read."""
+    m = matcher(vocab, plurals)
+    con = connect(name, root)
+    rows_out: list[np.ndarray] = []
+    ids_out: list[np.ndarray] = []
+    try:
+        total = con.execute("SELECT count(*) FROM samples").fetchone()[0]
+        reader = con.cursor().sql("SELECT row_id, caption FROM samples ORDER BY row_id") \
+            .to_arrow_reader(chunk)
+        done = 0
+        for batch in reader:
+            row_ids = batch.column(0).to_numpy()
+            idx, cids = match_captions(m, batch.column(1).to_pylist())
+            rows_out.append(row_ids[idx].astype(np.int64))
+            ids_out.append(cids)
+            done += batch.num_rows
+            if progress:
+                progress("caption concepts", done, total)
+    finally:
+        con.close()
+    if not rows_out:
+        return np.zeros(0, np.int64), np.zeros(0, np.int32), 0
+    return np.concatenate(rows_out), np.concatenate(ids_out), int(total)
+
+
+def analyse(
+    name: str, vocab: Vocabulary, root: Path | None = None, plurals: bool = True,
+    images: bool = False, top_k: int = 5, chunk: int = CHUNK, progress: Progress | None = None,
+) -> dict:  # fmt: skip
+    """Run ``vocab`` over dataset ``name`` and store its result set; returns the summary.
+
+    ``images``: also tag images (CLIP zero-shot when the dataset has CLIP vectors and the
+    weights load; else the packaged ImageNet model, ImageNet vocabulary only). When the image
+    side cannot run, the summary's ``image_note`` says why and the caption side still counts."""
+    paths.check_name(vocab.name)
+    t0, started = time.perf_counter(), now()
+    rows, ids, n_rows = caption_hits(name, vocab, root, plurals, chunk, progress)
+    n = len(vocab)
+    cap_counts = np.bincount(ids, minlength=n)
+    img = None
+    note = "image side not run (pass images=True / --images)"
+    if images:
+        img, note = _image_side(name, vocab, root, top_k, progress)
+    table = {"concept_id": np.arange(n, dtype=np.int32), "concept": vocab.concepts,
+             "caption_count": cap_counts}  # fmt: skip
+    summary = {
+        "vocab": vocab.name, "source": vocab.source, "concepts": n, "rows": n_rows,
+        "rows_with_concept": int(len(np.unique(rows))), "hits": int(len(rows)),
+        "plurals": plurals, "vocab_notes": vocab.notes, "image_note": note,
+        "caption_slope": stats.fit_slope(cap_counts), "caption_shares": stats.shares(cap_counts),
+        "created": started,
+    }  # fmt: skip
+    if img is not None:
+        irows, iids, scored = img
+        img_counts = np.bincount(iids, minlength=n)
+        mis = stats.misalignment(rows, ids, irows, iids, n, scored)
+        table.update(image_count=img_counts, caption_only=mis["caption_only"],
+                     image_only=mis["image_only"])  # fmt: skip
+        summary.update(image_rows=int(len(scored)), image_slope=stats.fit_slope(img_counts),
+                       misalignment={k: mis[k] for k in ("rows_named", "rows_misaligned",
+                                                         "rate")})  # fmt: skip
+    summary["seconds"] = round(time.perf_counter() - t0, 3)
+    _write(name, vocab, root, rows, ids, img, pa.table(table), summary)
+    return summary
+
+
+def _image_side(name, vocab, root, top_k, progress):
+    from backend.concepts.images import clip_hits, imagenet_hits
+    from backend.models import ModelUnavailable
+
+    try:
+        r, c, s, note = clip_hits(name, vocab, root, top_k)
+        return (r, c, s), note
+    except (ModelUnavailable, FileNotFoundError, ValueError) as e:
+        why = f"CLIP zero-shot skipped: {e}"
+    if not vocab.imagenet_class:
+        return None, why + "; without CLIP the image side needs the ImageNet vocabulary"
+    try:
+        r, c, s, note = imagenet_hits(name, vocab, root, top_k, progress)
+    except ModelUnavailable as e:
+        return None, f"{why}; the packaged ImageNet model is unavailable too: {e}"
+    return (r, c, s), f"{why}. {note}"
+
+
+def _hits_table(rows: np.ndarray, ids: np.ndarray) -> pa.Table:
+    order = np.lexsort((ids, rows))
+    return pa.table({"row_id": rows[order].astype(np.int64),
+                     "concept_id": ids[order].astype(np.int32)})  # fmt: skip
+
+
+def _write(name, vocab, root, rows, ids, img, counts, summary) -> None:
+    base = concepts_dir(name, root)
+    base.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=base, prefix=f".{vocab.name}."))
+    try:
+        write_json_atomic(tmp / "vocab.json", vocab.to_dict())
+        pq.write_table(_hits_table(rows, ids), tmp / "hits.parquet")
+        if img is not None:
+            pq.write_table(_hits_table(img[0], img[1]), tmp / "image_hits.parquet")
+            np.save(tmp / "image_rows.npy", np.asarray(img[2], np.int64))
+        pq.write_table(counts, tmp / "counts.parquet")
+        write_json_atomic(tmp / "summary.json", _jsonable(summary))
+        final = base / vocab.name
+        old = None
+        if final.exists():
+            old = base / f".{vocab.name}.old-{time.time_ns()}"
+            os.replace(final, old)
+        os.replace(tmp, final)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _jsonable(x):
+    if isinstance(x, dict):
+        return {k: _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, float) and x != x:
+        return None
+    return x
+
+
+@dataclass
+class Result:
+    """A stored result set, loaded: the vocabulary, hits and per-concept table."""
+
+    vocab: Vocabulary
+    rows: np.ndarray
+    ids: np.ndarray
+    counts: pa.Table
+    summary: dict
+    folder: Path
+
+    def count_of(self) -> dict[str, int]:
+        """Caption count by concept name."""
+        return dict(zip(self.vocab.concepts, self.counts["caption_count"].to_pylist(),
+                        strict=True))  # fmt: skip
+
+
+def list_vocabs(name: str, root: Path | None = None) -> list[str]:
+    """Names of the vocabularies this dataset has result sets for."""
+    base = concepts_dir(name, root)
+    if not base.is_dir():
+        return []
+    return sorted(p.name for p in base.iterdir()
+                  if not p.name.startswith(".") and (p / "summary.json").is_file())  # fmt: skip
+
+
+def load(name: str, vocab_name: str, root: Path | None = None) -> Result:
+    """The stored result set of ``vocab_name`` (FileNotFoundError saying how to make it)."""
+    paths.check_name(vocab_name)
+    folder = concepts_dir(name, root) / vocab_name
+    if not (folder / "summary.json").is_file():
+        raise FileNotFoundError(f"dataset {name!r} has no concept counts for {vocab_name!r}: run "
+                                f"`python -m backend concepts {name} --vocab ...`")  # fmt: skip
+    hits = pq.read_table(folder / "hits.parquet")
+    vocab = Vocabulary.from_dict(read_manifest(folder / "vocab.json"))
+    return Result(vocab, hits["row_id"].to_numpy(), hits["concept_id"].to_numpy(),
+                  pq.read_table(folder / "counts.parquet"), read_manifest(folder / "summary.json"),
+                  folder)  # fmt: skip
+
+
+def rows_with(result: Result, concepts: list[str] | list[int]) -> np.ndarray:
+    """Sorted row ids whose caption names any of ``concepts`` (names or ids)."""
+    index = {c: i for i, c in enumerate(result.vocab.concepts)}
+    want = []
+    for c in concepts:
+        if isinstance(c, str):
+            if c not in index:
+                raise ValueError(f"{c!r} is not a concept of vocabulary {result.vocab.name!r}")
+            want.append(index[c])
+        else:
+            want.append(int(c))
+    return np.unique(result.rows[np.isin(result.ids, want)])
