@@ -6,7 +6,8 @@ Writes ``home.png``, ``browse.png``, ``detail.png`` (and ``filtered.png`` with `
 and, when the dataset is embedded, ``search_keywords.png``, ``search_meaning.png`` and
 ``search_similar.png`` (the queries: ``--keywords``, ``--meaning``), and ``map.png`` +
 ``map_selected.png`` (a box selection) when the dataset has a map (else ``map_setup.png``),
-and ``safety.png``, ``subsets.png``, ``export.png``.
+and ``safety.png`` (+ ``safety_thresholds.png``, ``safety_duplicates.png``), ``subsets.png``,
+``export.png``.
 Also the helpers the Playwright tests use: :func:`serve` runs ``streamlit run app.py`` as a
 subprocess and stops it afterwards; :func:`wait_for_thumbs` waits until grid images loaded.
 """
@@ -271,6 +272,27 @@ def capture_pages(page, url: str, query: str, out: Path) -> list[Path]:
         )
         page.wait_for_timeout(800)
         saved.append(out / f"{title.lower()}.png")
+        page.screenshot(path=saved[-1], full_page=True)
+        if title == "Safety":
+            saved += capture_safety_views(page, out)
+    return saved
+
+
+def capture_safety_views(page, out: Path) -> list[Path]:
+    """The Safety page's Thresholds and Duplicates views (each a click on the view switch);
+    none when the dataset has no scores (no switch)."""
+    saved = []
+    for view, file in (("Thresholds", "safety_thresholds"), ("Duplicates", "safety_duplicates")):
+        button = page.locator('[data-testid="stButtonGroup"] button').filter(has_text=view)
+        if not button.count():
+            break
+        button.first.click()
+        page.wait_for_timeout(500)
+        wait_idle(page)
+        page.wait_for_function(
+            """() => Array.from(document.querySelectorAll('img')).every(i => i.complete)"""
+        )
+        saved.append(out / f"{file}.png")
         page.screenshot(path=saved[-1], full_page=True)
     return saved
 
