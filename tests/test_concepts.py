@@ -275,3 +275,62 @@ def test_image_side_without_clip(home: Path) -> None:
     assert img.sum() == 3 * s["rows"]  # three classes per image (two may share a concept)
     mis = s["misalignment"]
     assert 0 <= mis["rows_misaligned"] <= mis["rows_named"]
+
+
+# --- the Concepts page (AppTest) -------------------------------------------------------------
+
+PAGE = "pages/4_Concepts.py"
+
+
+@pytest.fixture
+def page_ws(demo_pristine: Path, workspace: Path) -> Path:
+    shutil.copytree(demo_pristine / "demo", workspace / "demo", symlinks=True)
+    return workspace
+
+
+def _open(ws: Path):
+    from streamlit.testing.v1 import AppTest
+
+    repo = Path(__file__).resolve().parent.parent
+    at = AppTest.from_file(str(repo / "app.py"), default_timeout=60)
+    at.run()
+    at.switch_page(PAGE)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_page_counts_drills_and_balances(page_ws: Path, demo_vocab) -> None:
+    from backend.subsets import get
+    from ui import state
+
+    analyse("demo", demo_vocab, page_ws)
+    res = load("demo", "demo", page_ws)
+    at = _open(page_ws)
+    got = {m.label: m.value for m in at.metric}
+    assert got["Concepts"] == "29"
+    assert got["Power-law slope"] == f"{res.summary['caption_slope']['slope']:.2f}"
+    at.text_input(key="w.concepts.q").set_value("hexagon").run()
+    assert not at.exception
+    n = len(rows_with(res, ["hexagon"]))
+    assert any(f"{n} rows name it" in m.value for m in at.markdown)
+    at.button(key="w.concepts.filter").click().run()
+    sel = at.session_state[state.SELECTIONS]["demo"]
+    assert list(sel.row_ids) == rows_with(res, ["hexagon"]).tolist()
+    at.slider(key="w.concepts.t").set_value(20).run()
+    at.text_input(key="w.concepts.sub").set_value("bal20").run()
+    at.button(key="w.concepts.save").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    want = balance(res.rows, res.ids, res.counts["caption_count"].to_numpy(), 20, 0)
+    assert get("demo", "bal20", page_ws).row_ids.tolist() == want.tolist()
+    assert any("Saved subset" in s.value for s in at.success)
+
+
+def test_page_runs_a_vocabulary(page_ws: Path) -> None:
+    at = _open(page_ws)
+    assert any("No concept counts yet" in m.value for m in at.markdown)
+    at.radio(key="w.concepts.kind").set_value("Mined from captions").run()
+    at.button(key="w.concepts.run").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert load("demo", "mined", page_ws).summary["concepts"] > 10
+    assert at.selectbox(key="w.concepts.vocab").value == "mined"

@@ -38,6 +38,7 @@ HOME_PAGE = "app.py"
 BROWSE_PAGE = "pages/1_Browse.py"
 SEARCH_PAGE = "pages/2_Search.py"
 MAP_PAGE = "pages/3_Map.py"
+CONCEPTS_PAGE = "pages/4_Concepts.py"
 SAFETY_PAGE = "pages/5_Safety.py"
 SUBSETS_PAGE = "pages/8_Subsets.py"
 EXPORT_PAGE = "pages/9_Export.py"
@@ -46,6 +47,7 @@ NAV = (
     (BROWSE_PAGE, "Browse", ":material/grid_view:"),
     (SEARCH_PAGE, "Search", ":material/search:"),
     (MAP_PAGE, "Map", ":material/scatter_plot:"),
+    (CONCEPTS_PAGE, "Concepts", ":material/hub:"),
     (SAFETY_PAGE, "Safety", ":material/shield:"),
     (SUBSETS_PAGE, "Subsets", ":material/bookmarks:"),
     (EXPORT_PAGE, "Export", ":material/download:"),

@@ -82,7 +82,7 @@ def analyse(
     n = len(vocab)
     cap_counts = np.bincount(ids, minlength=n)
     img = None
-    note = "image side not run (pass images=True / --images)"
+    note = "image side not run: count again with the image side on (CLI: --images)"
     if images:
         img, note = _image_side(name, vocab, root, top_k, progress)
     table = {"concept_id": np.arange(n, dtype=np.int32), "concept": vocab.concepts,
