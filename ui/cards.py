@@ -109,7 +109,12 @@ def _score_html(row: dict[str, Any], rank: int | None, label: str) -> str:
     if "score" not in row:
         return ""
     score = float(row["score"])
-    shown = f"{score:.2f}" if abs(score) <= 1 else f"{score:.1f}"
+    if abs(score) > 1:
+        shown = f"{score:.1f}"
+    elif score == 0 or abs(score) >= 0.1:
+        shown = f"{score:.2f}"
+    else:  # small scores (nsfw 0.004, text overlay 0.012): two significant digits, not 0.00
+        shown = f"{score:.2g}"
     return (
         f'<span class="ts-score" title="#{rank or "?"} · {esc(label)}">'
         f"{f'<i>#{rank}</i>' if rank else ''}<b>{shown}</b></span>"
