@@ -18,6 +18,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from backend.columns import add_columns
+from backend.concepts import vocab
+from backend.concepts.run import analyse, load, rows_with
 from backend.dedup import dedup
 from backend.map import clusters_path
 from backend.safety.run import score
@@ -35,7 +37,8 @@ N_CLUSTERS = 3
 @pytest.fixture(scope="module")
 def home(demo_pristine: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the demo, scored (toxicity, nsfw, quality) and deduplicated, with a small
-    cluster column (row_id % 3, labels in clusters.json) and one concept column."""
+    cluster column (row_id % 3, labels in clusters.json), one concept column and the
+    `concepts` step's caption hits of a two-concept vocabulary."""
     root = tmp_path_factory.mktemp("safety_page_ws")
     shutil.copytree(demo_pristine / "demo", root / "demo", symlinks=True)
     score("demo", ["toxicity", "nsfw", "quality"], root=root)
@@ -47,12 +50,14 @@ def home(demo_pristine: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     add_columns("demo", pa.table({
         "row_id": pa.array(ids, pa.int64()),
         "cluster": pa.array([i % N_CLUSTERS for i in ids], pa.int32()),
-        "concept_circle": pa.array(["circle" in (c or "").lower() for c in caps], pa.bool_()),
+        "concept_grass": pa.array(["grass" in (c or "").lower() for c in caps], pa.bool_()),
     }), root)  # fmt: skip
     path = clusters_path("demo", root)
     path.parent.mkdir(parents=True, exist_ok=True)
     labels = [{"cluster": k, "label": f"group {k}", "size": 0} for k in range(N_CLUSTERS)]
     path.write_text(json.dumps({"clusters": labels}))
+    analyse("demo", vocab.build("shapes", [("circle", ["circle"]), ("square", ["square"])]),
+            root)  # fmt: skip
     return root
 
 
@@ -192,9 +197,16 @@ def test_rates_per_cluster_and_concept_match_sql(ws: Path):
         (row,) = df[df["group"] == f"group {k} (#{k})"].to_dict("records")
         assert row["rows"] == n
         assert row[col] == pytest.approx(tox) and row["blur < 50"] == pytest.approx(blur)
-    (n_circle,) = sql(ws, "SELECT count(*) FROM samples WHERE concept_circle")[0]
-    (row,) = df[df["group"] == "circle"].to_dict("records")
-    assert row["rows"] == n_circle
+    (n_grass,) = sql(ws, "SELECT count(*) FROM samples WHERE concept_grass")[0]
+    (row,) = df[df["group"] == "grass"].to_dict("records")  # a concept column
+    assert row["rows"] == n_grass
+    result = load("demo", "shapes", ws)
+    for concept in ("circle", "square"):  # the concepts step's caption hits
+        ids = rows_with(result, [concept]).tolist()
+        ((n, tox),) = sql(ws, "SELECT count(*), avg((toxicity > 0.5)::DOUBLE) FROM samples "
+                              "WHERE row_id IN (SELECT unnest(?::BIGINT[]))", [ids])  # fmt: skip
+        (row,) = df[df["group"] == concept].to_dict("records")
+        assert row["rows"] == n > 0 and row[col] == pytest.approx(tox)
 
 
 def test_duplicates_view_lists_the_planted_exact_groups(ws: Path):

@@ -1,12 +1,14 @@
-"""Score rates per group on the Safety page: for each map cluster (and each concept, when the
-dataset has concept columns), its rows in the selection and the share each score's current
-threshold removes — where the problem rows concentrate."""
+"""Score rates per group on the Safety page: for each map cluster and each concept (from the
+`concepts` step's caption hits, or ``concept…`` columns when a dataset has them), its rows in
+the selection and the share each score's current threshold removes — where the problem rows
+concentrate."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 from backend.browse import columns
@@ -91,17 +93,48 @@ def concept_rates(
     return _frame([r for r in got if r[1]], "concept", thresholds)
 
 
+def hit_rates(
+    con: duckdb.DuckDBPyConnection,
+    sel: Selection,
+    thresholds: list[tuple[Score, float]],
+    hits: tuple[np.ndarray, np.ndarray, list[str]],
+) -> pd.DataFrame:
+    """One row per concept of a vocabulary with rows in the selection, from its caption hits
+    ``(row ids, concept ids, concept names)``: the selection's removed flags come out of DuckDB
+    once, the per-concept sums are numpy bincounts over the hits."""
+    rows, ids, names = hits
+    where, params = sel.where(columns(con))
+    flags = "".join(f", ({removed_sql(s)})::INT AS r{i}" for i, (s, _) in enumerate(thresholds))
+    got = con.execute(
+        f"SELECT row_id{flags} FROM samples WHERE {where} ORDER BY row_id",
+        [*(t for _, t in thresholds), *params],
+    ).fetchnumpy()
+    sel_ids = np.asarray(got["row_id"], dtype=np.int64)
+    pos = np.searchsorted(sel_ids, rows)
+    inside = pos < len(sel_ids)
+    inside[inside] = sel_ids[pos[inside]] == rows[inside]
+    cid, at = ids[inside].astype(np.int64), pos[inside]
+    n = np.bincount(cid, minlength=len(names))
+    shares = [np.bincount(cid, weights=np.asarray(got[f"r{i}"], dtype=np.float64)[at],
+                          minlength=len(names)) / np.maximum(n, 1)
+              for i in range(len(thresholds))]  # fmt: skip
+    out = [(names[c], int(n[c]), *(float(sh[c]) for sh in shares)) for c in np.flatnonzero(n)]
+    return _frame(out, "concept", thresholds)
+
+
 def rates(
     con: duckdb.DuckDBPyConnection,
     sel: Selection,
     thresholds: list[tuple[Score, float]],
     labels: dict[int, str],
+    hits: tuple[np.ndarray, np.ndarray, list[str]] | None = None,
 ) -> pd.DataFrame:
-    """Clusters and concepts together, highest rate of the first score first."""
-    df = pd.concat(
-        [cluster_rates(con, sel, thresholds, labels), concept_rates(con, sel, thresholds)],
-        ignore_index=True,
-    )
+    """Clusters and concepts (columns, and ``hits`` of a vocabulary when given) together,
+    highest rate of the first score first."""
+    parts = [cluster_rates(con, sel, thresholds, labels), concept_rates(con, sel, thresholds)]
+    if hits is not None:
+        parts.append(hit_rates(con, sel, thresholds, hits))
+    df = pd.concat([p for p in parts if len(p)] or parts[:1], ignore_index=True)
     if thresholds and len(df):
         first = thresholds[0][0].flag_label(thresholds[0][1])
         df = df.sort_values([first, "rows"], ascending=[False, False], kind="stable")

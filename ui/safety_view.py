@@ -3,6 +3,9 @@ margin gallery, "keep"), score rates per cluster and concept, and the duplicate 
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
@@ -148,6 +151,38 @@ def _labels(name: str) -> dict[int, str]:
             for c in load_clusters(name, paths.workspace())}  # fmt: skip
 
 
+K_VOCAB = "w.safety.vocab"
+
+
+@st.cache_data(max_entries=8, show_spinner="Reading the concept hits…")
+def _hits(name: str, vocab: str, root: str, mtime_ns: int) -> tuple[np.ndarray, np.ndarray, list]:
+    """(row ids, concept ids, concept names) of a stored concept result set, per version."""
+    from backend.concepts.run import load
+
+    result = load(name, vocab, Path(root))
+    return result.rows, result.ids, list(result.vocab.concepts)
+
+
+def concept_hits(name: str) -> tuple[tuple[np.ndarray, np.ndarray, list] | None, str | None]:
+    """The hits of the vocabulary picked here (the first one by default), or a note why none."""
+    from backend.concepts.run import concepts_dir, list_vocabs
+
+    root = paths.workspace()
+    vocabs = list_vocabs(name, root)
+    if not vocabs:
+        return None, f"no concepts counted (`python -m backend concepts {name} --vocab …`)"
+    if st.session_state.get(K_VOCAB) not in vocabs:
+        st.session_state[K_VOCAB] = vocabs[0]
+    if len(vocabs) > 1:
+        st.selectbox("Concept vocabulary", vocabs, key=K_VOCAB, width=320)
+    vocab = st.session_state[K_VOCAB]
+    summary = concepts_dir(name, root) / vocab / "summary.json"
+    try:
+        return _hits(name, vocab, str(root), summary.stat().st_mtime_ns), None
+    except (OSError, ValueError, KeyError) as e:
+        return None, f"the concept counts of {vocab!r} cannot be read: {e}"
+
+
 def rates_view(name: str, con, sel: Selection) -> None:
     cols = columns(con)
     scores = safety_scores.available(cols)
@@ -155,18 +190,18 @@ def rates_view(name: str, con, sel: Selection) -> None:
         st.info(f"No score columns yet: run `python -m backend score {name}`.",
                 icon=":material/info:")  # fmt: skip
         return
-    has_groups = safety_rates.CLUSTER in cols or safety_rates.concept_columns(cols)
-    if not has_groups:
-        st.info(f"No clusters or concepts to group by: run `python -m backend map {name}` "
-                "for clusters.", icon=":material/info:")  # fmt: skip
-        return
-    pairs = [(s, threshold(s)) for s in scores]
-    df = safety_rates.rates(con, sel, pairs, _labels(name))
     notes = []
     if safety_rates.CLUSTER not in cols:
         notes.append(f"no clusters (`python -m backend map {name}`)")
-    if not safety_rates.concept_columns(cols):
-        notes.append("no concept columns")
+    hits, why = concept_hits(name)
+    if hits is None and not safety_rates.concept_columns(cols):
+        notes.append(why or "no concepts")
+    if safety_rates.CLUSTER not in cols and hits is None \
+            and not safety_rates.concept_columns(cols):  # fmt: skip
+        st.info("Nothing to group by yet: " + "; ".join(notes) + ".", icon=":material/info:")
+        return
+    pairs = [(s, threshold(s)) for s in scores]
+    df = safety_rates.rates(con, sel, pairs, _labels(name), hits)
     st.caption(
         "Share of each group's rows (in the selection) that each score's current threshold "
         "removes; set thresholds in the Thresholds view. Click a header to sort."
