@@ -232,7 +232,9 @@ def balance_tab(name: str, res: bc.Result) -> None:
                 border=True)
     m[2].metric("Concepts capped", fmt.num(int((cap > t).sum())), border=True)
     fig = long_tail_figure(res, exp["entry"])
-    fig.add_hline(y=t, line={"color": "#888", "width": 1}, annotation_text=f"t = {t}")
+    # a trace, not add_hline: on a log axis a shape's y is read as an exponent
+    fig.add_trace(go.Scatter(x=[1, max(len(cap), 2)], y=[t, t], mode="lines", name=f"t = {t}",
+                             line={"color": "#888", "width": 1, "dash": "dot"}))
     st.plotly_chart(fig, key="balance-plot")
     st.caption("What the head loses: " + "; ".join(
         f"{res.vocab.concepts[i]} {cap[i]:,} → {exp['entry'][i]:,.0f}" for i in head))
