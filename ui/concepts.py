@@ -62,8 +62,9 @@ def run_form(name: str, con, expanded: bool) -> None:
                     return
                 vocab = bc.parse(vname, up.getvalue(), up.name)
             elif kind == "Mined from captions":
-                caps = [c for (c,) in con.execute("SELECT caption FROM samples").fetchall()]
-                vocab = bc.mine(caps)
+                from backend.concepts.run import mine_store
+
+                vocab = mine_store(name, paths.workspace())
             else:
                 vocab = bc.imagenet()
             vocab.name = vname

@@ -11,17 +11,12 @@ from pathlib import Path
 def vocabulary(name: str, spec: str, vocab_name: str | None = None, top: int = 1000):
     """The vocabulary ``spec`` names: ``imagenet``, ``mined`` (from NAME's captions) or a file."""
     from backend.concepts import vocab as v
-    from backend.store import connect
+    from backend.concepts.run import mine_store
 
     if spec == "imagenet":
         voc = v.imagenet()
     elif spec == "mined":
-        con = connect(name)
-        try:
-            caps = [c for (c,) in con.execute("SELECT caption FROM samples").fetchall()]
-        finally:
-            con.close()
-        voc = v.mine(caps, top=top)
+        voc = mine_store(name, top=top)
     else:
         path = Path(spec)
         if not path.is_file():

@@ -67,6 +67,25 @@ def caption_hits(
     return np.concatenate(rows_out), np.concatenate(ids_out), int(total)
 
 
+MINE_SAMPLE = 200_000
+
+
+def mine_store(name: str, root: Path | None = None, top: int = 1000,
+               sample: int = MINE_SAMPLE) -> Vocabulary:  # fmt: skip
+    """A vocabulary mined from the captions of dataset ``name`` (a seeded reservoir sample of
+    ``sample`` captions on big datasets: frequent phrases do not need every caption)."""
+    from backend.concepts.vocab import mine
+
+    con = connect(name, root)
+    try:
+        caps = [c for (c,) in con.execute(
+            f"SELECT caption FROM samples USING SAMPLE reservoir({int(sample)} ROWS) "
+            "REPEATABLE (0)").fetchall()]  # fmt: skip
+    finally:
+        con.close()
+    return mine(caps, top=top)
+
+
 def analyse(
     name: str, vocab: Vocabulary, root: Path | None = None, plurals: bool = True,
     images: bool = False, top_k: int = 5, chunk: int = CHUNK, progress: Progress | None = None,
