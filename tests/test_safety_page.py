@@ -145,6 +145,7 @@ def test_keep_intersects_ranges_and_blur_picks_rows_above_the_nsfw_threshold():
     assert safety_scores.slider_bounds(0.0002, 0.9999) == (0.0, 1.0, 0.001)
     lo, hi, step = safety_scores.slider_bounds(0.68, 5303.9)
     assert lo <= 0.68 and hi >= 5303.9 and step == 20
+    assert safety_scores.slider_bounds(0.68, 5303.9, 50.0)[2] == 10  # 50 is a position
 
 
 def test_threshold_counts_and_margin_match_sql(ws: Path):

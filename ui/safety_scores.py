@@ -64,9 +64,10 @@ def by_column(column: str) -> Score | None:
     return next((s for s in SCORES if s.column == column), None)
 
 
-def slider_bounds(lo: float, hi: float) -> tuple[float, float, float]:
+def slider_bounds(lo: float, hi: float, default: float | None = None) -> tuple[float, float, float]:
     """(min, max, step) of a threshold slider over values in [lo, hi]: [0, 1] for
-    probabilities, otherwise rounded out to a 1-2-5 step of about 1/400 of the span."""
+    probabilities, otherwise rounded out to a 1-2-5 step of about 1/400 of the span (finer
+    when that misses ``default``, so the default threshold is a slider position)."""
     lo, hi = float(lo), float(hi)
     if 0 <= lo and hi <= 1:
         return 0.0, 1.0, 0.001
@@ -74,7 +75,13 @@ def slider_bounds(lo: float, hi: float) -> tuple[float, float, float]:
     raw = span / 400
     mag = 10 ** math.floor(math.log10(raw))
     step = next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw)
-    return math.floor(lo / step) * step, math.ceil(hi / step) * step, step
+    for finer in (step, step / 2, step / 5, step / 10, step / 20, step / 50, step / 100):
+        if default is None or abs(default / finer - round(default / finer)) < 1e-9:
+            step = finer
+            break
+    digits = max(0, 1 - math.floor(math.log10(step))) + 2  # no 0.8300000000000001
+    return (round(math.floor(lo / step) * step, digits), round(math.ceil(hi / step) * step, digits),
+            step)  # fmt: skip
 
 
 def _kept(score: Score) -> str:

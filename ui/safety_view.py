@@ -94,7 +94,7 @@ def threshold_view(name: str, con, sel: Selection) -> None:
     if rng[0] is None:
         st.info(f"`{score.column}` has no values in this dataset.", icon=":material/info:")
         return
-    lo, hi, step = safety_scores.slider_bounds(float(rng[0]), float(rng[1]))
+    lo, hi, step = safety_scores.slider_bounds(float(rng[0]), float(rng[1]), score.default)
     key = threshold_key(score.column)
     if key not in st.session_state:
         st.session_state[key] = min(max(threshold(score), lo), hi)
