@@ -85,6 +85,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         from backend.safety.command import score_and_dedup
 
         score_and_dedup(name)
+        from backend.concepts.run import analyse, mine_store
+
+        summary = analyse(name, mine_store(name))
+        print(f"concepts: {summary.get('concepts', '?')} mined from the captions", file=sys.stderr)
     return 0
 
 

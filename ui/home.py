@@ -228,6 +228,10 @@ def build_demo() -> None:
             st.write("Scoring safety and quality, and finding duplicates")
             score("demo", root=root, progress=embed_progress)
             dedup("demo", root, progress=embed_progress)
+            from backend.concepts.run import analyse, mine_store
+
+            st.write("Counting concepts mined from the captions")
+            analyse("demo", mine_store("demo", root), root)
         except Exception as e:  # show any failure in the page, not as a traceback
             status.update(label=f"Building the demo failed: {e}", state="error")
             return
