@@ -237,8 +237,11 @@ def all_pairs(hashes: np.ndarray, threshold: int = PHASH_THRESHOLD, block: int =
 
 
 def _image_model(name: str, root: Path | None) -> str | None:
-    from backend.embed import describe
+    """The model of the dataset's image vectors, or None when there are none to read."""
+    from backend.embed import describe, embeddings_dir
 
+    if not (embeddings_dir(name, root) / "img.npy").is_file():
+        return None
     return describe(name, root).get("kinds", {}).get("img", {}).get("model")
 
 
