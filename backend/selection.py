@@ -58,6 +58,7 @@ class Selection:
     subsets_none: list[str] = field(default_factory=list)
     subset_ids: dict[str, tuple[int, ...]] | None = field(default=None, repr=False, compare=False)
     row_ids: tuple[int, ...] | None = None
+    row_ids_label: str = ""  # what the ids are, for people: 'caption names "hexagon"'
     sql: str = ""
     sort: str = ""
     limit: int | None = None
@@ -238,7 +239,10 @@ class Selection:
             rest = [s for s in self.subsets_none if s != n]
             out.append((f"not in subset {n}", replace(self, subsets_none=rest)))
         if self.row_ids is not None:
-            out.append((f"{len(self.row_ids):,} chosen rows", replace(self, row_ids=None)))
+            what = f"{len(self.row_ids):,} chosen rows"
+            if self.row_ids_label:
+                what = f"{self.row_ids_label} ({len(self.row_ids):,} rows)"
+            out.append((what, replace(self, row_ids=None, row_ids_label="")))
         if self.polygon:
             label = (
                 "map box" if len(self.polygon) == 4 else f"map region ({len(self.polygon)} points)"

@@ -128,3 +128,11 @@ def test_describe_one_label_per_part_and_each_removable():
     assert parts[0][1].text == "cat" and parts[5][1].row_ids is None
     assert Selection().is_empty() and Selection(sort="width", limit=3).is_empty()
     assert not Selection(row_ids=()).is_empty() and not Selection(sql="width>1").is_empty()
+
+
+def test_an_id_set_can_say_what_it_is():
+    sel = Selection(row_ids=(3, 5), row_ids_label="caption names “hexagon”")
+    assert sel.describe() == ["caption names “hexagon” (2 rows)"]
+    assert Selection.from_dict(sel.to_dict()) == sel
+    label, rest = sel.parts()[0]
+    assert rest == Selection()

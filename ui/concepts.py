@@ -159,7 +159,8 @@ def table(res: bc.Result):
 
 def _filter_to(name: str, res: bc.Result, concept: str) -> None:
     ids = tuple(int(i) for i in bc.rows_with(res, [concept]))
-    state.set_selection(name, replace(state.selection(name), row_ids=ids))
+    label = f"caption names “{concept}”"
+    state.set_selection(name, replace(state.selection(name), row_ids=ids, row_ids_label=label))
     state.clear_filter_widgets()
     st.session_state[FLASH] = [f"Filter set: the {len(ids):,} rows whose caption names "
                                f"“{concept}” (see the chip; it holds on every page)."]

@@ -26,7 +26,8 @@ def selection_for(result: Result, concepts: list[str]):
     explicit row ids, the same route a kNN result takes (no new Selection part)."""
     from backend.selection import Selection
 
-    return Selection(row_ids=tuple(int(i) for i in rows_with(result, concepts)))
+    return Selection(row_ids=tuple(int(i) for i in rows_with(result, concepts)),
+                     row_ids_label="caption names " + " or ".join(f"“{c}”" for c in concepts))
 
 
 def save_balanced(name: str, result: Result, t: float, seed: int, subset: str,
