@@ -99,9 +99,11 @@ def points(
     sel: Selection,
     color: str | None = CLUSTER,
     limit: int = DRAW_LIMIT,
+    members: tuple[str, np.ndarray] | None = None,
 ) -> MapPoints:
     """The context's points (all, or a deterministic sample of about ``limit``), coloured by
-    ``color`` (a numeric column, ``cluster``, ``shard``, or None), marked when in ``sel``."""
+    ``color`` (a numeric column, ``cluster``, ``shard``, or None) or by membership in
+    ``members`` (a label and its row ids: a concept's rows), marked when in ``sel``."""
     cols = columns(con)
     ctx = context(sel)
     where, params = _where(con, ctx)
@@ -116,10 +118,14 @@ def points(
         f"coalesce(left(caption, {CAPTION_CHARS}), '') AS caption",
     ]
     sel_params: list[Any] = []
-    if color and color in cols:
+    if members is not None:
+        select.append("(row_id IN (SELECT unnest(?::BIGINT[]))) AS color")
+        sel_params.append([int(i) for i in members[1]])
+    elif color and color in cols:
         select.append(f"{quote_ident(color)} AS color")
     if marks(sel):
-        inside, sel_params = sel.where(cols)
+        inside, more = sel.where(cols)
+        sel_params += more
         select.append(f"coalesce(({inside}), FALSE) AS inside")
     got = con.execute(
         f"SELECT {', '.join(select)} FROM samples WHERE {where} ORDER BY row_id",
@@ -128,7 +134,10 @@ def points(
     values, categories = None, []
     if "color" in got:
         raw = np.asarray(got["color"])
-        if color == "shard" or raw.dtype == object:
+        if members is not None:
+            categories = [f"no {members[0]}", members[0]]
+            values = raw.astype(np.int16)
+        elif color == "shard" or raw.dtype == object:
             categories = sorted({v for v in raw if v is not None}, key=str)
             code = {v: i for i, v in enumerate(categories)}
             values = np.array([code.get(v, -1) for v in raw], dtype=np.int16)

@@ -29,7 +29,7 @@ with head:
         "Drag a box or a lasso to select a region; click a cluster label to select it.",
     )
 with tools:
-    color = view.color_picker(view.color_options(facts))
+    color = view.color_picker(view.color_options(facts, name), name)
 
 problem = st.session_state.pop(view.ERROR, None)
 if problem:

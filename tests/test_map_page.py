@@ -288,3 +288,23 @@ def test_box_drag_in_chromium_selects_the_rows_in_the_box(homes, map_url: str) -
             assert page.locator(".ts-count").first.inner_text().startswith(f"{expected} of")
         finally:
             browser.close()
+
+
+def test_colour_by_a_concept_marks_exactly_its_rows(homes, tmp_path: Path, monkeypatch) -> None:
+    from backend.concepts import analyse, load, parse, rows_with
+
+    ws = tmp_path / "ws"
+    shutil.copytree(homes["mapped"] / "demo", ws / "demo", symlinks=True)
+    monkeypatch.setenv("TAILSCOPE_HOME", str(ws))
+    analyse("demo", parse("shapes", b"circle\nsquare\n"), ws)
+    at = map_page()
+    at.selectbox(key="w.map.color").select("concept")
+    run_ok(at)
+    at.selectbox(key="w.map.concept").select("square")
+    run_ok(at)
+    points = spec(at)["data"][0]
+    want = set(rows_with(load("demo", "shapes", ws), ["square"]).tolist())
+    drawn = typed(points["customdata"]).astype(int)
+    codes = typed(points["marker"]["color"]).astype(int)
+    assert 0 < len(want) < len(drawn)
+    assert {int(r) for r, c in zip(drawn, codes, strict=True) if c == 1} == want

@@ -22,6 +22,9 @@ ERROR = "ts.map.error"  # a message for the next run (a degenerate lasso…)
 COLOR = "ts.map.color"
 W_COLOR = "w.map.color"
 W_CLUSTER = "w.map.cluster"
+CONCEPT = "ts.map.concept"
+W_CONCEPT = "w.map.concept"
+BY_CONCEPT = "concept"  # the colour choice that colours by one concept's rows
 GRID_ROWS = 6  # thumbnails in the side panel
 GRID_COLS = 2
 
@@ -37,6 +40,13 @@ def _key(sel: Selection) -> str:
 def _points(
     store: str, mtime: int, key: str, color: str | None, limit: int, _sel: Selection, name: str
 ) -> mapview.MapPoints:
+    if color and color.startswith(BY_CONCEPT + ":"):  # concept:<vocabulary>:<concept>
+        from backend import concepts
+
+        _, vocab, concept = color.split(":", 2)
+        res = concepts.load(name, vocab, paths.workspace())
+        ids = concepts.rows_with(res, [concept])
+        return mapview.points(state.connection(name), _sel, None, limit, (concept, ids))
     return mapview.points(state.connection(name), _sel, color, limit)
 
 
@@ -141,17 +151,20 @@ def on_cluster_pick(name: str) -> None:
 # -- widgets -----------------------------------------------------------------------------------
 
 
-def color_options(facts: dict[str, Any]) -> list[str]:
-    """Colour choices: cluster (when present), shard, then every other numeric column."""
+def color_options(facts: dict[str, Any], name: str | None = None) -> list[str]:
+    """Colour choices: cluster (when present), a concept (when concepts were counted), shard,
+    then every other numeric column."""
     skip = {mapview.MAP_X, mapview.MAP_Y, mapview.CLUSTER, "row_id", "src_row", "byte_offset",
             "byte_size"}  # fmt: skip
     out = [mapview.CLUSTER] if mapview.CLUSTER in facts["columns"] else []
+    if name is not None and _vocabs(name):
+        out.append(BY_CONCEPT)
     out.append("shard")
     out += [c for c in facts["numeric"] if c not in skip]
     return out
 
 
-def color_picker(options: list[str]) -> str:
+def color_picker(options: list[str], name: str | None = None) -> str:
     ss = st.session_state
     if ss.get(COLOR) not in options:
         ss[COLOR] = options[0]
@@ -162,7 +175,42 @@ def color_picker(options: list[str]) -> str:
         ss[COLOR] = ss[W_COLOR]
 
     st.selectbox("Colour by", options, key=W_COLOR, on_change=_on)
+    if ss[COLOR] == BY_CONCEPT and name is not None:
+        return _concept_picker(name)
     return ss[COLOR]
+
+
+def _vocabs(name: str) -> list[str]:
+    from backend import concepts
+
+    return concepts.list_vocabs(name, paths.workspace())
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _concept_names(name: str, vocab: str, stamp: float) -> list[str]:
+    """The vocabulary's concepts that occur, most frequent first."""
+    from backend import concepts
+
+    res = concepts.load(name, vocab, paths.workspace())
+    counts = sorted(res.count_of().items(), key=lambda kv: -kv[1])
+    return [c for c, n in counts if n > 0]
+
+
+def _concept_picker(name: str) -> str:
+    """Which concept's rows to colour: ``concept:<vocabulary>:<concept>``."""
+    from backend.concepts.run import concepts_dir
+
+    vocab = _vocabs(name)[0]
+    stamp = (concepts_dir(name, paths.workspace()) / vocab / "summary.json").stat()
+    names = _concept_names(name, vocab, stamp.st_mtime)
+    if not names:
+        return "shard"
+    ss = st.session_state
+    if ss.get(W_CONCEPT) not in names:
+        ss[W_CONCEPT] = ss.get(CONCEPT) if ss.get(CONCEPT) in names else names[0]
+    picked = st.selectbox(f"Concept ({vocab}, most frequent first)", names, key=W_CONCEPT)
+    ss[CONCEPT] = picked
+    return f"{BY_CONCEPT}:{vocab}:{picked}"
 
 
 def cluster_picker(name: str, clusters: list[dict[str, Any]], sel: Selection) -> None:
