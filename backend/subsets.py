@@ -296,6 +296,28 @@ def compare(name: str, a: str, b: str, root: Path | None = None) -> dict[str, An
                                       for s in (sa, sb)}  # fmt: skip
     finally:
         con.close()
+    for vocab, tops in _counted_concepts(name, (sa, sb), root).items():
+        out["top"][f"concepts ({vocab})"] = tops
+    return out
+
+
+def _counted_concepts(
+    name: str, subsets: tuple[Subset, ...], root: Path | None, k: int = 10
+) -> dict[str, dict[str, list[tuple[str, int]]]]:
+    """Each subset's most frequent concepts in every vocabulary the concepts step counted
+    (its hits are (row, concept) pairs beside the store, not columns)."""
+    from backend import concepts
+
+    out: dict[str, dict[str, list[tuple[str, int]]]] = {}
+    for vocab in concepts.list_vocabs(name, root):
+        res = concepts.load(name, vocab, root)
+        per: dict[str, list[tuple[str, int]]] = {}
+        for s in subsets:
+            ids = res.ids[np.isin(res.rows, s.row_ids)]
+            counts = np.bincount(ids, minlength=len(res.vocab.concepts))
+            top = np.argsort(-counts, kind="stable")[:k]
+            per[s.name] = [(res.vocab.concepts[i], int(counts[i])) for i in top if counts[i]]
+        out[vocab] = per
     return out
 
 

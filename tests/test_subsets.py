@@ -140,3 +140,21 @@ def test_cli_save_list_mv_combine_rm(ws: Path, tmp_path: Path, capsys):
     assert "not a plain scalar function" in capsys.readouterr().err
     assert main(["subset", "demo", "save", "x"]) == 2
     assert [s.name for s in subsets.list_subsets("demo", ws)] == ["wide", "wide_pretty"]
+
+
+def test_compare_counts_each_subsets_concepts(ws: Path):
+    import shutil as _sh
+
+    from backend.concepts import analyse, load, parse, rows_with
+
+    _sh.rmtree(ws / "demo" / "concepts", ignore_errors=True)
+    analyse("demo", parse("shapes", b"circle\nsquare\nstar\n"), ws)
+    subsets.save("demo", "wide", Selection(sql="width > 200"), ws)
+    subsets.save("demo", "pretty", Selection(ranges={"aesthetic": (5, None)}), ws)
+    tops = subsets.compare("demo", "wide", "pretty", ws)["top"]["concepts (shapes)"]
+    res = load("demo", "shapes", ws)
+    for name, where in (("wide", "width > 200"), ("pretty", "aesthetic >= 5")):
+        ids = set(sql_ids(ws, where))
+        want = {c: len(ids & set(rows_with(res, [c]).tolist())) for c in ("circle", "square")}
+        got = dict(tops[name])
+        assert {c: got.get(c, 0) for c in want} == want and want["circle"] > 0
