@@ -79,3 +79,17 @@ def test_demo_if_missing_is_a_no_op(cli_demo):
     cmd = [sys.executable, "-m", "backend", "demo", "--if-missing"]
     out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and "already built" in out.stdout
+
+
+def test_the_demo_runs_every_build_step(cli_demo):
+    """One command leaves every page something to show: the manifest records each step and
+    the store holds the columns the later steps add."""
+    home, result, _ = cli_demo
+    manifest = json.loads((home / "demo" / "manifest.json").read_text())
+    assert {"ingest", "embed", "map", "score", "dedup"} <= set(manifest["steps"])
+    con = connect("demo", home)
+    cols = {r[0] for r in con.execute("DESCRIBE samples").fetchall()}
+    con.close()
+    assert {"map_x", "cluster", "toxicity", "nsfw", "blur", "is_dup_rep"} <= cols
+    assert (home / "demo" / "concepts" / "mined" / "summary.json").is_file()
+    assert (home / "demo" / "index" / "text.faiss").is_file()
