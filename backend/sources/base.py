@@ -58,7 +58,11 @@ class Shard:
     def fingerprint(self) -> str:
         parts = []
         for p in self.paths:
-            st = p.stat()
+            try:
+                st = p.stat()
+            except OSError:  # a dangling symlink or a vanished file: the reader rejects it
+                parts.append(f"{p}:missing")
+                continue
             parts.append(f"{p}:{st.st_size}:{st.st_mtime_ns}")
         return "|".join(parts)
 

@@ -58,6 +58,10 @@ class FolderSource:
                 yield Reject(stem, "missing image", "caption without an image file")
                 continue
             img_path = images[0]
+            for other in images[1:]:  # x.jpg and x.png: keep the first, account for the rest
+                yield Reject(
+                    f"{stem}{other.suffix}", "duplicate key", f"same name as {img_path.name}, kept"
+                )
             bad_link = next(
                 (p for p in files.values() if p.is_symlink() and not _inside(p, root)), None
             )
