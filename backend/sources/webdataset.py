@@ -29,6 +29,17 @@ def unsafe_name(name: str) -> bool:
     return p.is_absolute() or ".." in p.parts or name.startswith("\\") or ":" in p.parts[0]
 
 
+def _is_image(ext: str) -> bool:
+    return "." + ext.rsplit(".", 1)[-1] in IMAGE_EXTS
+
+
+def _clash(group: dict, ext: str) -> str | None:
+    """The member already in ``group`` that a new ``ext`` member would silently replace."""
+    if ext in group:
+        return ext
+    return next((e for e in group if _is_image(e)), None) if _is_image(ext) else None
+
+
 class WebDatasetSource:
     format = "webdataset"
 
@@ -58,6 +69,14 @@ class WebDatasetSource:
                     if not member.isfile():
                         group["!link"] = (member, b"")
                         continue
+                    clash = _clash(group, ext)
+                    if clash:  # x.jpg twice, or x.jpg and x.png: keep the first, say so
+                        yield Reject(
+                            f"{key}{ext}",
+                            "duplicate key",
+                            f"{key} appears twice in {path.name}: {key}{clash} is kept",
+                        )
+                        continue
                     fh = tar.extractfile(member)
                     data = fh.read() if fh is not None else b""
                     if len(data) != member.size:
@@ -81,7 +100,7 @@ class WebDatasetSource:
             return Reject(key, "unsafe member name", group["!unsafe"][0].name[:300])
         if "!link" in group:
             return Reject(key, "not a regular file", group["!link"][0].name[:300])
-        image_ext = next((e for e in group if "." + e.rsplit(".", 1)[-1] in IMAGE_EXTS), None)
+        image_ext = next((e for e in group if _is_image(e)), None)
         if image_ext is None:
             return Reject(key, "missing image", ", ".join(sorted(group)) or "no members")
         meta: dict = {}
