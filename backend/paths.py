@@ -21,7 +21,7 @@ def workspace() -> Path:
 
 def check_name(name: str) -> str:
     """Return ``name`` if it is a safe dataset name, else raise :class:`BadName`."""
-    if not isinstance(name, str) or not NAME_RE.match(name) or ".." in name:
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name) or ".." in name:
         raise BadName(
             f"bad dataset name {name!r}: use 1-64 letters, digits, '_', '-' or '.', "
             "starting with a letter or digit"

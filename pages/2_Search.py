@@ -11,7 +11,7 @@ from backend.keyword import KeywordIndexMissing, KeywordQueryError
 from backend.models import ModelUnavailable
 from backend.search import SearchError
 from backend.selection import BadSelection
-from ui import cards, page, search, selection_bar, state, style
+from ui import cards, page, search, selection_bar, state, style, uploads
 
 name, con, info, sel = page.open_dataset(
     "Search", state.SEARCH_PAGE, "Find rows by meaning, keywords or a look-alike image.", "search"
@@ -51,8 +51,11 @@ if mode == "image":
         type=search.IMAGE_TYPES,
         key=search.W_UPLOAD,
         on_change=search.on_upload,
+        max_upload_size=uploads.IMAGE_MB,
         help="The image stays on this server, in your session only.",
     )
+    if ss.get(search.UPLOAD_REFUSED):
+        st.error(ss[search.UPLOAD_REFUSED], icon=":material/broken_image:")
 else:
     with st.container(horizontal=True, vertical_alignment="bottom", gap="small"):
         st.text_input(

@@ -16,7 +16,7 @@ from backend import paths
 from backend.browse import CARD_COLUMNS, columns
 from backend.concepts.run import concepts_dir
 from backend.selection import Selection, quote_ident
-from ui import cards, fmt, state, style
+from ui import cards, fmt, state, style, uploads
 
 W_VOCAB = "w.concepts.vocab"
 FLASH = "ts.concepts.flash"
@@ -44,7 +44,8 @@ def run_form(name: str, con, expanded: bool) -> None:
         if kind == "Upload a file":
             up = st.file_uploader(
                 "One concept a line, concept<TAB>synonym1;synonym2, CSV, or a MetaCLIP "
-                "metadata.json list", type=["txt", "tsv", "csv", "json"], key="w.concepts.up")
+                "metadata.json list", type=uploads.VOCAB_TYPES, key="w.concepts.up",
+                max_upload_size=uploads.VOCAB_MB)
         default = {"ImageNet-1k classes": "imagenet", "Mined from captions": "mined"}.get(
             kind, Path(up.name).stem if up is not None else "uploaded")
         c1, c2, c3 = st.columns([2, 1, 1], vertical_alignment="bottom")
@@ -59,6 +60,10 @@ def run_form(name: str, con, expanded: bool) -> None:
             if kind == "Upload a file":
                 if up is None:
                     st.warning("Choose a file first.", icon=":material/upload_file:")
+                    return
+                why = uploads.text_refusal(up.name, up.getvalue())
+                if why:
+                    st.error(why, icon=":material/error:")
                     return
                 vocab = bc.parse(vname, up.getvalue(), up.name)
             elif kind == "Mined from captions":
@@ -194,9 +199,13 @@ def coverage_tab(res: bc.Result) -> None:
                "this vocabulary; count the class list itself as a vocabulary to cover them all.")
     c1, c2 = st.columns([3, 1])
     up = c1.file_uploader("Class list (one a line)", type=["txt", "csv", "tsv"],
-                          key="w.concepts.cov.up")
+                          key="w.concepts.cov.up", max_upload_size=uploads.VOCAB_MB)
     rare = c2.number_input("Rare below", min_value=1, value=10, step=1, key="w.concepts.rare")
     if up is not None:
+        why = uploads.text_refusal(up.name, up.getvalue())
+        if why:
+            st.error(why, icon=":material/error:")
+            return
         try:
             classes = bc.parse("classes", up.getvalue()).concepts
         except bc.VocabError as e:

@@ -15,10 +15,11 @@ import streamlit as st
 
 from backend.search import Result
 from backend.selection import Selection
-from ui import fmt, selection_bar, state
+from ui import fmt, selection_bar, state, uploads
 from ui.style import empty_html, esc, icon
 
 MODE, TEXT, IMAGE, K = "ts.search.mode", "ts.search.text", "ts.search.image", "ts.search.k"
+UPLOAD_REFUSED = "ts.search.refused"  # why the last upload was refused
 LAST = "ts.search.last"  # {"key": …, "result": Result}: reruns (a dialog, a click) reuse it
 W_MODE, W_TEXT, W_UPLOAD, W_K = "w.search.mode", "w.search.text", "w.search.upload", "w.search.k"
 
@@ -29,7 +30,7 @@ MODES = {
     "image": ":material/image_search: Find look-alikes",
 }
 K_CHOICES = (12, 24, 48, 96)
-IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff"]
+IMAGE_TYPES = uploads.IMAGE_TYPES
 SCORE_LABELS = {
     "meaning": "cosine similarity of the query and the caption (1 = same meaning)",
     "keywords": "BM25 relevance of the caption to the keywords",
@@ -68,13 +69,20 @@ def on_text() -> None:
 
 
 def on_upload() -> None:
+    """A new query image: kept when its type, size and content pass, else refused with why."""
     ss = st.session_state
     up = ss.get(W_UPLOAD)
+    ss.pop(UPLOAD_REFUSED, None)
     if up is None:
         ss.pop(IMAGE, None)
     else:
         data = up.getvalue()
-        ss[IMAGE] = {"name": up.name, "data": data, "preview": _preview(data)}
+        why = uploads.image_refusal(up.name, data)
+        if why:
+            ss.pop(IMAGE, None)
+            ss[UPLOAD_REFUSED] = why
+        else:
+            ss[IMAGE] = {"name": up.name, "data": data, "preview": _preview(data)}
     ss.pop(state.LIKE_ROW, None)
 
 

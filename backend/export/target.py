@@ -28,7 +28,7 @@ def exports_dir(name: str, root: Path | None = None) -> Path:
 
 def check_export_name(out: str) -> str:
     """``out`` if it is a plain name for a folder under the export folder, else raise."""
-    if not isinstance(out, str) or not EXPORT_NAME_RE.match(out) or ".." in out:
+    if not isinstance(out, str) or not EXPORT_NAME_RE.fullmatch(out) or ".." in out:
         raise BadExportName(
             f"bad export name {out!r}: use a plain name of letters, digits, '_', '-' or '.' "
             "(no folders, no '..', not an absolute path)"
