@@ -1,6 +1,8 @@
 # Serves Tailscope on port 8501. Not built in this project's CI (no Docker engine there).
 #   docker build -t tailscope .
-#   docker run -p 8501:8501 -v $PWD/indexes:/app/indexes tailscope
+#   docker run -p 127.0.0.1:8501:8501 -v $PWD/indexes:/app/indexes tailscope
+# It binds 0.0.0.0 inside the container only; publish the port on loopback and put a proxy
+# with authentication in front to share it (docs/operations.md).
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

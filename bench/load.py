@@ -161,10 +161,12 @@ async def run_sessions(browser, url: str, n: int, args) -> tuple[dict, list[str]
     times: dict[str, list[float]] = {}
     errors: list[str] = []
     t0 = time.perf_counter()
-    await asyncio.wait_for(
-        asyncio.gather(*(session(browser, url, args, times, errors) for _ in range(n))),
-        timeout=args.deadline,
-    )
+    tasks = [asyncio.create_task(session(browser, url, args, times, errors)) for _ in range(n)]
+    done, pending = await asyncio.wait(tasks, timeout=args.deadline)
+    for task in pending:  # past the deadline: counted, and the figures so far still print
+        task.cancel()
+        errors.append(f"session: still running after the {args.deadline:.0f} s deadline")
+    errors += [f"session: {t.exception()!r}" for t in done if t.exception()]
     return times, errors, time.perf_counter() - t0
 
 
