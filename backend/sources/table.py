@@ -3,6 +3,7 @@ parquet whose image column holds ``{bytes, path}`` structs or raw bytes."""
 
 from __future__ import annotations
 
+import codecs
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -50,25 +51,54 @@ def _image_column(schema: pa.Schema) -> str | None:
 
 
 def _schema(path: Path) -> pa.Schema:
-    if path.suffix.lower() == ".parquet":
-        return pq.read_schema(path)
-    return _open_csv(path).schema
+    try:
+        if path.suffix.lower() == ".parquet":
+            return pq.read_schema(path)
+        return _open_csv(path, []).schema
+    except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as e:
+        raise SourceError(f"{path.name} cannot be read as a table: {str(e)[:300]}") from None
 
 
-def _open_csv(path: Path) -> pacsv.CSVStreamingReader:
+def _open_csv(path: Path, malformed: list[str]) -> pacsv.CSVStreamingReader:
+    """A streaming CSV reader; rows with the wrong number of fields go to ``malformed``.
+
+    Caption columns are read as bytes so that a caption of digits ("1984") stays text and a
+    cp1252 caption reaches :func:`decode_caption` instead of failing the whole file."""
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-    return pacsv.open_csv(
-        path,
-        read_options=pacsv.ReadOptions(block_size=1 << 22),
-        parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
+
+    def skip(row: pacsv.InvalidRow) -> str:
+        try:
+            malformed.append(row.text)
+        except UnicodeDecodeError:
+            malformed.append("(a line that is not valid UTF-8)")
+        return "skip"
+
+    parse = pacsv.ParseOptions(
+        delimiter=delimiter, newlines_in_values=True, invalid_row_handler=skip
     )
+    with path.open("rb") as f:
+        utf16 = f.read(2) in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+    read = pacsv.ReadOptions(block_size=1 << 22, encoding="utf-16" if utf16 else "utf8")
+    names = pacsv.open_csv(path, read_options=read, parse_options=parse).schema.names
+    malformed.clear()  # the peek above may have seen the first block's bad rows
+    text = {n: pa.binary() for n in names if n.lower() in CAPTION_ALIASES}
+    convert = pacsv.ConvertOptions(column_types=text)
+    return pacsv.open_csv(path, read_options=read, parse_options=parse, convert_options=convert)
 
 
-def _batches(path: Path) -> Iterator[pa.RecordBatch]:
+def _batches(path: Path, malformed: list[str]) -> Iterator[pa.RecordBatch]:
     if path.suffix.lower() == ".parquet":
         yield from pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS)
     else:
-        yield from _open_csv(path)
+        yield from _open_csv(path, malformed)
+
+
+def _is_text(t: pa.DataType) -> bool:
+    return (
+        pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t)
+        or pa.types.is_large_binary(t) or pa.types.is_null(t)
+        or (pa.types.is_dictionary(t) and _is_text(t.value_type))
+    )  # fmt: skip
 
 
 class TableSource:
@@ -93,6 +123,10 @@ class TableSource:
                     f"a url column (one of: {', '.join(URL_ALIASES)}) or an image column "
                     "of {bytes, path} structs or raw bytes"
                 )
+            if caption is not None and not _is_text(schema.field(caption).type):
+                missing.append(
+                    f"a text caption column ({caption!r} holds {schema.field(caption).type})"
+                )
             if missing:
                 raise SourceError(
                     f"{f.name} lacks {' and '.join(missing)}; its columns are: "
@@ -114,14 +148,20 @@ class TableSource:
         used = {c for c in (cap_col, url_col, key_col, img_col) if c}
         stem = path.stem
         row = 0
+        malformed: list[str] = []
+        bad = 0
         try:
-            for batch in _batches(path):
+            for batch in _batches(path, malformed):
                 for rec in batch.to_pylist():
                     yield self._item(
                         rec, row, stem, path, cap_col, url_col, key_col, img_col, w_col, h_col, used
                     )
                     row += 1
-        except (pa.ArrowInvalid, OSError) as e:
+                bad += len(malformed)
+                yield from _malformed(shard.name, malformed, bad)
+            bad += len(malformed)
+            yield from _malformed(shard.name, malformed, bad)
+        except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as e:
             yield Reject(f"{shard.name}#row{row}", "unreadable table", str(e)[:300])
 
     @staticmethod
@@ -156,6 +196,16 @@ class TableSource:
             sample.width = _int(rec.get(w_col)) if w_col else None
             sample.height = _int(rec.get(h_col)) if h_col else None
         return sample
+
+
+def _malformed(shard: str, rows: list[str], seen: int) -> Iterator[Reject]:
+    """One reject per CSV line with the wrong number of fields (then forget them); ``seen``
+    counts them all so far, so each gets its own key."""
+    first = seen - len(rows)
+    for i, text in enumerate(rows):
+        detail = f"wrong number of fields: {text}"[:300]
+        yield Reject(f"{shard}#malformed{first + i}", "malformed row", detail)
+    rows.clear()
 
 
 def _int(v) -> int | None:
