@@ -13,6 +13,7 @@ from backend.sources.base import Item, Reject, Sample, Shard, SourceError
 from backend.sources.table import TableSource
 
 VECTOR_KINDS = {"img": "img_emb", "text": "text_emb"}
+F16_MAX = float(np.finfo(np.float16).max)
 
 
 def _index(path: Path) -> int | None:
@@ -71,5 +72,10 @@ class EmbeddingFolderSource:
                 bad = [k for k, v in item.vectors.items() if not np.isfinite(v).all()]
                 if bad:
                     yield Reject(item.key, "non-finite embedding", ", ".join(bad))
+                    continue
+                big = [k for k, v in item.vectors.items() if np.abs(v).max(initial=0) > F16_MAX]
+                if big:  # vectors are stored as float16, where these would become inf
+                    detail = f"{', '.join(big)}: values beyond ±{F16_MAX:g} (float16)"
+                    yield Reject(item.key, "embedding out of range", detail)
                     continue
             yield item
