@@ -59,8 +59,9 @@ def add_columns(name: str, table: pa.Table, root: Path | None = None) -> list[st
     ds_dir = paths.dataset_dir(name, root)
     tmp = ds_dir / f".columns-{os.getpid()}.duckdb"
     with store_lock(name, root):
+        for stale in ds_dir.glob(".columns-*.duckdb*"):  # a killed rewrite's copy (and WAL):
+            stale.unlink(missing_ok=True)  # no live one can exist while we hold the lock
         old = connect(name, root)
-        tmp.unlink(missing_ok=True)
         new = duckdb.connect(str(tmp))
         try:
             have = [r[0] for r in old.execute("DESCRIBE samples").fetchall()]
