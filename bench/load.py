@@ -76,6 +76,12 @@ def server_pid() -> int:
     raise RuntimeError("no streamlit child process found")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used (its threads included)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def tree_rss(pid: int) -> int:
     todo, total = [pid], 0
     while todo:
@@ -202,7 +208,9 @@ async def main_async(url: str, args) -> int:
             _, warm_errors, _ = await run_sessions(browser, url, 1, warm)
             rss_before = tree_rss(pid)
             alone, alone_errors, _ = await run_sessions(browser, url, 1, args)
+            cpu0 = cpu_seconds(pid)
             many, errors, wall = await run_sessions(browser, url, args.sessions, args)
+            cpu = cpu_seconds(pid) - cpu0
             rss_after = tree_rss(pid)
         finally:
             await browser.close()
@@ -215,6 +223,9 @@ async def main_async(url: str, args) -> int:
           f"the warm-up, {rss_after * mib:.0f} MiB after {args.sessions} sessions "
           f"(+{(rss_after - rss_before) * mib:.0f} MiB, "
           f"{(rss_after - rss_before) * mib / args.sessions:.1f} MiB a session)")
+    n = sum(len(v) for v in many.values())
+    print(f"server CPU: {cpu:.1f} s over {n} interactions ({cpu / max(n, 1):.2f} s each, "
+          f"{cpu / wall:.2f} cores busy on average; the rest of the machine ran the browsers)")
     all_errors = warm_errors + alone_errors + errors
     print(f"errors: {len(all_errors)}")
     for e in all_errors[:20]:
