@@ -211,6 +211,9 @@ def build(
                 progress(done, len(shards), rows_read)
     else:
         ctx = multiprocessing.get_context("forkserver")  # safe inside threaded servers
+        # Not the default preload of ``__main__``: inside Streamlit (or AppTest) that is a page
+        # script, which the fork server would run bare and die of, breaking every later build.
+        ctx.set_forkserver_preload(["backend.ingest"])
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
             futures = [pool.submit(ingest_shard, fmt, shards[i], i, shards_dir) for i in todo]
             for fut in as_completed(futures):

@@ -237,3 +237,15 @@ def test_search_page_with_a_selection_matching_nothing_finds_nothing(demo) -> No
     at.run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert not at.get("image"), "no result card may be drawn when the filters match no row"
+
+
+def test_a_parallel_build_after_pages_ran_in_this_process(demo, tmp_path: Path) -> None:
+    """Streamlit runs page scripts as ``__main__``; the build's fork server must not import
+    that script (it used to, died, and every later parallel build failed)."""
+    from backend.ingest import build
+    from tests.test_ingest import tar_source
+
+    page("3_Map.py", NOTHING)
+    result = build("par", tar_source(tmp_path, shards=2, per_shard=2), root=tmp_path / "ws",
+                   workers=2)  # fmt: skip
+    assert (result.rows, result.rejects) == (4, 0)
