@@ -40,17 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import duckdb  # noqa: E402
 import numpy as np  # noqa: E402
 
-COMMON = (
-    "a the of in on with and photo image man woman people at for an white black red blue "
-    "green yellow two three old new small large dog cat car house tree street city water sky "
-    "view from front background person young girl boy table room sitting standing is are by "
-    "wooden stock vector illustration design pattern art beautiful close up portrait light "
-    "dark night day sunset beach sea mountain road building window door wall flowers flower "
-    "field grass snow winter summer food plate coffee cup hand hands face eyes hair dress "
-    "shirt wearing holding looking group family child children baby bird birds horse train "
-    "bus boat river lake park garden kitchen chair bed book phone computer logo text sign "
-    "map vintage modern abstract colorful isolated top side"
-).split()
+from bench.keywords import COMMON  # noqa: E402  (the same caption words)
+
 SYL = "ka lo mi ne ra to su vi den mar tel pon gri sha quo zel bri fan hol wex dru pim".split()
 WORDS = 60_000
 
