@@ -48,15 +48,7 @@ limit, ncols = int(ss[SIZE]), int(ss[COLS])
 try:
     matched = browse.count(con, sel)
 except BadSelection as e:
-    st.error(f"This filter cannot be applied: {e}", icon=":material/filter_alt_off:")
-    st.button(
-        "Clear filters",
-        icon=":material/filter_alt_off:",
-        on_click=state.clear_selection,
-        args=(name,),
-        key="bad-clear",
-    )
-    st.stop()
+    selection_bar.stop_bad_filter(name, e)
 
 if matched == 0:
     with st.container(horizontal=True, vertical_alignment="center", gap="small"):

@@ -93,15 +93,7 @@ if query is None:
 try:
     result = search.run(name, kind, query, k, sel)
 except BadSelection as e:
-    st.error(f"This filter cannot be applied: {e}", icon=":material/filter_alt_off:")
-    st.button(
-        "Clear filters",
-        icon=":material/filter_alt_off:",
-        on_click=state.clear_selection,
-        args=(name,),
-        key="bad-clear",
-    )
-    st.stop()
+    selection_bar.stop_bad_filter(name, e)
 except (SearchError, KeywordQueryError) as e:
     search.problem(str(e), setup="python -m backend" in str(e))
     st.stop()

@@ -19,6 +19,19 @@ def _set(name: str, sel: Selection) -> None:
     state.clear_filter_widgets()
 
 
+def stop_bad_filter(name: str, error: Exception) -> None:
+    """Say why the Selection cannot be applied, offer to clear it, and stop the page."""
+    st.error(f"This filter cannot be applied: {error}", icon=":material/filter_alt_off:")
+    st.button(
+        "Clear filters",
+        icon=":material/filter_alt_off:",
+        on_click=state.clear_selection,
+        args=(name,),
+        key="bad-clear",
+    )
+    st.stop()
+
+
 def clear_button(name: str, key: str) -> None:
     """A centred "Clear filters" button, for empty results."""
     _, mid, _ = st.columns([2, 1, 2])
