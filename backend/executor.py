@@ -1,0 +1,192 @@
+"""Where a build step's per-shard work runs: this process, a local process pool, or Ray.
+
+A step cuts its work into :class:`Unit` s, one per shard (a source tar or parquet file, or the
+rows that came from it). A unit is a module-level function and its arguments; it writes its
+output atomically (temp file, then rename) and returns a small summary, so running it twice is
+harmless. That contract is what makes the three executors interchangeable:
+
+- ``inline``: one after another in this process (tests, debugging, one-shard datasets);
+- ``local`` (the default): a process pool on this machine;
+- ``ray``: tasks on a Ray cluster (``--ray-address auto`` or ``ray://host:10001``; none starts
+  a local cluster). Workers need this package importable and the dataset folder on a shared
+  file system (docs/scaling.md).
+
+A unit whose worker dies (killed, out of memory, node lost) or that raises is retried up to
+``retries`` times; the step's caller skips units whose output is already committed, so a
+rerun after a crash does only what is left. Progress is reported per finished unit.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from typing import Any
+
+from backend import paths
+
+KINDS = ("inline", "local", "ray")
+
+Done = Callable[[str, Any], None]  # (unit key, unit result), called as each unit finishes
+
+
+class UnitFailed(RuntimeError):
+    """A unit failed on every try; the message names it and the last error."""
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One shard's work: ``fn(*args)``, named ``key`` for progress and errors."""
+
+    key: str
+    fn: Callable[..., Any]
+    args: tuple = ()
+
+
+@dataclass
+class Executor:
+    """How to run units: ``kind`` (inline, local, ray), worker count, Ray address, retries."""
+
+    kind: str = "local"
+    workers: int | None = None
+    ray_address: str | None = None
+    retries: int = 2
+    preload: tuple[str, ...] = ("backend.executor",)
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown executor {self.kind!r}: use one of {', '.join(KINDS)}")
+        if self.ray_address and self.kind != "ray":
+            raise ValueError("--ray-address needs --executor ray")
+
+    def describe(self) -> dict[str, Any]:
+        """What goes into a step's manifest record."""
+        out: dict[str, Any] = {"kind": self.kind, "workers": self.workers}
+        if self.kind == "ray":
+            out["ray_address"] = self.ray_address or "local"
+        return out
+
+    def run(self, units: Sequence[Unit], done: Done | None = None) -> dict[str, Any]:
+        """Run every unit (retrying failures); return ``{key: result}``."""
+        self.stats = {"retried": 0, "units": len(units)}
+        if not units:
+            return {}
+        if self.kind == "inline" or (self.kind == "local" and self._workers(units) == 1):
+            return self._inline(units, done)
+        if self.kind == "local":
+            return self._local(units, done)
+        return self._ray(units, done)
+
+    def _workers(self, units: Sequence[Unit]) -> int:
+        return max(1, min(self.workers or os.cpu_count() or 1, len(units)))
+
+    def _inline(self, units: Sequence[Unit], done: Done | None) -> dict[str, Any]:
+        results = {}
+        for u in units:
+            for attempt in range(self.retries + 1):
+                try:
+                    results[u.key] = u.fn(*u.args)
+                    break
+                except Exception as e:
+                    if attempt == self.retries:
+                        raise UnitFailed(f"shard {u.key} failed {attempt + 1} times: {e}") from e
+                    self.stats["retried"] += 1
+            if done:
+                done(u.key, results[u.key])
+        return results
+
+    def _local(self, units: Sequence[Unit], done: Done | None) -> dict[str, Any]:
+        """A forkserver pool; a pool broken by a dead worker is replaced and its units resent."""
+        ctx = multiprocessing.get_context("forkserver")  # safe inside threaded servers
+        # Never the default preload of ``__main__``: inside Streamlit that is a page script,
+        # which the fork server would run bare and die of.
+        ctx.set_forkserver_preload(list(self.preload))
+        results: dict[str, Any] = {}
+        tries = {u.key: 0 for u in units}
+        pending = list(units)
+        while pending:
+            pool = ProcessPoolExecutor(max_workers=self._workers(pending), mp_context=ctx)
+            futures: dict[Future, Unit] = {pool.submit(u.fn, *u.args): u for u in pending}
+            pending = []
+            broken = False
+            try:
+                while futures:
+                    finished, _ = wait(futures, return_when=FIRST_COMPLETED)
+                    for fut in finished:
+                        u = futures.pop(fut)
+                        try:
+                            results[u.key] = fut.result()
+                        except Exception as e:
+                            broken = broken or isinstance(e, BrokenProcessPool)
+                            tries[u.key] += 1
+                            if tries[u.key] > self.retries:
+                                raise UnitFailed(
+                                    f"shard {u.key} failed {tries[u.key]} times: {e}"
+                                ) from e
+                            self.stats["retried"] += 1
+                            pending.append(u)
+                            continue
+                        if done:
+                            done(u.key, results[u.key])
+                    if broken:  # every other future of this pool fails too: resend them
+                        pending.extend(futures.values())
+                        futures = {}
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
+        return results
+
+    def _ray(self, units: Sequence[Unit], done: Done | None) -> dict[str, Any]:
+        import ray
+
+        started_here = _ensure_ray(self.ray_address, self.workers)
+        try:
+            remote = ray.remote(num_cpus=1, max_retries=self.retries, retry_exceptions=True)(
+                _call
+            )
+            refs = {remote.remote(u.fn, u.args): u for u in units}
+            results: dict[str, Any] = {}
+            while refs:
+                ready, _ = ray.wait(list(refs), num_returns=1)
+                for ref in ready:
+                    u = refs.pop(ref)
+                    try:
+                        results[u.key] = ray.get(ref)
+                    except Exception as e:
+                        raise UnitFailed(
+                            f"shard {u.key} failed {self.retries + 1} times on Ray: {e}"
+                        ) from e
+                    if done:
+                        done(u.key, results[u.key])
+            return results
+        finally:
+            if started_here:
+                ray.shutdown()
+
+
+def _call(fn: Callable[..., Any], args: tuple) -> Any:
+    return fn(*args)
+
+
+def _ensure_ray(address: str | None, workers: int | None) -> bool:
+    """Connect to ``address`` (or start a local cluster of ``workers`` CPUs); True when this
+    call started it, so the step shuts it down again."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    env = {"env_vars": {"PYTHONPATH": str(paths.REPO_ROOT), "RAY_AUTH_MODE": "disabled"}}
+    if address:
+        ray.init(address=address, runtime_env=env, log_to_driver=False)
+    else:
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a private local cluster
+        ray.init(
+            num_cpus=workers or os.cpu_count() or 1,
+            include_dashboard=False,
+            log_to_driver=False,
+            runtime_env=env,
+        )
+    return True
