@@ -185,9 +185,30 @@ def merge(
     missing = [str(p) for p in shard_paths if not Path(p).is_file()]
     if missing:
         raise FileNotFoundError(f"shard indexes not built (run add_shards): {missing}")
+    for stale in out_dir.parent.glob(f".{out_dir.name}.tmp-*"):  # a killed merge's leftovers
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
+    try:
+        meta = _merge_into(tmp, Path(trained_path), shard_paths, out_dir, params, direct_map)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    meta["merge_seconds"] = round(time.perf_counter() - t0, 3)
+    write_json_atomic(tmp / META, meta)
+    os.replace(tmp, out_dir)
+    return meta
+
+
+def _merge_into(
+    tmp: Path,
+    trained_path: Path,
+    shard_paths: Sequence[str | Path],
+    out_dir: Path,
+    params: dict[str, int] | None,
+    direct_map: bool,
+) -> dict[str, Any]:
+    """The merge proper, written into ``tmp``; returns the meta (without the merge time)."""
     index = faiss.read_index(str(trained_path))
     ivf = vindex._ivf(index)
     if ivf is None or index.ntotal:
@@ -227,14 +248,11 @@ def merge(
         "empty_lists": sizes.count(0),
         "ivfdata_bytes": (tmp / IVFDATA).stat().st_size,
         "populated_bytes": (tmp / POPULATED).stat().st_size,
-        "merge_seconds": round(time.perf_counter() - t0, 3),
         "faiss_version": faiss.__version__,
     }
     meta["ram"] = ram_needed(
         meta["n"], meta["d"], meta["nlist"], meta["code_size"], meta["params"]["nprobe"], direct_map
     )
-    write_json_atomic(tmp / META, meta)
-    os.replace(tmp, out_dir)
     return meta
 
 

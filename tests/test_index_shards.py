@@ -125,6 +125,20 @@ def test_merge_refuses_an_existing_output(flat_build):
         shards.merge(t, added["paths"], folder / "merged")
 
 
+def test_a_failed_merge_leaves_no_folder_and_clears_a_killed_one(data, flat_build, tmp_path):
+    paths, rows, _ = data
+    t64 = flat_build[1]
+    t32 = trained(tmp_path, rows, "IVF32,Flat")
+    other = shards.add_shards(t32, paths[:1], tmp_path / "shards32")["paths"]
+    killed = tmp_path / ".merged.tmp-99999"  # a merge killed before its rename
+    killed.mkdir()
+    (killed / shards.IVFDATA).write_bytes(b"partial")
+    with pytest.raises(ValueError, match="not built from"):
+        shards.merge(t64, other, tmp_path / "merged")
+    assert not (tmp_path / "merged").exists()
+    assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
+
+
 def test_rerun_skips_done_shards_and_a_killed_shard_is_redone_not_merged(data, tmp_path):
     paths, rows, q = data
     t = trained(tmp_path, rows, "IVF64,Flat")
