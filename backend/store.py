@@ -42,16 +42,50 @@ def connect(name: str, root: Path | None = None) -> duckdb.DuckDBPyConnection:
             f"dataset {name!r} is not built: run `python -m backend build {name} --source PATH`"
             + (" or `python -m backend demo`" if name == "demo" else "")
         )
+    parts = parquet_parts(name, root)
+    if parts:  # ``samples`` is a view over the dataset's own parquet shards (backend.synth)
+        con = duckdb.connect(str(path.resolve()), read_only=True, config=_NO_EXTENSIONS)
+        _lock_down(con, parts)
+        return con
     return duckdb.connect(
         str(path.resolve()),  # each build has its own file: see swap_in
         read_only=True,
-        config={
-            "enable_external_access": False,
-            "autoload_known_extensions": False,
-            "autoinstall_known_extensions": False,
-            "lock_configuration": True,
-        },
+        config={"enable_external_access": False, **_NO_EXTENSIONS, "lock_configuration": True},
     )
+
+
+_NO_EXTENSIONS = {"autoload_known_extensions": False, "autoinstall_known_extensions": False}
+
+
+def parquet_parts(name: str, root: Path | None = None) -> list[str]:
+    """The dataset's parquet shards (``<dataset>/parts/*.parquet``, absolute, sorted); [] for a
+    store whose ``samples`` is a table."""
+    folder = paths.dataset_dir(name, root) / "parts"
+    if not folder.is_dir():
+        return []
+    return sorted(str(p.resolve()) for p in folder.glob("*.parquet"))
+
+
+def _lock_down(con: duckdb.DuckDBPyConnection, parts: list[str]) -> None:
+    """External access off except for exactly these files, then the configuration locked.
+
+    ``allowed_paths`` can only be set on a running database, so this is done with SETs, in this
+    order. A second connection in this process shares the first one's (already locked) instance:
+    it is checked, not set again. DuckDB's allowed paths are writable too (a ``COPY ... TO`` one
+    of them would replace it): the SQL box refuses COPY (backend.sqlguard), and backend.synth
+    leaves the shards and their folder read-only on disk.
+    """
+    got = dict(con.execute(
+        "SELECT name, value FROM duckdb_settings() "
+        "WHERE name IN ('lock_configuration', 'enable_external_access')").fetchall())  # fmt: skip
+    if got.get("lock_configuration") == "true":
+        if got.get("enable_external_access") != "false":
+            con.close()
+            raise RuntimeError("store opened elsewhere in this process without the lock-down")
+        return
+    con.execute("SET allowed_paths = ?", [parts])
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
 
 
 _SHARED: dict[str, duckdb.DuckDBPyConnection] = {}

@@ -1,0 +1,229 @@
+"""The app's queries over 10^7 and 10^8 rows: synthetic parquet-backed datasets (backend.synth).
+
+    flock /tmp/bigrun.lock .venv/bin/python bench/scale_app.py [--dir /work/scale]
+        [--sizes 10000000,100000000] [--repeats 5] [--json out.json]
+
+Data: ``backend.synth`` datasets ``syn-<rows>`` under ``--dir`` (generated when missing, reused
+when their manifest says the same rows and seed): zstd parquet shards of ~2M rows, ``samples`` a
+view over them; no images, no vectors (kNN at 10^7 is bench/search.py's).
+
+Measured, with the backend functions the pages call (not hand-written SQL): counts (all rows,
+``nsfw >= 0.5``, caption text "lighthouse" — the Selection's ``contains(lower(caption))``, a full
+scan of the captions, since a keyword index over 10^8 captions is not built here —, one shard,
+one cluster), the first Browse page (no filter; ``nsfw >= 0.5``), the filter widgets' column
+facts, the Map page's frame, density grid, 50k-point sample and cluster table, the Concepts page's
+result-set load, and the Safety page's flag counts. Each query: the first call on a fresh
+connection ("first"; the OS file cache is not dropped, so this is a new-connection first run, not
+a cold disk), then p50/p95 of ``--repeats`` more.
+
+Baseline, in the same run: the same queries on a native DuckDB table copy of the smallest size
+(``CREATE TABLE samples AS SELECT * FROM read_parquet(...)``); ratio = parquet view ÷ native
+table (p50). Also printed: generation time and bytes on disk per size.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import resource  # noqa: E402
+import statistics  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import duckdb  # noqa: E402
+
+from backend import browse, mapview, paths, synth  # noqa: E402
+from backend.concepts.run import load  # noqa: E402
+from backend.manifest import read_manifest  # noqa: E402
+from backend.selection import Selection  # noqa: E402
+from backend.store import connect, create_store, parquet_parts, swap_in  # noqa: E402
+
+SHARD_ROWS = 2_000_000
+SEED = 0
+
+
+def dataset(root: Path, rows: int) -> tuple[str, dict[str, Any]]:
+    """``syn-<rows>``: reused when its manifest matches, else generated (and timed)."""
+    name = f"syn-{rows}"
+    rec = read_manifest(paths.manifest_path(name, root)).get("steps", {}).get("ingest", {})
+    p = rec.get("params", {})
+    if p.get("rows") == rows and p.get("seed") == SEED and parquet_parts(name, root):
+        return name, {**rec, "reused": True}
+    shards = max(1, -(-rows // SHARD_ROWS))
+    print(f"generating {name}: {rows:,} rows in {shards} shards …", flush=True)
+    rec = synth.generate(name, rows, shards, root, SEED, overwrite=True)
+    return name, {**rec, "reused": False}
+
+
+def native_copy(root: Path, name: str) -> str:
+    """The baseline: dataset ``<name>-native`` whose ``samples`` is a DuckDB table."""
+    copy = f"{name}-native"
+    if paths.store_path(copy, root).is_file():
+        return copy
+    ds = paths.dataset_dir(copy, root)
+    ds.mkdir(parents=True, exist_ok=True)
+    tmp = ds / ".store-new.duckdb"
+    tmp.unlink(missing_ok=True)
+    con = create_store(tmp)
+    files = ", ".join(f"'{f}'" for f in parquet_parts(name, root))
+    con.execute(f"CREATE TABLE samples AS SELECT * FROM read_parquet([{files}])")
+    con.close()
+    swap_in(tmp, ds)
+    return copy
+
+
+def queries(name: str, root: Path, concepts: bool) -> dict[str, Callable[[Any], Any]]:
+    """Label → function of a connection, each one call a page makes."""
+    from ui import safety as ui_safety  # the Safety page's count query lives in ui/
+
+    frame: dict[str, Any] = {}
+
+    def facts(con):
+        return ({c: browse.column_range(con, c) for c in browse.numeric_columns(con)},
+                browse.shard_counts(con))  # fmt: skip
+
+    def map_frame(con):
+        frame["f"] = mapview.view(con)
+        return frame["f"]
+
+    def checks(con):
+        return ui_safety.counts(con, Selection(), ui_safety.available(browse.columns(con)))
+
+    q: dict[str, Callable[[Any], Any]] = {
+        "count: all rows": lambda c: browse.count(c, Selection()),
+        "count: nsfw >= 0.5": lambda c: browse.count(c, Selection(ranges={"nsfw": (0.5, None)})),
+        "count: caption has 'lighthouse'": lambda c: browse.count(c, Selection(text="lighthouse")),
+        "count: one shard": lambda c: browse.count(c, Selection(shards=["part-00001"])),
+        "count: one cluster": lambda c: browse.count(c, Selection(values={"cluster": [7]})),
+        "first page (48 rows)": lambda c: len(browse.page(c, Selection())),
+        "first page, nsfw >= 0.5": lambda c: len(
+            browse.page(c, Selection(ranges={"nsfw": (0.5, None)}))),
+        "filter facts (ranges, shards)": facts,
+        "map: frame (quantiles)": map_frame,
+        "map: density grid": lambda c: int(
+            mapview.density(c, Selection(), frame.get("f") or mapview.view(c)).counts.sum()),
+        "map: 50k-point sample": lambda c: len(mapview.points(c, Selection()).row_id),
+        "map: cluster table": lambda c: len(mapview.clusters(c, Selection(), [])),
+        "safety: flag counts": checks,
+    }  # fmt: skip
+    if concepts:
+        q["concepts: load result set"] = lambda c: len(load(name, synth.VOCAB, root).rows)
+    return q
+
+
+def measure(name: str, root: Path, repeats: int, concepts: bool) -> dict[str, dict[str, Any]]:
+    con = connect(name, root)
+    out = {}
+    try:
+        for label, fn in queries(name, root, concepts).items():
+            t0 = time.perf_counter()
+            fn(con)
+            first = time.perf_counter() - t0
+            times = []
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                fn(con)
+                times.append(time.perf_counter() - t0)
+            times.sort()
+            p95 = times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
+            out[label] = {"first_s": first, "p50_s": statistics.median(times), "p95_s": p95,
+                          "repeats": repeats}  # fmt: skip
+            print(
+                f"  {name:>20s}  {label:32s} first {first * 1e3:9.1f} ms  "
+                f"p50 {out[label]['p50_s'] * 1e3:9.1f} ms",
+                flush=True,
+            )
+    finally:
+        con.close()
+    return out
+
+
+def dir_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def fmt_ms(s: float | None) -> str:
+    return "–" if s is None else f"{s * 1e3:,.0f}" if s >= 0.1 else f"{s * 1e3:.1f}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--dir", type=Path, default=Path("/work/scale"))
+    ap.add_argument("--sizes", default="10000000,100000000")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--no-native", action="store_true", help="skip the native-table baseline")
+    ap.add_argument("--json", type=Path)
+    a = ap.parse_args()
+    root = a.dir.resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    sizes = [int(float(s)) for s in a.sizes.split(",")]
+    results: dict[str, Any] = {"sizes": {}, "machine": {"cpus": os.cpu_count(),
+                               "python": platform.python_version(),
+                               "duckdb": duckdb.__version__}}  # fmt: skip
+    native = None
+    for rows in sizes:
+        name, rec = dataset(root, rows)
+        entry = {"name": name, "rows": rows, "generate_s": rec.get("seconds"),
+                 "generate_phases": rec.get("phases"), "reused": rec["reused"],
+                 "bytes_parts": dir_bytes(paths.dataset_dir(name, root) / "parts"),
+                 "bytes_total": dir_bytes(paths.dataset_dir(name, root))}  # fmt: skip
+        entry["queries"] = measure(name, root, a.repeats, concepts=True)
+        results["sizes"][str(rows)] = entry
+        if native is None and not a.no_native:
+            t0 = time.perf_counter()
+            copy = native_copy(root, name)
+            native = {"name": copy, "rows": rows, "copy_s": time.perf_counter() - t0,
+                      "bytes": dir_bytes(paths.dataset_dir(copy, root)),
+                      "queries": measure(copy, root, a.repeats, concepts=False)}  # fmt: skip
+            results["native_baseline"] = native
+    results["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+    print("\nsizes: " + "; ".join(
+        f"{int(r):,} rows: {e['bytes_total'] / 1e9:.2f} GB on disk, generated in "
+        f"{e['generate_s']:.0f} s{' (earlier run)' if e['reused'] else ''}"
+        for r, e in results["sizes"].items()))  # fmt: skip
+    if native:
+        print(
+            f"baseline: native DuckDB table of {native['rows']:,} rows "
+            f"({native['bytes'] / 1e9:.2f} GB, copied in {native['copy_s']:.0f} s)"
+        )
+    head = "| query (ms) |"
+    rule = "|---|"
+    for r in results["sizes"]:
+        head += f" {int(r):.0e} first | p50 | p95 |"
+        rule += "---:|---:|---:|"
+    if native:
+        head += f" native {native['rows']:.0e} p50 | parquet ÷ native |"
+        rule += "---:|---:|"
+    print(head + "\n" + rule)
+    labels = next(iter(results["sizes"].values()))["queries"]
+    for label in labels:
+        line = f"| {label} |"
+        for e in results["sizes"].values():
+            q = e["queries"].get(label, {})
+            line += f" {fmt_ms(q.get('first_s'))} | {fmt_ms(q.get('p50_s'))} | " \
+                    f"{fmt_ms(q.get('p95_s'))} |"  # fmt: skip
+        if native:
+            nq = native["queries"].get(label)
+            pq = results["sizes"][str(native["rows"])]["queries"][label]
+            line += (f" {fmt_ms(nq['p50_s'])} | {pq['p50_s'] / nq['p50_s']:.2f} |" if nq
+                     else " – | – |")  # fmt: skip
+        print(line)
+    print(
+        f"peak RSS of this process: {results['peak_rss_bytes'] / 1e9:.2f} GB; "
+        f"{os.cpu_count()} CPUs shared with other work"
+    )
+    if a.json:
+        a.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
