@@ -10,6 +10,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from backend import paths
+from backend.executor import add_arguments as add_executor_arguments
+from backend.executor import from_args
 from backend.sources import FORMATS, SourceError
 
 
@@ -43,7 +45,14 @@ def cmd_build(args: argparse.Namespace) -> int:
 
     bar, update = _bar_progress(f"ingest {args.name}")
     try:
-        result = build(args.name, args.source, args.format, workers=args.workers, progress=update)
+        result = build(
+            args.name,
+            args.source,
+            args.format,
+            workers=args.workers,
+            progress=update,
+            executor=from_args(args),
+        )
     finally:
         bar.close()
     _print_build(result, args.json)
@@ -73,9 +82,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
             generate(source, rows=args.rows, seed=args.seed, progress=gen_update)
         finally:
             bar.close()
+    executor = from_args(args)
+    if executor:
+        executor.connect()  # one Ray cluster for every step of the demo build
     bar, update = _bar_progress(f"ingest {name}")
     try:
-        result = build(name, source, "webdataset", workers=args.workers, progress=update)
+        result = build(
+            name,
+            source,
+            "webdataset",
+            workers=args.workers,
+            progress=update,
+            executor=from_args(args),
+        )
     finally:
         bar.close()
     _print_build(result, args.json)
@@ -84,10 +103,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         _run_map(name, args)
         from backend.safety.command import score_and_dedup
 
-        score_and_dedup(name)
+        score_and_dedup(name, from_args(args))
         from backend.concepts.run import analyse, mine_store
 
-        summary = analyse(name, mine_store(name))
+        summary = analyse(name, mine_store(name), executor=from_args(args))
         print(f"concepts: {summary.get('concepts', '?')} mined from the captions", file=sys.stderr)
     return 0
 
@@ -124,6 +143,7 @@ def _run_embed_index(name: str, args: argparse.Namespace) -> None:
             batch_size=args.batch_size,
             rebuild=getattr(args, "rebuild", False),
             progress=update,
+            executor=from_args(args),
         )
     finally:
         for b in bars.values():
@@ -275,6 +295,7 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--format", default="auto", choices=FORMATS)
     b.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     b.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_executor_arguments(b, default="local")
     b.set_defaults(func=cmd_build)
 
     d = sub.add_parser("demo", help="generate the offline demo dataset and build it")
@@ -296,6 +317,8 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("name")
     e.add_argument("--rebuild", action="store_true", help="re-embed with another model")
     e.set_defaults(func=cmd_embed)
+    add_executor_arguments(e)
+    add_executor_arguments(d)
     for sp in (d, e):
         sp.add_argument(
             "--model",

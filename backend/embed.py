@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from backend import paths
+from backend.executor import Executor, Unit
 from backend.manifest import now, read_manifest, update_manifest, versions, write_json_atomic
 from backend.models import Encoder, ModelUnavailable, load_clip, load_effnet, load_minilm
 from backend.store import connect
@@ -148,13 +150,20 @@ def embed(
     rebuild: bool = False,
     progress: Progress | None = None,
     encoders: dict[str, Encoder] | None = None,
+    executor: Executor | None = None,
 ) -> dict[str, Any]:
-    """Embed dataset ``name``; returns the manifest record of the step."""
+    """Embed dataset ``name``; returns the manifest record of the step.
+
+    Without ``executor`` rows are embedded here in chunks, images decoded by DataLoader
+    workers. With one, each source shard is a unit of work run by it (a process pool or Ray),
+    each worker loading the models once; the vectors are the same either way up to float
+    rounding, and identical between executors."""
     t0, started = time.perf_counter(), now()
     mpath = paths.manifest_path(name, root)
     previous = read_manifest(mpath).get("steps", {}).get("embed", {})
     given = {k for k, v in previous.get("kinds", {}).items() if v.get("given_by_source")}
     why_not_clip = None
+    injected = encoders is not None
     if encoders is None:
         encoders, why_not_clip = choose_encoders(
             mode, clip_model, clip_pretrained, clip_checkpoint, device
@@ -167,6 +176,8 @@ def embed(
     batch = batch_size or (512 if cuda else 64)
     workers = (os.cpu_count() or 1) if workers is None else workers
     kinds: dict[str, Any] = {}
+    pending: dict[str, Encoder] = {}  # kinds left to the executor
+    fresh: list[str] = []  # kinds embedded by this call
     try:
         for kind in KINDS:
             if kind in given:
@@ -189,14 +200,37 @@ def embed(
             ):
                 kinds[kind] = old
                 continue
-            kinds[kind] = _embed_kind(kind, enc, con, n, out_dir, batch, min(workers, 4), progress)
-            if clip_checkpoint and enc.id == "clip":
+            if executor is None:
+                kinds[kind] = _embed_kind(
+                    kind, enc, con, n, out_dir, batch, min(workers, 4), progress
+                )
+                fresh.append(kind)
+            else:
+                pending[kind] = enc
+        if pending:
+            used = "clip" if encoders["img"].id == "clip" else "packaged"  # as loaded here
+            spec = {"mode": used, "clip_model": clip_model, "clip_pretrained": clip_pretrained,
+                    "clip_checkpoint": clip_checkpoint, "device": device}  # fmt: skip
+            models = {k: encoders[k] if injected else spec for k in pending}
+            fresh += list(pending)
+            kinds.update(
+                _embed_units(
+                    name, root, pending, models, con, n, out_dir, batch, executor, progress
+                )
+            )
+        for kind in fresh:
+            if clip_checkpoint and encoders[kind].id == "clip":
                 kinds[kind]["checkpoint"] = str(Path(clip_checkpoint).resolve())
     finally:
         con.close()
     record = {
         "status": "done",
-        "params": {"mode": mode, "batch_size": batch, "device": _device(encoders)},
+        "params": {
+            "mode": mode,
+            "batch_size": batch,
+            "device": _device(encoders),
+            "executor": executor.describe() if executor else {"kind": "in-process"},
+        },
         "kinds": kinds,
         "cross_modal": bool(encoders and encoders["img"] is encoders["text"])
         or previous.get("cross_modal", False),
@@ -267,6 +301,141 @@ def _embed_kind(
         "seconds": round(seconds, 3),
         "rows_per_s": round(n / max(seconds, 1e-9), 1),
     }
+
+
+UNIT_MAX_ROWS = 50_000  # a shard bigger than this is cut into several units
+
+
+def unit_ranges(con, max_rows: int = UNIT_MAX_ROWS) -> list[tuple[int, int]]:
+    """``[lo, hi)`` row ranges, one per source shard (its rows are contiguous in row-id order),
+    big shards cut into pieces of at most ``max_rows``: the units of a per-shard step."""
+    bounds = con.execute(
+        "SELECT min(row_id), max(row_id) + 1, count(*) FROM samples GROUP BY shard ORDER BY 1"
+    ).fetchall()
+    ranges = []
+    for lo, hi, count in bounds:
+        if hi - lo != count:  # not contiguous (a hand-made store): fall back to fixed ranges
+            n = con.execute("SELECT count(*) FROM samples").fetchone()[0]
+            return [(a, min(n, a + max_rows)) for a in range(0, n, max_rows)]
+        ranges += [(a, min(hi, a + max_rows)) for a in range(lo, hi, max_rows)]
+    return ranges
+
+
+_WORKER_ENCODERS: dict[str, dict[str, Encoder]] = {}
+
+
+def _worker_encoder(kind: str, model: Encoder | dict[str, Any]) -> Encoder:
+    """The encoder a unit uses: given, or loaded once per worker process from its spec."""
+    if isinstance(model, Encoder):
+        return model
+    key = json.dumps(model, sort_keys=True)
+    if key not in _WORKER_ENCODERS:
+        _WORKER_ENCODERS[key] = choose_encoders(**model)[0]
+    return _WORKER_ENCODERS[key][kind]
+
+
+def embed_unit(
+    name: str,
+    root: Path | None,
+    models: dict[str, Encoder | dict[str, Any]],
+    lo: int,
+    hi: int,
+    parts: dict[str, Path],
+    batch: int,
+) -> tuple[int, dict[str, int]]:
+    """Embed rows ``[lo, hi)`` for each kind in ``models`` into ``parts[kind]/<lo>.npy``
+    (each committed atomically); return (rows, missing per kind).
+
+    One thread per worker: the executor parallelises across shards, and a fixed thread count
+    keeps the vectors bit-identical whichever executor ran the unit."""
+    import torch
+
+    torch.set_num_threads(1)
+    missing = {}
+    con = connect(name, root)
+    try:
+        for kind, model in models.items():
+            vecs, missing[kind] = _embed_chunk(
+                kind, _worker_encoder(kind, model), con, lo, hi, batch, 0
+            )
+            out = parts[kind]
+            tmp = out / f".{lo:012d}.{os.getpid()}.tmp.npy"
+            np.save(tmp, vecs.astype(np.float16))
+            write_json_atomic(out / f".{lo:012d}.missing.json", {"missing": missing[kind]})
+            os.replace(tmp, out / f"{lo:012d}.npy")  # the .npy is the commit: it lands last
+    finally:
+        con.close()
+    return hi - lo, missing
+
+
+def _embed_units(
+    name: str,
+    root: Path | None,
+    encs: dict[str, Encoder],
+    models: dict[str, Encoder | dict[str, Any]],
+    con,
+    n: int,
+    out_dir: Path,
+    batch: int,
+    executor: Executor,
+    progress: Progress | None,
+) -> dict[str, dict[str, Any]]:
+    """One unit per shard on ``executor`` (skipping committed parts), then concatenate."""
+    t0 = time.perf_counter()
+    ranges = unit_ranges(con)
+    parts = {kind: out_dir / f".{kind}.parts" for kind in encs}
+    for kind, enc in encs.items():
+        meta = {"model": enc.name, "rows": n, "dim": enc.dim, "ranges": len(ranges)}
+        if read_manifest(parts[kind] / "meta.json") != meta:
+            shutil.rmtree(parts[kind], ignore_errors=True)
+        parts[kind].mkdir(parents=True, exist_ok=True)
+        write_json_atomic(parts[kind] / "meta.json", meta)
+    units, done = [], {kind: n for kind in encs}
+    for lo, hi in ranges:
+        todo = [k for k in encs if not (parts[k] / f"{lo:012d}.npy").is_file()]
+        for k in todo:
+            done[k] -= hi - lo
+        if todo:
+            args = (name, root, {k: models[k] for k in todo}, lo, hi, parts, batch)
+            units.append(Unit(f"rows {lo}-{hi}", embed_unit, args))
+    resumed = len(ranges) - len(units)
+
+    def report() -> None:
+        for kind in encs:
+            if progress:
+                progress(kind, done[kind], n)
+
+    def finished(_key: str, result: tuple[int, dict[str, int]]) -> None:
+        for kind in result[1]:
+            done[kind] += result[0]
+        report()
+
+    report()
+    executor.run(units, finished)
+    seconds = time.perf_counter() - t0
+    records = {}
+    for kind, enc in encs.items():
+        partial = out_dir / f".{kind}.partial.npy"
+        arr = np.lib.format.open_memmap(partial, "w+", np.float16, (n, enc.dim))
+        missing = 0
+        for lo, hi in ranges:
+            arr[lo:hi] = np.load(parts[kind] / f"{lo:012d}.npy", mmap_mode="r")
+            missing += read_manifest(parts[kind] / f".{lo:012d}.missing.json").get("missing", 0)
+        arr.flush()
+        del arr
+        os.replace(partial, out_dir / f"{kind}.npy")
+        shutil.rmtree(parts[kind], ignore_errors=True)
+        records[kind] = {
+            "model": enc.name,
+            "dim": enc.dim,
+            "rows": n,
+            "missing": missing,
+            "seconds": round(seconds, 3),
+            "rows_per_s": round(n / max(seconds, 1e-9), 1),
+            "units": len(ranges),
+            "resumed_units": resumed,
+        }
+    return records
 
 
 def load_vectors(name: str, kind: str, root: Path | None = None) -> np.ndarray:

@@ -70,6 +70,11 @@ class Executor:
             out["ray_address"] = self.ray_address or "local"
         return out
 
+    def connect(self) -> None:
+        """Start or join the Ray cluster now, so that several steps share it (no-op else)."""
+        if self.kind == "ray":
+            _ensure_ray(self.ray_address, self.workers)
+
     def run(self, units: Sequence[Unit], done: Done | None = None) -> dict[str, Any]:
         """Run every unit (retrying failures); return ``{key: result}``."""
         self.stats = {"retried": 0, "units": len(units)}
@@ -145,7 +150,7 @@ class Executor:
         started_here = _ensure_ray(self.ray_address, self.workers)
         try:
             remote = ray.remote(num_cpus=1, max_retries=self.retries, retry_exceptions=True)(
-                _call
+                run_unit
             )
             refs = {remote.remote(u.fn, u.args): u for u in units}
             results: dict[str, Any] = {}
@@ -167,7 +172,8 @@ class Executor:
                 ray.shutdown()
 
 
-def _call(fn: Callable[..., Any], args: tuple) -> Any:
+def run_unit(fn: Callable[..., Any], args: tuple) -> Any:
+    """A unit as a Ray task (its workers show up as ``ray::run_unit`` while busy)."""
     return fn(*args)
 
 
@@ -190,3 +196,31 @@ def _ensure_ray(address: str | None, workers: int | None) -> bool:
             runtime_env=env,
         )
     return True
+
+
+def add_arguments(parser, default: str | None = None) -> None:
+    """``--executor``, ``--ray-address`` and ``--workers`` for a build step's CLI verb."""
+    here = "a local process pool" if default == "local" else "this process, chunk by chunk"
+    parser.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        default=default,
+        help=f"run per shard on a local process pool or on Ray (default: {here})",
+    )
+    parser.add_argument(
+        "--ray-address",
+        default=None,
+        help="Ray cluster to use (auto, or ray://head:10001); default: start a local one",
+    )
+    if not any(a.dest == "workers" for a in parser._actions):
+        parser.add_argument("--workers", type=int, default=None, help="processes (default: cores)")
+
+
+def from_args(args) -> Executor | None:
+    """The executor the CLI arguments ask for (None: the step's in-process default)."""
+    kind = getattr(args, "executor", None)
+    if getattr(args, "ray_address", None) and kind is None:
+        kind = "ray"
+    if kind is None:
+        return None
+    return Executor(kind, workers=getattr(args, "workers", None), ray_address=args.ray_address)

@@ -8,12 +8,10 @@ so a failed build never damages a good one.
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import shutil
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from backend import paths
+from backend.executor import Executor, Unit
 from backend.images import BadImage, probe
 from backend.manifest import now, read_manifest, step_record, write_json_atomic
 from backend.sources import Reject, Sample, Shard, SourceError, detect_format, reader_for
@@ -180,8 +179,11 @@ def build(
     root: Path | None = None,
     workers: int | None = None,
     progress: Progress | None = None,
+    executor: Executor | None = None,
 ) -> BuildResult:
-    """Ingest ``source`` as dataset ``name``; resumable; swaps the result in at the end."""
+    """Ingest ``source`` as dataset ``name``; resumable; swaps the result in at the end.
+
+    Shards are read by ``executor`` (default: a local process pool of ``workers``)."""
     started, t0 = now(), time.perf_counter()
     paths.check_name(name)
     src = Path(source).expanduser().resolve()
@@ -201,31 +203,23 @@ def build(
     done = resumed
     if progress:
         progress(done, len(shards), rows_read)
-    workers = max(1, min(workers or os.cpu_count() or 1, len(todo) or 1))
-    if workers == 1:
-        for i in todo:
-            kept, rejected = ingest_shard(fmt, shards[i], i, shards_dir)
-            rows_read += kept + rejected
-            done += 1
-            if progress:
-                progress(done, len(shards), rows_read)
-    else:
-        ctx = multiprocessing.get_context("forkserver")  # safe inside threaded servers
-        # Not the default preload of ``__main__``: inside Streamlit (or AppTest) that is a page
-        # script, which the fork server would run bare and die of, breaking every later build.
-        ctx.set_forkserver_preload(["backend.ingest"])
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            futures = [pool.submit(ingest_shard, fmt, shards[i], i, shards_dir) for i in todo]
-            for fut in as_completed(futures):
-                kept, rejected = fut.result()
-                rows_read += kept + rejected
-                done += 1
-                if progress:
-                    progress(done, len(shards), rows_read)
+    ex = executor or Executor("local", workers=workers, preload=("backend.ingest",))
+    units = [
+        Unit(f"{i}:{shards[i].name}", ingest_shard, (fmt, shards[i], i, shards_dir)) for i in todo
+    ]
+
+    def finished(_key: str, result: tuple[int, int]) -> None:
+        nonlocal rows_read, done
+        rows_read += result[0] + result[1]
+        done += 1
+        if progress:
+            progress(done, len(shards), rows_read)
+
+    ex.run(units, finished)
     counts = _assemble(name, ds_dir, staging, shards_dir, len(shards))
     seconds = time.perf_counter() - t0
     record = step_record(
-        {"source": str(src), "format": fmt, "workers": workers},
+        {"source": str(src), "format": fmt, "executor": ex.describe()},
         started,
         seconds,
         rows=counts["rows"],

@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from backend.executor import add_arguments, from_args
+
 
 def vocabulary(name: str, spec: str, vocab_name: str | None = None, top: int = 1000):
     """The vocabulary ``spec`` names: ``imagenet``, ``mined`` (from NAME's captions) or a file."""
@@ -45,7 +47,7 @@ def cmd_concepts(args: argparse.Namespace) -> int:
     bars, update = _step_bars()
     try:
         summary = analyse(args.name, voc, plurals=not args.no_plurals, images=args.images,
-                          progress=update)  # fmt: skip
+                          progress=update, executor=from_args(args))  # fmt: skip
     finally:
         for b in bars.values():
             b.close()
@@ -61,9 +63,11 @@ def cmd_concepts(args: argparse.Namespace) -> int:
     if args.images:
         print(f"note: {summary['image_note']}", file=sys.stderr)
     sl = summary["caption_slope"]
-    print(f"{voc.name}: {summary['concepts']} concepts over {summary['rows']} rows; "
-          f"{summary['rows_with_concept']} rows name at least one; slope "
-          + (f"{sl['slope']:.2f}" if sl["slope"] is not None else f"n/a ({sl['reason']})"))
+    print(
+        f"{voc.name}: {summary['concepts']} concepts over {summary['rows']} rows; "
+        f"{summary['rows_with_concept']} rows name at least one; slope "
+        + (f"{sl['slope']:.2f}" if sl["slope"] is not None else f"n/a ({sl['reason']})")
+    )
     for r in table:
         img = f"  image {r['image_count']:>8}" if "image_count" in r else ""
         print(f"{r['caption_count']:>9}{img}  {r['concept']}")
@@ -85,4 +89,5 @@ def add_parser(sub) -> None:
                    "else the packaged ImageNet model for --vocab imagenet)")  # fmt: skip
     c.add_argument("--top", type=int, default=None, help="print only the N most frequent")
     c.add_argument("--json", action="store_true")
+    add_arguments(c)
     c.set_defaults(func=cmd_concepts)

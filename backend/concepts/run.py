@@ -10,6 +10,8 @@ a result set is either the old one or the new one, never half of each.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -26,6 +28,7 @@ from backend import paths
 from backend.concepts import stats
 from backend.concepts.match import match_captions, matcher
 from backend.concepts.vocab import Vocabulary
+from backend.executor import Executor, Unit
 from backend.manifest import now, read_manifest, write_json_atomic
 from backend.store import connect
 
@@ -39,31 +42,110 @@ def concepts_dir(name: str, root: Path | None = None) -> Path:
 
 def caption_hits(
     name: str, vocab: Vocabulary, root: Path | None = None, plurals: bool = True,
-    chunk: int = CHUNK, progress: Progress | None = None,
+    chunk: int = CHUNK, progress: Progress | None = None, executor: Executor | None = None,
 ) -> tuple[np.ndarray, np.ndarray, int]:  # fmt: skip
     """(row ids, concept ids) of every caption hit, streamed from the store in Arrow batches,
-    and the number of rows read."""
+    and the number of rows read. With ``executor``, one unit per source shard runs there."""
+    if executor is not None:
+        return _caption_hits_units(name, vocab, root, plurals, chunk, progress, executor)
     m = matcher(vocab, plurals)
     con = connect(name, root)
-    rows_out: list[np.ndarray] = []
-    ids_out: list[np.ndarray] = []
     try:
         total = con.execute("SELECT count(*) FROM samples").fetchone()[0]
-        reader = con.cursor().sql("SELECT row_id, caption FROM samples ORDER BY row_id") \
-            .to_arrow_reader(chunk)
-        done = 0
-        for batch in reader:
-            row_ids = batch.column(0).to_numpy()
-            idx, cids = match_captions(m, batch.column(1).to_pylist())
-            rows_out.append(row_ids[idx].astype(np.int64))
-            ids_out.append(cids)
-            done += batch.num_rows
-            if progress:
-                progress("caption concepts", done, total)
+        rows, ids = _match_range(m, con, 0, total, chunk, progress, total)
     finally:
         con.close()
+    return rows, ids, int(total)
+
+
+def _match_range(m, con, lo, hi, chunk, progress=None, total=0) -> tuple[np.ndarray, np.ndarray]:
+    """Hits of the captions of rows ``[lo, hi)``, read in Arrow batches of ``chunk``."""
+    rows_out: list[np.ndarray] = [np.zeros(0, np.int64)]
+    ids_out: list[np.ndarray] = [np.zeros(0, np.int32)]
+    reader = (
+        con.cursor()
+        .sql(
+            "SELECT row_id, caption FROM samples "
+            f"WHERE row_id >= {int(lo)} AND row_id < {int(hi)} ORDER BY row_id"
+        )
+        .to_arrow_reader(chunk)
+    )
+    done = 0
+    for batch in reader:
+        row_ids = batch.column(0).to_numpy()
+        idx, cids = match_captions(m, batch.column(1).to_pylist())
+        rows_out.append(row_ids[idx].astype(np.int64))
+        ids_out.append(cids.astype(np.int32))
+        done += batch.num_rows
+        if progress:
+            progress("caption concepts", done, total)
+    return np.concatenate(rows_out), np.concatenate(ids_out)
+
+
+_WORKER_MATCHERS: dict[tuple[str, int, bool], object] = {}
+
+
+def concepts_unit(
+    name: str, root: Path | None, vocab: Vocabulary, plurals: bool, lo: int, hi: int,
+    out: Path, chunk: int,
+) -> int:  # fmt: skip
+    """Match the captions of rows ``[lo, hi)``; commit ``out/<lo>.npz`` atomically; the
+    automaton is compiled once per worker process and vocabulary."""
+    key = (vocab.name, len(vocab), plurals)
+    if key not in _WORKER_MATCHERS:
+        _WORKER_MATCHERS.clear()
+        _WORKER_MATCHERS[key] = matcher(vocab, plurals)
+    con = connect(name, root)
+    try:
+        rows, ids = _match_range(_WORKER_MATCHERS[key], con, lo, hi, chunk)
+    finally:
+        con.close()
+    tmp = out / f".{lo:012d}.{os.getpid()}.tmp.npz"
+    np.savez(tmp, rows=rows, ids=ids)
+    os.replace(tmp, out / f"{lo:012d}.npz")
+    return hi - lo
+
+
+def _caption_hits_units(name, vocab, root, plurals, chunk, progress, executor):
+    """Caption hits, one unit per source shard on ``executor``; committed shards are kept
+    (under ``concepts/.parts/<vocab>``) so a rerun after a crash does only what is left."""
+    from backend.embed import unit_ranges
+
+    con = connect(name, root)
+    try:
+        total = con.execute("SELECT count(*) FROM samples").fetchone()[0]
+        ranges = unit_ranges(con)
+    finally:
+        con.close()
+    parts = concepts_dir(name, root) / ".parts" / vocab.name
+    digest = hashlib.sha256(json.dumps(vocab.to_dict(), sort_keys=True).encode()).hexdigest()
+    meta = {"vocab": digest, "plurals": plurals, "rows": total, "ranges": ranges}
+    if read_manifest(parts / "meta.json") != json.loads(json.dumps(meta)):
+        shutil.rmtree(parts, ignore_errors=True)
+    parts.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(parts / "meta.json", meta)
+    todo = [(lo, hi) for lo, hi in ranges if not (parts / f"{lo:012d}.npz").is_file()]
+    done = total - sum(hi - lo for lo, hi in todo)
+
+    def finished(_key: str, rows: int) -> None:
+        nonlocal done
+        done += rows
+        if progress:
+            progress("caption concepts", done, total)
+
+    units = [
+        Unit(f"rows {lo}-{hi}", concepts_unit, (name, root, vocab, plurals, lo, hi, parts, chunk))
+        for lo, hi in todo
+    ]
+    executor.run(units, finished)
+    rows_out, ids_out = [], []
+    for lo, _hi in ranges:
+        with np.load(parts / f"{lo:012d}.npz") as z:
+            rows_out.append(z["rows"])
+            ids_out.append(z["ids"])
+    shutil.rmtree(parts, ignore_errors=True)
     if not rows_out:
-        return np.zeros(0, np.int64), np.zeros(0, np.int32), 0
+        return np.zeros(0, np.int64), np.zeros(0, np.int32), int(total)
     return np.concatenate(rows_out), np.concatenate(ids_out), int(total)
 
 
@@ -89,6 +171,7 @@ def mine_store(name: str, root: Path | None = None, top: int = 1000,
 def analyse(
     name: str, vocab: Vocabulary, root: Path | None = None, plurals: bool = True,
     images: bool = False, top_k: int = 5, chunk: int = CHUNK, progress: Progress | None = None,
+    executor: Executor | None = None,
 ) -> dict:  # fmt: skip
     """Run ``vocab`` over dataset ``name`` and store its result set; returns the summary.
 
@@ -97,7 +180,7 @@ def analyse(
     side cannot run, the summary's ``image_note`` says why and the caption side still counts."""
     paths.check_name(vocab.name)
     t0, started = time.perf_counter(), now()
-    rows, ids, n_rows = caption_hits(name, vocab, root, plurals, chunk, progress)
+    rows, ids, n_rows = caption_hits(name, vocab, root, plurals, chunk, progress, executor)
     n = len(vocab)
     cap_counts = np.bincount(ids, minlength=n)
     img = None

@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from backend.executor import Executor, add_arguments, from_args
+
 
 def _bars():
     from backend.cli import _step_bars
@@ -19,7 +21,8 @@ def cmd_score(args: argparse.Namespace) -> int:
     names = [s.strip() for s in args.scorers.split(",") if s.strip()] if args.scorers else None
     bars, update = _bars()
     try:
-        rec = score(args.name, names, chunk=args.chunk, rebuild=args.rebuild, progress=update)
+        rec = score(args.name, names, chunk=args.chunk, rebuild=args.rebuild, progress=update,
+                    executor=from_args(args))  # fmt: skip
     finally:
         for b in bars.values():
             b.close()
@@ -66,7 +69,7 @@ def cmd_dedup(args: argparse.Namespace) -> int:
     return 0
 
 
-def score_and_dedup(name: str) -> None:
+def score_and_dedup(name: str, executor: Executor | None = None) -> None:
     """The default scorers, then duplicates, with progress bars and one summary line each on
     stderr: the tail of the ``demo`` command."""
     from backend.dedup import dedup
@@ -74,7 +77,7 @@ def score_and_dedup(name: str) -> None:
 
     bars, update = _bars()
     try:
-        rec = score(name, progress=update)
+        rec = score(name, progress=update, executor=executor)
         groups = dedup(name, progress=update)
     finally:
         for b in bars.values():
@@ -103,12 +106,17 @@ def add_parser(sub) -> None:
     s.add_argument("--chunk", type=int, default=256, help="rows per resumable chunk")
     s.add_argument("--rebuild", action="store_true", help="discard finished chunks first")
     s.add_argument("--json", action="store_true")
+    add_arguments(s)
     s.set_defaults(func=cmd_score)
 
     d = sub.add_parser("dedup", help="find exact, near, semantic and caption duplicates")
     d.add_argument("name")
-    d.add_argument("--phash-threshold", type=int, default=PHASH_THRESHOLD,
-                   help=f"pHash Hamming distance, of 64 bits (default {PHASH_THRESHOLD})")
+    d.add_argument(
+        "--phash-threshold",
+        type=int,
+        default=PHASH_THRESHOLD,
+        help=f"pHash Hamming distance, of 64 bits (default {PHASH_THRESHOLD})",
+    )
     d.add_argument("--semantic-threshold", type=float, default=None,
                    help=f"image-embedding cosine (default {SEMANTIC_THRESHOLD} with CLIP "
                    "vectors; other image models are skipped unless this is given)")  # fmt: skip

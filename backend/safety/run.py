@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 
 from backend import paths
 from backend.columns import add_columns
+from backend.executor import Executor, Unit
 from backend.manifest import (
     now,
     read_manifest,
@@ -132,6 +133,119 @@ def score_rows(scorer: Scorer, rows: list[Row]) -> tuple[list[dict[str, Any]], l
     return out, errors
 
 
+def _vectors(name: str, root: Path | None, scorers: list[Scorer]) -> dict[str, np.ndarray]:
+    """Memory-mapped embeddings, when some scorer reads them."""
+    if not any("embedding" in s.reads for s in scorers):
+        return {}
+    from backend.embed import load_vectors
+
+    return {k: load_vectors(name, k, root) for k in ("img", "text")}
+
+
+def _rows_for(con, lo: int, hi: int, scorers: list[Scorer], vectors) -> list[Row]:
+    """Rows ``[lo, hi)`` with what ``scorers`` read: image bytes, embeddings."""
+    rows = _fetch_rows(con, lo, hi)
+    if any("image" in s.reads for s in scorers):
+        _attach_images(rows)
+    if any("embedding" in s.reads for s in scorers):
+        _attach_embeddings(rows, vectors)
+    return rows
+
+
+_WORKER_SCORERS: dict[str, Scorer] = {}
+
+
+def _worker_scorers(scorers: list[Scorer | str], ctx: Context) -> list[Scorer]:
+    """Scorers for a unit: given objects, or loaded once per worker process by name."""
+    out = []
+    for s in scorers:
+        if isinstance(s, str):
+            key = f"{s}|{ctx.name}|{ctx.root}|{ctx.rows}"
+            if key not in _WORKER_SCORERS:
+                obj = resolve([s])[0]()
+                obj.load(ctx)
+                _WORKER_SCORERS[key] = obj
+            s = _WORKER_SCORERS[key]
+        out.append(s)
+    return out
+
+
+def score_unit(
+    ctx: Context,
+    scorers: list[Scorer | str],
+    lo: int,
+    hi: int,
+    folders: dict[str, Path],
+    chunk: int,
+) -> tuple[int, dict[str, float]]:
+    """Score rows ``[lo, hi)`` (``chunk`` rows in memory at a time) and commit one file per
+    scorer at ``<folder>/<lo>.parquet``; return (rows, seconds per scorer)."""
+    loaded = _worker_scorers(scorers, ctx)
+    vectors = _vectors(ctx.name, ctx.root, loaded)
+    parts: dict[str, list[pa.Table]] = {s.name: [] for s in loaded}
+    seconds = {s.name: 0.0 for s in loaded}
+    con = connect(ctx.name, ctx.root)
+    try:
+        for a in range(lo, hi, chunk):
+            rows = _rows_for(con, a, min(hi, a + chunk), loaded, vectors)
+            for s in loaded:
+                t1 = time.perf_counter()
+                values, errors = score_rows(s, rows)
+                parts[s.name].append(_chunk_table(s, rows, values, errors))
+                seconds[s.name] += time.perf_counter() - t1
+    finally:
+        con.close()
+    for s in loaded:
+        _write_atomic(pa.concat_tables(parts[s.name]), _chunk_path(folders[s.name], lo))
+    return hi - lo, seconds
+
+
+def _score_units(
+    name: str,
+    root: Path | None,
+    loaded: list[Scorer],
+    injected: bool,
+    ctx: Context,
+    con,
+    n: int,
+    folders: dict[str, Path],
+    chunk: int,
+    executor: Executor,
+    progress: Progress | None,
+    seconds: dict[str, float],
+) -> dict[str, int]:
+    """One unit per source shard on ``executor``; return rows computed per scorer (and add
+    the scorers' own time in the workers to ``seconds``)."""
+    from backend.embed import unit_ranges
+
+    ranges = unit_ranges(con)
+    done = {s.name: n for s in loaded}
+    units = []
+    for lo, hi in ranges:
+        todo = [s for s in loaded if not _chunk_path(folders[s.name], lo).is_file()]
+        for s in todo:
+            done[s.name] -= hi - lo
+        if todo:
+            which = todo if injected else [s.name for s in todo]
+            units.append(Unit(f"rows {lo}-{hi}", score_unit, (ctx, which, lo, hi, folders, chunk)))
+    computed = {s.name: n - done[s.name] for s in loaded}
+
+    def report() -> None:
+        for s in loaded:
+            if progress:
+                progress(s.name, done[s.name], n)
+
+    def finished(key: str, result: tuple[int, dict[str, float]]) -> None:
+        for scorer, secs in result[1].items():
+            done[scorer] += result[0]
+            seconds[scorer] += secs
+        report()
+
+    report()
+    executor.run(units, finished)
+    return computed
+
+
 def _chunk_table(scorer: Scorer, rows: list[Row], values, errors) -> pa.Table:
     cols: dict[str, pa.Array] = {"row_id": pa.array([r["row_id"] for r in rows], pa.int64())}
     for col, typ in scorer.columns.items():
@@ -183,11 +297,14 @@ def score(
     rebuild: bool = False,
     progress: Progress | None = None,
     instances: list[Scorer] | None = None,
+    executor: Executor | None = None,
 ) -> dict[str, Any]:
     """Run ``scorers`` (None: the defaults) over dataset ``name``; return the step record.
 
     ``instances``: ready-made scorer objects instead of names (tests, plugins not in the
     package). The record lists ``skipped`` scorers with the reason and what to install.
+    ``executor``: run one unit per source shard on it (a process pool or Ray; each worker loads
+    the scorers once) instead of chunk by chunk in this process.
     """
     t0, started = time.perf_counter(), now()
     con = connect(name, root)
@@ -214,38 +331,37 @@ def score(
     folders, resumed, seconds = {}, {}, {s.name: 0.0 for s in loaded}
     for s in loaded:
         meta = {"scorer": s.name, "version": s.version, "model": s.model, "rows": n,
-                "chunk": chunk, "build": build, "columns": sorted(s.columns)}  # fmt: skip
+                "chunk": "shard" if executor else chunk, "build": build,
+                "columns": sorted(s.columns)}  # fmt: skip
         folders[s.name] = scores_dir(name, root) / s.name
         resumed[s.name] = _prepare_dir(folders[s.name], meta, rebuild)
-    vectors: dict[str, np.ndarray] = {}
-    if any("embedding" in s.reads for s in loaded):
-        from backend.embed import load_vectors
-
-        vectors = {k: load_vectors(name, k, root) for k in ("img", "text")}
+    vectors = _vectors(name, root, loaded)
     read_s = 0.0
-    try:
-        for lo in range(0, n, chunk):
-            hi = min(n, lo + chunk)
-            todo = [s for s in loaded if not _chunk_path(folders[s.name], lo).is_file()]
-            if todo:
-                t_read = time.perf_counter()
-                rows = _fetch_rows(con, lo, hi)
-                if any("image" in s.reads for s in todo):
-                    _attach_images(rows)
-                if any("embedding" in s.reads for s in todo):
-                    _attach_embeddings(rows, vectors)
-                read_s += time.perf_counter() - t_read
-                for s in todo:
-                    t1 = time.perf_counter()
-                    values, errors = score_rows(s, rows)
-                    _write_atomic(_chunk_table(s, rows, values, errors),
-                                  _chunk_path(folders[s.name], lo))  # fmt: skip
-                    seconds[s.name] += time.perf_counter() - t1
-            if progress:
-                for s in loaded:
-                    progress(s.name, hi, n)
-    finally:
+    if executor is not None:
+        computed = _score_units(name, root, loaded, instances is not None, ctx, con, n, folders,
+                                chunk, executor, progress, seconds)  # fmt: skip
         con.close()
+    else:
+        computed = {s.name: n - resumed[s.name] * chunk for s in loaded}
+        try:
+            for lo in range(0, n, chunk):
+                hi = min(n, lo + chunk)
+                todo = [s for s in loaded if not _chunk_path(folders[s.name], lo).is_file()]
+                if todo:
+                    t_read = time.perf_counter()
+                    rows = _rows_for(con, lo, hi, todo, vectors)
+                    read_s += time.perf_counter() - t_read
+                    for s in todo:
+                        t1 = time.perf_counter()
+                        values, errors = score_rows(s, rows)
+                        _write_atomic(_chunk_table(s, rows, values, errors),
+                                      _chunk_path(folders[s.name], lo))  # fmt: skip
+                        seconds[s.name] += time.perf_counter() - t1
+                if progress:
+                    for s in loaded:
+                        progress(s.name, hi, n)
+        finally:
+            con.close()
     tables = {s.name: _read_all(folders[s.name]) for s in loaded}
     joined = {"row_id": tables[loaded[0].name]["row_id"]}
     err_parts = []
@@ -261,7 +377,6 @@ def score(
     errors = _write_errors(name, root, pa.concat_tables(err_parts), [s.name for s in loaded])
     per = dict(previous.get("scorers", {}))
     for s, t in ((s, tables[s.name]) for s in loaded):
-        computed = n - resumed[s.name] * chunk
         per[s.name] = {
             "version": s.version,
             "model": s.model,
@@ -269,10 +384,17 @@ def score(
             "columns": list(s.columns),
             "errors": int(pc.sum(pc.is_valid(t["_error"])).as_py() or 0),
             "resumed_chunks": resumed[s.name],
-            "rows_per_s": round(max(computed, 0) / seconds[s.name], 1) if seconds[s.name] else None,
+            "rows_per_s": round(max(computed[s.name], 0) / seconds[s.name], 1)
+            if seconds[s.name]
+            else None,
         }
     record = step_record(
-        {"scorers": [s.name for s in loaded], "chunk": chunk, "rebuild": rebuild},
+        {
+            "scorers": [s.name for s in loaded],
+            "chunk": chunk,
+            "rebuild": rebuild,
+            "executor": executor.describe() if executor else {"kind": "in-process"},
+        },
         started,
         time.perf_counter() - t0,
         rows=n,

@@ -1,0 +1,151 @@
+"""The build pipeline on a local Ray cluster: the same store, embeddings, scores and concept
+hits as the local process pool, a worker killed mid-shard costs a retry and nothing else, and
+a rerun after a crash redoes only the shards that were not committed."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from backend.concepts.run import caption_hits
+from backend.concepts.vocab import parse
+from backend.embed import embed, embed_unit, unit_ranges
+from backend.executor import Executor
+from backend.ingest import build
+from backend.safety.run import score
+from backend.store import connect
+
+ray = pytest.importorskip("ray", reason="ray is not installed (pip install ray)")
+
+pytestmark = pytest.mark.slow
+SCORERS = ["toxicity", "quality", "phash", "nsfw"]
+VOCAB = parse("shapes", b"circle\nsquare\nstar\ntriangle\nphoto\n")
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from backend.demo import generate
+
+    src = tmp_path_factory.mktemp("ray_src") / "src"
+    generate(src, rows=240, seed=3, shard_size=60)  # 4 tar shards, bad records planted
+    return src
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A local Ray cluster with two worker CPUs, shared by this module's tests."""
+    ex = Executor("ray", workers=2)
+    ex.connect()
+    yield ex
+    ray.shutdown()
+
+
+def _build(root: Path, source: Path, ex: Executor) -> dict:
+    build("d", source, "webdataset", root=root, executor=ex)
+    embed("d", root, mode="packaged", executor=ex)
+    score("d", SCORERS, root, executor=ex)
+    rows, ids, _ = caption_hits("d", VOCAB, root, executor=ex)
+    con = connect("d", root)
+    try:
+        samples = con.execute("SELECT * FROM samples ORDER BY row_id").fetchdf()
+        rejects = con.execute("SELECT * FROM rejects ORDER BY key, reason").fetchdf()
+    finally:
+        con.close()
+    vecs = {k: np.load(root / "d" / "embeddings" / f"{k}.npy") for k in ("img", "text")}
+    return {"samples": samples, "rejects": rejects, "vecs": vecs, "hits": (rows, ids)}
+
+
+@pytest.fixture(scope="module")
+def local_build(source: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    return _build(tmp_path_factory.mktemp("local"), source, Executor("local", workers=2))
+
+
+def test_ray_build_equals_local_build(
+    cluster: Executor, local_build: dict, source: Path, tmp_path: Path
+) -> None:
+    got = _build(tmp_path, source, cluster)
+    want = local_build
+    assert len(want["samples"]) == 240 - len(want["rejects"]) > 200
+    assert got["samples"].equals(want["samples"])  # every column, scores included
+    for col in ("toxicity", "nsfw", "phash", "blur"):
+        assert col in got["samples"].columns and got["samples"][col].notna().sum() > 200
+    assert got["rejects"].equals(want["rejects"])
+    for kind in ("img", "text"):
+        assert np.array_equal(got["vecs"][kind], want["vecs"][kind])  # bit for bit
+        assert np.abs(got["vecs"][kind]).sum(axis=1).min() > 0  # no unit left zeros behind
+    for a, b in zip(got["hits"], want["hits"], strict=True):
+        assert np.array_equal(a, b) and len(a) > 100
+    manifest = (tmp_path / "d" / "manifest.json").read_text()
+    assert '"kind": "ray"' in manifest  # the record says where it ran
+
+
+def _busy_ray_workers() -> list[int]:
+    out = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True).stdout
+    return [int(line.split()[0]) for line in out.splitlines() if "ray::run_unit" in line]
+
+
+def test_killed_ray_worker_loses_nothing(
+    cluster: Executor, local_build: dict, source: Path, tmp_path: Path
+) -> None:
+    build("d", source, "webdataset", root=tmp_path, executor=cluster)
+    killed: list[int] = []
+
+    def killer() -> None:  # SIGKILL the first worker seen running a unit, mid-shard
+        deadline = time.time() + 120
+        while not killed and time.time() < deadline:
+            busy = _busy_ray_workers()
+            if busy:
+                time.sleep(0.5)  # let it get into the shard
+                subprocess.run(["kill", "-9", str(busy[0])], check=False)
+                killed.append(busy[0])
+            time.sleep(0.05)
+
+    t = threading.Thread(target=killer)
+    t.start()
+    rec = embed("d", tmp_path, mode="packaged", executor=cluster)
+    t.join()
+    assert killed, "no Ray worker was seen running a unit"
+    for kind in ("img", "text"):
+        assert rec["kinds"][kind]["rows"] == len(local_build["samples"])
+        got = np.load(tmp_path / "d" / "embeddings" / f"{kind}.npy")
+        assert np.array_equal(got, local_build["vecs"][kind])
+
+
+def test_rerun_skips_committed_shards(local_build: dict, source: Path, tmp_path: Path) -> None:
+    build("d", source, "webdataset", root=tmp_path, workers=2)
+    con = connect("d", tmp_path)
+    try:
+        ranges = unit_ranges(con)
+    finally:
+        con.close()
+    assert len(ranges) == 4
+    # a crashed run that committed its first shard: parts laid out as the step lays them out
+    ex = Executor("inline")
+    rec0 = embed("d", tmp_path, mode="packaged", executor=ex)  # learn the meta, then rewind
+    emb = tmp_path / "d" / "embeddings"
+    for k in ("img", "text"):
+        (emb / f"{k}.npy").unlink()
+    parts = {k: emb / f".{k}.parts" for k in ("img", "text")}
+    for k, p in parts.items():
+        p.mkdir()
+        info = rec0["kinds"][k]
+        (p / "meta.json").write_text(
+            f'{{"model": "{info["model"]}", "rows": {info["rows"]}, "dim": {info["dim"]}, '
+            f'"ranges": {len(ranges)}}}'
+        )
+    spec = {"mode": "packaged", "clip_model": None, "clip_pretrained": None,
+            "clip_checkpoint": None, "device": None}  # fmt: skip
+    lo, hi = ranges[0]
+    embed_unit("d", tmp_path, {"img": spec, "text": spec}, lo, hi, parts, 64)
+    (emb / ".img.parts" / f".{ranges[1][0]:012d}.9.tmp.npy").write_bytes(b"half a file")
+    rec = embed("d", tmp_path, mode="packaged", executor=Executor("local", workers=2))
+    assert rec["kinds"]["img"]["resumed_units"] == 1
+    assert rec["kinds"]["img"]["units"] == 4
+    for k in ("img", "text"):
+        assert np.array_equal(np.load(emb / f"{k}.npy"), local_build["vecs"][k])
+        assert not parts[k].exists()  # parts are dropped once concatenated
