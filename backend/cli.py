@@ -189,6 +189,7 @@ def _run_map(name: str, args: argparse.Namespace) -> dict:
             sample=getattr(args, "sample", None) or 200_000,
             clusters=getattr(args, "clusters", None),
             progress=update,
+            executor=from_args(args),
         )
     finally:
         for b in bars.values():
@@ -352,6 +353,7 @@ def parser() -> argparse.ArgumentParser:
         help="which embeddings (default: CLIP image, else caption vectors)",
     )
     m.add_argument("--json", action="store_true")
+    add_executor_arguments(m)
     m.set_defaults(func=cmd_map)
 
     s = sub.add_parser("search", help="search NAME; prints the best rows")

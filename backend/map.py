@@ -10,6 +10,9 @@ filter and by a lasso on the map); the cluster table goes to ``map/clusters.json
 from __future__ import annotations
 
 import json
+import os
+import pickle
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,6 +25,7 @@ import pyarrow as pa
 from backend import paths
 from backend.columns import add_columns
 from backend.embed import describe, load_vectors
+from backend.executor import Executor, Unit
 from backend.manifest import now, read_manifest, step_record, update_manifest, write_json_atomic
 from backend.store import connect
 from backend.terms import cluster_labels
@@ -175,10 +179,13 @@ def _exact_knn(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _umap(
-    x: np.ndarray, sample: int, seed: int, progress: Progress | None
-) -> tuple[np.ndarray, str, int]:
+    x: np.ndarray, sample: int, seed: int, progress: Progress | None,
+    executor: Executor | None = None, scratch: Path | None = None,
+) -> tuple[np.ndarray, str, int]:  # fmt: skip
     """2-D UMAP of ``x``; fitted on ``sample`` seeded rows and the rest transformed when
-    there are more. Returns (coordinates, method, rows fitted on)."""
+    there are more (by ``executor`` when given, batch by batch in its workers, the fitted
+    model and ``x`` handed over as files in ``scratch``). Returns (coordinates, method, rows
+    fitted on)."""
     import warnings
 
     import umap
@@ -217,6 +224,9 @@ def _umap(
     if done == n:
         return out, "umap", done
     rest = np.setdiff1d(np.arange(n), fit_rows, assume_unique=True)
+    if executor is not None and scratch is not None:
+        _transform_units(reducer, x, rest, out, executor, scratch, progress)
+        return out, "umap sample+transform", len(fit_rows)
     for lo in range(0, len(rest), TRANSFORM_BATCH):
         part = rest[lo : lo + TRANSFORM_BATCH]
         out[part] = reducer.transform(x[part])
@@ -224,6 +234,59 @@ def _umap(
         if progress:
             progress("umap", done, n)
     return out, "umap sample+transform", len(fit_rows)
+
+
+_WORKER_REDUCERS: dict[str, Any] = {}
+
+
+def transform_unit(scratch: Path, lo: int, hi: int) -> int:
+    """Place rows ``rest[lo:hi]`` with the fitted model in ``scratch``; commit
+    ``<lo>.npy`` atomically. The model is read once per worker process."""
+    import warnings
+
+    key = str(scratch)
+    if key not in _WORKER_REDUCERS:
+        _WORKER_REDUCERS.clear()
+        with open(scratch / "model.pkl", "rb") as f:
+            _WORKER_REDUCERS[key] = pickle.load(f)
+    _cache_umap_jit()
+    x = np.load(scratch / "x.npy", mmap_mode="r")
+    rest = np.load(scratch / "rest.npy", mmap_mode="r")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=UserWarning)
+        xy = _WORKER_REDUCERS[key].transform(np.asarray(x[rest[lo:hi]]))
+    tmp = scratch / f".{lo:012d}.{os.getpid()}.tmp.npy"
+    np.save(tmp, xy)
+    os.replace(tmp, scratch / f"{lo:012d}.npy")
+    return hi - lo
+
+
+def _transform_units(reducer, x, rest, out, executor, scratch, progress) -> None:
+    """``transform`` the rows not fitted on, one unit per batch, on ``executor``."""
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
+    with open(scratch / ".model.pkl", "wb") as f:
+        pickle.dump(reducer, f, protocol=pickle.HIGHEST_PROTOCOL)
+    os.replace(scratch / ".model.pkl", scratch / "model.pkl")
+    np.save(scratch / "x.npy", x)
+    np.save(scratch / "rest.npy", rest)
+    n, done = len(x), len(x) - len(rest)
+
+    def finished(_key: str, rows: int) -> None:
+        nonlocal done
+        done += rows
+        if progress:
+            progress("umap", done, n)
+
+    batches = [
+        (lo, min(len(rest), lo + TRANSFORM_BATCH)) for lo in range(0, len(rest), TRANSFORM_BATCH)
+    ]
+    executor.run(
+        [Unit(f"rows {lo}-{hi}", transform_unit, (scratch, lo, hi)) for lo, hi in batches], finished
+    )
+    for lo, hi in batches:
+        out[rest[lo:hi]] = np.load(scratch / f"{lo:012d}.npy")
+    shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _pca2(x: np.ndarray) -> np.ndarray:
@@ -310,8 +373,12 @@ def build_map(
     clusters: int | None = None,
     seed: int = 0,
     progress: Progress | None = None,
+    executor: Executor | None = None,
 ) -> dict[str, Any]:
-    """Place every row of ``name`` on a 2-D map and cluster it; returns the step record."""
+    """Place every row of ``name`` on a 2-D map and cluster it; returns the step record.
+
+    ``executor``: where the rows beyond the fitted sample are placed (``transform``), batch by
+    batch; the fit, PCA and k-means run here."""
     t0, started = time.perf_counter(), now()
     info = describe(name, root)
     if not info.get("kinds"):
@@ -365,7 +432,8 @@ def build_map(
         xy, method, fitted = _pca2(x), "pca", len(rows)
         note = f"{len(rows)} usable rows are too few for UMAP (needs {MIN_UMAP_ROWS}): PCA 2-D"
     else:
-        xy, method, fitted = _umap(x, sample, seed, progress)
+        scratch = map_dir(name, root) / ".transform"
+        xy, method, fitted = _umap(x, sample, seed, progress, executor, scratch)
         note = None
     lap("umap" if not too_few else "pca2")
     k = min(clusters or choose_k(len(rows)), len(rows))
@@ -407,7 +475,8 @@ def build_map(
     lap("store")
     record = step_record(
         {"vectors": kind, "sample": sample, "clusters": clusters, "seed": seed,
-         "pca_dims": int(x.shape[1]), "n_neighbors": N_NEIGHBORS},
+         "pca_dims": int(x.shape[1]), "n_neighbors": N_NEIGHBORS,
+         "executor": executor.describe() if executor else {"kind": "in-process"}},
         started,
         time.perf_counter() - t0,
         method=method,

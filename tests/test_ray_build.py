@@ -1,5 +1,5 @@
-"""The build pipeline on a local Ray cluster: the same store, embeddings, scores and concept
-hits as the local process pool, a worker killed mid-shard costs a retry and nothing else, and
+"""The build pipeline on a local Ray cluster: the same store, embeddings, scores, map
+coordinates and concept hits as the local process pool, a worker killed mid-shard costs a retry and nothing else, and
 a rerun after a crash redoes only the shards that were not committed."""
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from backend.concepts.vocab import parse
 from backend.embed import embed, embed_unit, unit_ranges
 from backend.executor import Executor
 from backend.ingest import build
+from backend.map import build_map
 from backend.safety.run import score
 from backend.store import connect
 
@@ -49,6 +50,7 @@ def _build(root: Path, source: Path, ex: Executor) -> dict:
     build("d", source, "webdataset", root=root, executor=ex)
     embed("d", root, mode="packaged", executor=ex)
     score("d", SCORERS, root, executor=ex)
+    build_map("d", root, sample=120, executor=ex)  # the other ~100 rows placed by transform
     rows, ids, _ = caption_hits("d", VOCAB, root, executor=ex)
     con = connect("d", root)
     try:
@@ -72,7 +74,7 @@ def test_ray_build_equals_local_build(
     want = local_build
     assert len(want["samples"]) == 240 - len(want["rejects"]) > 200
     assert got["samples"].equals(want["samples"])  # every column, scores included
-    for col in ("toxicity", "nsfw", "phash", "blur"):
+    for col in ("toxicity", "nsfw", "phash", "blur", "map_x", "cluster"):
         assert col in got["samples"].columns and got["samples"][col].notna().sum() > 200
     assert got["rejects"].equals(want["rejects"])
     for kind in ("img", "text"):
