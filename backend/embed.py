@@ -350,7 +350,8 @@ def embed_unit(
     keeps the vectors bit-identical whichever executor ran the unit."""
     import torch
 
-    torch.set_num_threads(1)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # restored after: an inline unit runs in the caller's process
     missing = {}
     con = connect(name, root)
     try:
@@ -365,6 +366,7 @@ def embed_unit(
             os.replace(tmp, out / f"{lo:012d}.npy")  # the .npy is the commit: it lands last
     finally:
         con.close()
+        torch.set_num_threads(threads)
     return hi - lo, missing
 
 
