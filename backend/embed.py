@@ -25,6 +25,8 @@ from backend.store import connect
 
 KINDS = ("img", "text")
 CHUNK = 4096
+UNIT_MAX_ROWS = 50_000  # a shard bigger than this is cut into several units
+CONCAT_MAX_ROWS = 50_000_000  # above this (51 GB at 512-d) vectors stay one file per shard
 LOCATION = "row_id, storage, path, byte_offset, byte_size, src_row"
 
 Progress = Callable[[str, int, int], None]  # (kind, rows done, rows total)
@@ -151,13 +153,15 @@ def embed(
     progress: Progress | None = None,
     encoders: dict[str, Encoder] | None = None,
     executor: Executor | None = None,
+    concat_max: int = CONCAT_MAX_ROWS,
 ) -> dict[str, Any]:
     """Embed dataset ``name``; returns the manifest record of the step.
 
     Without ``executor`` rows are embedded here in chunks, images decoded by DataLoader
     workers. With one, each source shard is a unit of work run by it (a process pool or Ray),
     each worker loading the models once; the vectors are the same either way up to float
-    rounding, and identical between executors."""
+    rounding, and identical between executors. Above ``concat_max`` rows the executor's
+    per-shard files are kept as they are (:func:`vector_shards`) instead of joined."""
     t0, started = time.perf_counter(), now()
     mpath = paths.manifest_path(name, root)
     previous = read_manifest(mpath).get("steps", {}).get("embed", {})
@@ -186,18 +190,14 @@ def embed(
             enc = encoders[kind]
             old = previous.get("kinds", {}).get(kind, {})
             final = out_dir / f"{kind}.npy"
-            if final.is_file() and old.get("model") not in (None, enc.name) and not rebuild:
+            have = final.is_file() or sharded_dir(out_dir, kind).is_dir()
+            if have and old.get("model") not in (None, enc.name) and not rebuild:
                 raise ModelMismatch(
                     f"{kind} embeddings of {name!r} were made with {old['model']}; refusing to "
                     f"mix in {enc.name}. Re-embed everything with `python -m backend embed "
                     f"{name} --rebuild`."
                 )
-            if (
-                final.is_file()
-                and old.get("model") == enc.name
-                and old.get("rows") == n
-                and not rebuild
-            ):
+            if have and old.get("model") == enc.name and old.get("rows") == n and not rebuild:
                 kinds[kind] = old
                 continue
             if executor is None:
@@ -215,7 +215,17 @@ def embed(
             fresh += list(pending)
             kinds.update(
                 _embed_units(
-                    name, root, pending, models, con, n, out_dir, batch, executor, progress
+                    name,
+                    root,
+                    pending,
+                    models,
+                    con,
+                    n,
+                    out_dir,
+                    batch,
+                    executor,
+                    progress,
+                    concat_max,
                 )
             )
         for kind in fresh:
@@ -303,7 +313,16 @@ def _embed_kind(
     }
 
 
-UNIT_MAX_ROWS = 50_000  # a shard bigger than this is cut into several units
+def sharded_dir(out_dir: Path, kind: str) -> Path:
+    """Where vectors too many for one file stay, one ``<first row>.npy`` per shard."""
+    return out_dir / "shards" / kind
+
+
+def vector_shards(name: str, kind: str, root: Path | None = None) -> list[tuple[int, Path]]:
+    """``(first row, file)`` of each per-shard vector file, in row order (empty when the
+    vectors are one file): the input of :mod:`backend.index_shards` at scale."""
+    folder = sharded_dir(embeddings_dir(name, root), kind)
+    return sorted((int(p.stem), p) for p in folder.glob("*.npy")) if folder.is_dir() else []
 
 
 def unit_ranges(con, max_rows: int = UNIT_MAX_ROWS) -> list[tuple[int, int]]:
@@ -381,8 +400,11 @@ def _embed_units(
     batch: int,
     executor: Executor,
     progress: Progress | None,
+    concat_max: int = CONCAT_MAX_ROWS,
 ) -> dict[str, dict[str, Any]]:
-    """One unit per shard on ``executor`` (skipping committed parts), then concatenate."""
+    """One unit per shard on ``executor`` (skipping committed parts), then concatenate them
+    into ``<kind>.npy``, or keep them as ``shards/<kind>/<first row>.npy`` above
+    ``concat_max`` rows."""
     t0 = time.perf_counter()
     ranges = unit_ranges(con)
     parts = {kind: out_dir / f".{kind}.parts" for kind in encs}
@@ -417,16 +439,26 @@ def _embed_units(
     seconds = time.perf_counter() - t0
     records = {}
     for kind, enc in encs.items():
-        partial = out_dir / f".{kind}.partial.npy"
-        arr = np.lib.format.open_memmap(partial, "w+", np.float16, (n, enc.dim))
-        missing = 0
-        for lo, hi in ranges:
-            arr[lo:hi] = np.load(parts[kind] / f"{lo:012d}.npy", mmap_mode="r")
-            missing += read_manifest(parts[kind] / f".{lo:012d}.missing.json").get("missing", 0)
-        arr.flush()
-        del arr
-        os.replace(partial, out_dir / f"{kind}.npy")
-        shutil.rmtree(parts[kind], ignore_errors=True)
+        missing = sum(
+            read_manifest(parts[kind] / f".{lo:012d}.missing.json").get("missing", 0)
+            for lo, _hi in ranges
+        )
+        if n > concat_max:  # keep the shards: one file of this size helps nobody
+            kept = sharded_dir(out_dir, kind)
+            shutil.rmtree(kept, ignore_errors=True)
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            (out_dir / f"{kind}.npy").unlink(missing_ok=True)
+            os.replace(parts[kind], kept)
+        else:
+            partial = out_dir / f".{kind}.partial.npy"
+            arr = np.lib.format.open_memmap(partial, "w+", np.float16, (n, enc.dim))
+            for lo, hi in ranges:
+                arr[lo:hi] = np.load(parts[kind] / f"{lo:012d}.npy", mmap_mode="r")
+            arr.flush()
+            del arr
+            os.replace(partial, out_dir / f"{kind}.npy")
+            shutil.rmtree(parts[kind], ignore_errors=True)
+            shutil.rmtree(sharded_dir(out_dir, kind), ignore_errors=True)
         records[kind] = {
             "model": enc.name,
             "dim": enc.dim,
@@ -436,6 +468,7 @@ def _embed_units(
             "rows_per_s": round(n / max(seconds, 1e-9), 1),
             "units": len(ranges),
             "resumed_units": resumed,
+            "layout": "shards" if n > concat_max else "file",
         }
     return records
 
@@ -443,6 +476,13 @@ def _embed_units(
 def load_vectors(name: str, kind: str, root: Path | None = None) -> np.ndarray:
     """The memory-mapped float16 vectors of ``kind`` (``img`` or ``text``)."""
     path = embeddings_dir(name, root) / f"{kind}.npy"
+    if not path.is_file() and vector_shards(name, kind, root):
+        raise FileNotFoundError(
+            f"the {kind} embeddings of {name!r} are kept per shard (more than "
+            f"{CONCAT_MAX_ROWS:,} rows) under {sharded_dir(embeddings_dir(name, root), kind)}: "
+            "index them with backend.index_shards; steps that need every vector in one "
+            "process (map, semantic duplicates) run on a sample at this size"
+        )
     if not path.is_file():
         raise FileNotFoundError(
             f"dataset {name!r} has no {kind} embeddings: run `python -m backend embed {name}`"

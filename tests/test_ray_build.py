@@ -1,6 +1,7 @@
 """The build pipeline on a local Ray cluster: the same store, embeddings, scores, map
-coordinates and concept hits as the local process pool, a worker killed mid-shard costs a retry and nothing else, and
-a rerun after a crash redoes only the shards that were not committed."""
+coordinates and concept hits as the local process pool, a worker killed mid-shard costs a
+retry and nothing else, and a rerun after a crash redoes only the shards that were not
+committed."""
 
 from __future__ import annotations
 
@@ -151,3 +152,27 @@ def test_rerun_skips_committed_shards(local_build: dict, source: Path, tmp_path:
     for k in ("img", "text"):
         assert np.array_equal(np.load(emb / f"{k}.npy"), local_build["vecs"][k])
         assert not parts[k].exists()  # parts are dropped once concatenated
+
+
+def test_big_datasets_keep_vectors_per_shard(local_build: dict, source: Path, tmp_path: Path):
+    from backend.embed import load_vectors, vector_shards
+
+    build("d", source, "webdataset", root=tmp_path, workers=2)
+    rec = embed("d", tmp_path, mode="packaged", executor=Executor("local", workers=2),
+                concat_max=100)  # fmt: skip
+    assert rec["kinds"]["img"]["layout"] == "shards"
+    for kind in ("img", "text"):
+        files = vector_shards("d", kind, tmp_path)
+        con = connect("d", tmp_path)
+        try:
+            assert [lo for lo, _ in files] == [lo for lo, _ in unit_ranges(con)]
+        finally:
+            con.close()
+        assert len(files) == 4
+        joined = np.concatenate([np.load(p) for _, p in files])
+        assert np.array_equal(joined, local_build["vecs"][kind])
+        with pytest.raises(FileNotFoundError, match="kept per shard"):
+            load_vectors("d", kind, tmp_path)
+    again = embed("d", tmp_path, mode="packaged", executor=Executor("local", workers=2),
+                  concat_max=100)  # fmt: skip
+    assert again["kinds"]["img"] == rec["kinds"]["img"]  # nothing redone
