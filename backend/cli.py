@@ -162,7 +162,7 @@ def _run_embed_index(name: str, args: argparse.Namespace) -> None:
         )
     bars, update = _step_bars()
     try:
-        built = build_indexes(name, progress=update)
+        built = build_indexes(name, progress=update, executor=from_args(args))
     finally:
         for b in bars.values():
             b.close()
@@ -218,7 +218,7 @@ def cmd_index(args: argparse.Namespace) -> int:
 
     bars, update = _step_bars()
     try:
-        built = build_indexes(args.name, progress=update)
+        built = build_indexes(args.name, progress=update, executor=from_args(args))
     finally:
         for b in bars.values():
             b.close()
@@ -335,6 +335,7 @@ def parser() -> argparse.ArgumentParser:
 
     x = sub.add_parser("index", help="build the FAISS and keyword indexes of NAME")
     x.add_argument("name")
+    add_executor_arguments(x)
     x.set_defaults(func=cmd_index)
 
     m = sub.add_parser("map", help="place NAME's rows on a 2-D map and cluster them")

@@ -6,6 +6,7 @@ each embedding kind, the keyword index, and the Selection's row ids as a filter.
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -17,7 +18,8 @@ import numpy as np
 
 from backend import index as vindex
 from backend import keyword, paths
-from backend.embed import describe, load_vectors
+from backend.embed import describe, load_vectors, vector_shards
+from backend.executor import Executor
 from backend.manifest import now, update_manifest
 from backend.models import Encoder, ModelUnavailable, load_clip, load_effnet, load_minilm
 from backend.selection import Selection
@@ -34,16 +36,80 @@ def index_path(name: str, kind: str, root: Path | None = None) -> Path:
     return paths.dataset_dir(name, root) / "index" / f"{kind}.faiss"
 
 
-def build_indexes(
-    name: str, root: Path | None = None, progress: Callable[[str, int, int], None] | None = None
+def ondisk_path(name: str, kind: str, root: Path | None = None) -> Path:
+    """The folder of an index built shard by shard, its lists on disk (vectors per shard)."""
+    return paths.dataset_dir(name, root) / "index" / f"{kind}.ondisk"
+
+
+SHARDED_TRAIN_SEED = 1234
+
+
+def _build_sharded(
+    name: str, kind: str, root: Path | None, executor: Executor | None, progress
 ) -> dict[str, Any]:
-    """FAISS index for each embedding kind and the keyword index; recorded in the manifest."""
+    """IVF over vectors kept per shard: train on a seeded sample, one ``add_shard`` unit per
+    shard on ``executor``, merge into on-disk lists, swap the folder in. Resumable: the trained
+    index and finished shards of an interrupted build are kept in ``.<kind>.build``."""
+    from backend import index_shards
+
+    files = vector_shards(name, kind, root)
+    vectors = load_vectors(name, kind, root)
+    n, d = vectors.shape
+    plan = vindex.choose(n, d, kind="ivf-sq8")
+    work = paths.dataset_dir(name, root) / "index" / f".{kind}.build"
+    work.mkdir(parents=True, exist_ok=True)
+    trained = work / "trained.index"
+    if not trained.is_file():
+        rows = np.sort(
+            np.random.default_rng(SHARDED_TRAIN_SEED).choice(n, min(n, plan.train_size), False)
+        )
+        index_shards.save_trained(index_shards.train(vectors[rows], plan.factory), trained,
+                                  plan.factory)  # fmt: skip
+    done = 0
+
+    def finished(_key: str, result: dict[str, Any]) -> None:
+        nonlocal done
+        done += 1
+        if progress:
+            progress(kind, done, len(files))
+
+    added = index_shards.add_shards(
+        trained, [p for _, p in files], work / "shards", executor, done=finished
+    )
+    final = ondisk_path(name, kind, root)
+    new = final.with_name(f".{final.name}.new")
+    shutil.rmtree(new, ignore_errors=True)
+    meta = index_shards.merge(trained, added["paths"], new, params=plan.params)
+    old = final.with_name(f".{final.name}.old")
+    if final.exists():
+        final.rename(old)
+    new.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
+    shutil.rmtree(work, ignore_errors=True)
+    index_path(name, kind, root).unlink(missing_ok=True)  # one index per kind
+    return {**meta, "layout": "on-disk lists", "shards": len(files)}
+
+
+def build_indexes(
+    name: str,
+    root: Path | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+    executor: Executor | None = None,
+) -> dict[str, Any]:
+    """FAISS index for each embedding kind and the keyword index; recorded in the manifest.
+
+    Vectors kept per shard (the embed step's layout past ``CONCAT_MAX_ROWS``) get an IVF
+    index built shard by shard on ``executor`` with its lists on disk (``ondisk_path``)."""
     t0, started = time.perf_counter(), now()
     kinds = describe(name, root).get("kinds", {})
     if not kinds:
         raise SearchError(f"{name!r} has no embeddings: run `python -m backend embed {name}`")
     built: dict[str, Any] = {}
     for kind, info in kinds.items():
+        if vector_shards(name, kind, root):
+            built[kind] = _build_sharded(name, kind, root, executor, progress)
+            built[kind]["model"] = info.get("model")
+            continue
         vectors = load_vectors(name, kind, root)
         plan = vindex.choose(*vectors.shape)
         idx = vindex.build(
@@ -129,9 +195,7 @@ def hits(
     finally:
         con.close()
     by_id = {r[0]: dict(zip(CARD_COLUMNS, r, strict=True)) for r in rows}
-    return [
-        {**by_id[i], "score": float(s)} for i, s in zip(ids, scores, strict=True) if i in by_id
-    ]
+    return [{**by_id[i], "score": float(s)} for i, s in zip(ids, scores, strict=True) if i in by_id]
 
 
 class Searcher:
@@ -146,7 +210,13 @@ class Searcher:
         if kind not in self._indexes:
             path = index_path(self.name, kind, self.root)
             model = self.embed.get("kinds", {}).get(kind, {}).get("model")
-            idx, _ = vindex.load(path, mmap=False, expect_model=model, name=self.name)
+            ondisk = ondisk_path(self.name, kind, self.root)
+            if not path.is_file() and ondisk.is_dir():  # lists stay on disk, page-cached
+                from backend import index_shards
+
+                idx, _ = index_shards.open_index(ondisk)
+            else:
+                idx, _ = vindex.load(path, mmap=False, expect_model=model, name=self.name)
             self._indexes[kind] = (idx, load_vectors(self.name, kind, self.root))
         return self._indexes[kind]
 

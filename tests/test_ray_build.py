@@ -171,8 +171,35 @@ def test_big_datasets_keep_vectors_per_shard(local_build: dict, source: Path, tm
         assert len(files) == 4
         joined = np.concatenate([np.load(p) for _, p in files])
         assert np.array_equal(joined, local_build["vecs"][kind])
-        with pytest.raises(FileNotFoundError, match="kept per shard"):
-            load_vectors("d", kind, tmp_path)
+        v = load_vectors("d", kind, tmp_path)  # one array over the shard files
+        want = local_build["vecs"][kind]
+        assert v.shape == want.shape and np.array_equal(v[:], want)
+        assert np.array_equal(v[55:130], want[55:130])  # a slice across shard edges
+        ids = np.array([199, 3, 61, 59, 119])
+        assert np.array_equal(v[ids], want[ids]) and np.array_equal(v[61], want[61])
+        assert np.array_equal(v[want[:, 0] > 0], want[want[:, 0] > 0])
     again = embed("d", tmp_path, mode="packaged", executor=Executor("local", workers=2),
                   concat_max=100)  # fmt: skip
     assert again["kinds"]["img"] == rec["kinds"]["img"]  # nothing redone
+
+
+def test_sharded_vectors_get_an_on_disk_index(source: Path, tmp_path: Path) -> None:
+    """Past CONCAT_MAX_ROWS the index is built shard by shard, lists on disk; search and
+    "more like this" use it and find what the vectors say is nearest."""
+    from backend.search import Searcher, build_indexes, index_path, ondisk_path
+
+    build("d", source, "webdataset", root=tmp_path, workers=2)
+    ex = Executor("local", workers=2)
+    embed("d", tmp_path, mode="packaged", executor=ex, concat_max=100)
+    rec = build_indexes("d", tmp_path, executor=ex)
+    assert rec["faiss"]["img"]["layout"] == "on-disk lists" and rec["faiss"]["img"]["shards"] == 4
+    assert (ondisk_path("d", "img", tmp_path) / "merged.ivfdata").is_file()
+    assert not index_path("d", "img", tmp_path).exists()
+    from backend.embed import load_vectors
+
+    v = np.asarray(load_vectors("d", "img", tmp_path), dtype=np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    row = 130
+    want = [int(i) for i in np.argsort(-(v @ v[row]))[1:6]]  # exact neighbours, self excluded
+    got = [h["row_id"] for h in Searcher("d", tmp_path).like_row(row, k=5).hits]
+    assert len(set(got) & set(want)) >= 4  # IVF-SQ8 over 4 merged shards
