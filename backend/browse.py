@@ -39,6 +39,22 @@ def column_range(con: duckdb.DuckDBPyConnection, column: str) -> tuple[float | N
     return lo, hi
 
 
+def column_ranges(
+    con: duckdb.DuckDBPyConnection, names: list[str]
+) -> dict[str, tuple[float | None, float | None]]:
+    """(min, max) of each column in one scan: over parquet shards each separate query is a
+    scan of its own (10^8 rows: ~0.5 s a column), one query reads them all in one pass."""
+    cols = columns(con)
+    for c in names:
+        if c not in cols:
+            raise KeyError(c)
+    if not names:
+        return {}
+    parts = ", ".join(f"min({quote_ident(c)}), max({quote_ident(c)})" for c in names)
+    got = con.execute(f"SELECT {parts} FROM samples").fetchone()
+    return {c: (got[2 * i], got[2 * i + 1]) for i, c in enumerate(names)}
+
+
 def shard_counts(con: duckdb.DuckDBPyConnection) -> list[tuple[str, int]]:
     return con.execute("SELECT shard, count(*) FROM samples GROUP BY 1 ORDER BY 1").fetchall()
 

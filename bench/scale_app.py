@@ -87,7 +87,7 @@ def queries(name: str, root: Path, concepts: bool) -> dict[str, Callable[[Any], 
     frame: dict[str, Any] = {}
 
     def facts(con):
-        return ({c: browse.column_range(con, c) for c in browse.numeric_columns(con)},
+        return (browse.column_ranges(con, browse.numeric_columns(con)),
                 browse.shard_counts(con))  # fmt: skip
 
     def map_frame(con):

@@ -62,6 +62,10 @@ def test_rows_match_what_was_written(con, truth) -> None:
     want = int(((nsfw >= 0.5) & (nsfw <= 1.0)).sum())
     assert 0 < want < ROWS / 5
     assert browse.count(con, Selection(ranges={"nsfw": (0.5, 1.0)})) == want
+    got = browse.column_ranges(con, ["nsfw", "width", "map_x"])
+    for col in ("nsfw", "width", "map_x"):
+        values = truth[col].to_numpy()
+        assert got[col] == browse.column_range(con, col) == (values.min(), values.max())
     captions = truth["caption"].to_pylist()
     assert browse.count(con, Selection(text="dog")) == sum("dog" in c.lower() for c in captions)
     shard = truth["shard"].to_numpy()

@@ -154,7 +154,7 @@ def _facts(name: str, store: str, mtime_ns: int) -> dict[str, Any]:
     """Column facts the filter widgets need, read once per store version."""
     con = connection(name)
     numeric = browse.numeric_columns(con)
-    ranges = {c: browse.column_range(con, c) for c in numeric}
+    ranges = browse.column_ranges(con, numeric)
     return {
         "columns": browse.columns(con),
         "numeric": numeric,
