@@ -114,7 +114,9 @@ class Executor:
         tries = {u.key: 0 for u in units}
         pending = list(units)
         while pending:
-            pool = ProcessPoolExecutor(max_workers=self._workers(pending), mp_context=ctx)
+            pool = ProcessPoolExecutor(
+                max_workers=self._workers(pending), mp_context=ctx, initializer=one_thread
+            )
             futures: dict[Future, Unit] = {pool.submit(u.fn, *u.args): u for u in pending}
             pending = []
             broken = False
@@ -170,6 +172,18 @@ class Executor:
         finally:
             if started_here:
                 ray.shutdown()
+
+
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+
+def one_thread() -> None:
+    """A pool worker runs one unit at a time on one core, as a Ray task with ``num_cpus=1``
+    does (Ray sets the same variables): without this every library in every worker starts a
+    thread per core and the workers fight over the cores."""
+    for var in THREAD_VARS:
+        os.environ[var] = "1"
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
 
 
 def run_unit(fn: Callable[..., Any], args: tuple) -> Any:
