@@ -286,6 +286,12 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_synth(args: argparse.Namespace) -> int:
+    from backend.synth import main as synth_main
+
+    return synth_main([args.name, *args.rest])
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m backend", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -377,6 +383,18 @@ def parser() -> argparse.ArgumentParser:
     ls = sub.add_parser("list", help="the datasets in the workspace")
     ls.add_argument("--json", action="store_true")
     ls.set_defaults(func=cmd_list)
+
+    sy = sub.add_parser(
+        "synth",
+        help="write a synthetic 10^7-10^8-row dataset (parquet shards, no images) to test scale",
+    )
+    sy.add_argument("name")
+    sy.add_argument(
+        "rest",
+        nargs=argparse.REMAINDER,
+        help="--rows N [--shards S] [--root DIR] [--seed 0] [--no-concepts] [--overwrite]",
+    )
+    sy.set_defaults(func=cmd_synth)
 
     from backend.export.command import add_parser as add_export_parser
 

@@ -143,3 +143,13 @@ def test_refuses_to_overwrite_unless_asked(home: Path) -> None:
         synth.generate("syn", 10, 1, home)
     with pytest.raises(ValueError):
         synth.generate("bad", 10, 20, home)
+
+
+def test_cli_verb_writes_a_dataset_the_app_lists(workspace: Path, capsys) -> None:
+    from backend.cli import main
+
+    assert main(["synth", "big", "--rows", "12000", "--shards", "3", "--no-concepts"]) == 0
+    assert len(list((workspace / "big" / "parts").glob("*.parquet"))) == 3
+    assert main(["info", "big", "--json"]) == 0
+    assert '"rows": 12000' in capsys.readouterr().out
+    assert main(["synth", "big", "--rows", "10"]) == 2  # exists: refused without --overwrite
