@@ -327,9 +327,19 @@ def build_dataset(
     The store is opened read-only with a ``duckdb_mb`` memory limit: a scan of every caption
     otherwise fills DuckDB's block cache (~0.9 GB more at 10^7 rows, growing with the table).
     """
-    from backend.store import connect
+    from backend.store import connect, parquet_parts
 
     connect(name, root).close()  # raises StoreMissing with the build command when absent
+    if parquet_parts(name, root):  # samples is a view over parquet: the allowed-files connection
+        con = connect(name, root)
+        try:
+            con.execute(f"SET memory_limit = '{int(duckdb_mb)}MB'")
+        except duckdb.Error:  # configuration locked: keep the default limit
+            pass
+        try:
+            return build_index(con, index_dir(name, root), progress=progress, heap_mb=heap_mb)
+        finally:
+            con.close()
     try:
         con = duckdb.connect(
             str(paths.store_path(name, root).resolve()),

@@ -40,9 +40,10 @@ from typing import Any  # noqa: E402
 
 import duckdb  # noqa: E402
 
-from backend import browse, mapview, paths, synth  # noqa: E402
+from backend import browse, keyword, mapview, paths, synth  # noqa: E402
 from backend.concepts.run import load  # noqa: E402
 from backend.manifest import read_manifest  # noqa: E402
+from backend.search import resolve_keywords  # noqa: E402
 from backend.selection import Selection  # noqa: E402
 from backend.store import connect, create_store, parquet_parts, swap_in  # noqa: E402
 
@@ -114,6 +115,10 @@ def queries(name: str, root: Path, concepts: bool) -> dict[str, Callable[[Any], 
         "map: cluster table": lambda c: len(mapview.clusters(c, Selection(), [])),
         "safety: flag counts": checks,
     }  # fmt: skip
+    if keyword.index_dir(name, root).is_dir():
+        q["count: caption keyword 'lighthouse' (BM25 index)"] = lambda c: browse.count(
+            c, resolve_keywords(name, Selection(keywords="lighthouse"), root)
+        )
     if concepts:
         q["concepts: load result set"] = lambda c: len(load(name, synth.VOCAB, root).rows)
     return q
@@ -161,6 +166,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--no-native", action="store_true", help="skip the native-table baseline")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--keywords", action="store_true", help="build and time the BM25 index too")
     a = ap.parse_args()
     root = a.dir.resolve()
     root.mkdir(parents=True, exist_ok=True)
@@ -175,6 +181,13 @@ def main() -> None:
                  "generate_phases": rec.get("phases"), "reused": rec["reused"],
                  "bytes_parts": dir_bytes(paths.dataset_dir(name, root) / "parts"),
                  "bytes_total": dir_bytes(paths.dataset_dir(name, root))}  # fmt: skip
+        if a.keywords and not keyword.index_dir(name, root).is_dir():
+            t0 = time.perf_counter()
+            kw = keyword.build_dataset(name, root)
+            entry["keyword_index"] = {"seconds": time.perf_counter() - t0,
+                                      "bytes": kw["size_bytes"]}  # fmt: skip
+            print(f"keyword index of {name}: {entry['keyword_index']['seconds']:.0f} s, "
+                  f"{kw['size_bytes'] / 1e9:.2f} GB", flush=True)  # fmt: skip
         entry["queries"] = measure(name, root, a.repeats, concepts=True)
         results["sizes"][str(rows)] = entry
         if native is None and not a.no_native:
