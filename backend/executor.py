@@ -33,6 +33,20 @@ KINDS = ("inline", "local", "ray")
 Done = Callable[[str, Any], None]  # (unit key, unit result), called as each unit finishes
 
 
+def counting(progress: Callable[[str, int, int], None] | None, phase: str, done: int,
+             total: int) -> Done:  # fmt: skip
+    """A ``done`` callback for units that return how many rows they did: reports
+    ``progress(phase, rows done so far, total)``, starting from ``done``."""
+    state = {"done": done}
+
+    def finished(_key: str, rows: int) -> None:
+        state["done"] += rows
+        if progress:
+            progress(phase, state["done"], total)
+
+    return finished
+
+
 class UnitFailed(RuntimeError):
     """A unit failed on every try; the message names it and the last error."""
 

@@ -25,7 +25,7 @@ import pyarrow as pa
 from backend import paths
 from backend.columns import add_columns
 from backend.embed import describe, load_vectors
-from backend.executor import Executor, Unit
+from backend.executor import Executor, Unit, counting
 from backend.manifest import now, read_manifest, step_record, update_manifest, write_json_atomic
 from backend.store import connect
 from backend.terms import cluster_labels
@@ -270,14 +270,7 @@ def _transform_units(reducer, x, rest, out, executor, scratch, progress) -> None
     os.replace(scratch / ".model.pkl", scratch / "model.pkl")
     np.save(scratch / "x.npy", x)
     np.save(scratch / "rest.npy", rest)
-    n, done = len(x), len(x) - len(rest)
-
-    def finished(_key: str, rows: int) -> None:
-        nonlocal done
-        done += rows
-        if progress:
-            progress("umap", done, n)
-
+    finished = counting(progress, "umap", len(x) - len(rest), len(x))
     batches = [
         (lo, min(len(rest), lo + TRANSFORM_BATCH)) for lo in range(0, len(rest), TRANSFORM_BATCH)
     ]

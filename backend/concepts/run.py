@@ -28,7 +28,7 @@ from backend import paths
 from backend.concepts import stats
 from backend.concepts.match import match_captions, matcher
 from backend.concepts.vocab import Vocabulary
-from backend.executor import Executor, Unit
+from backend.executor import Executor, Unit, counting
 from backend.manifest import now, read_manifest, write_json_atomic
 from backend.store import connect
 
@@ -126,13 +126,7 @@ def _caption_hits_units(name, vocab, root, plurals, chunk, progress, executor):
     write_json_atomic(parts / "meta.json", meta)
     todo = [(lo, hi) for lo, hi in ranges if not (parts / f"{lo:012d}.npz").is_file()]
     done = total - sum(hi - lo for lo, hi in todo)
-
-    def finished(_key: str, rows: int) -> None:
-        nonlocal done
-        done += rows
-        if progress:
-            progress("caption concepts", done, total)
-
+    finished = counting(progress, "caption concepts", done, total)
     units = [
         Unit(f"rows {lo}-{hi}", concepts_unit, (name, root, vocab, plurals, lo, hi, parts, chunk))
         for lo, hi in todo
