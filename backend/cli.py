@@ -302,7 +302,7 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--format", default="auto", choices=FORMATS)
     b.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     b.add_argument("--json", action="store_true", help="print the result as JSON")
-    add_executor_arguments(b, default="local")
+    add_executor_arguments(b)
     b.set_defaults(func=cmd_build)
 
     d = sub.add_parser("demo", help="generate the offline demo dataset and build it")

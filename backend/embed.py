@@ -406,6 +406,7 @@ def _embed_units(
     into ``<kind>.npy``, or keep them as ``shards/<kind>/<first row>.npy`` above
     ``concat_max`` rows."""
     t0 = time.perf_counter()
+    root = paths.workspace() if root is None else root  # workers may have another environment
     ranges = unit_ranges(con)
     parts = {kind: out_dir / f".{kind}.parts" for kind in encs}
     for kind, enc in encs.items():

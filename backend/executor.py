@@ -226,14 +226,14 @@ def _ensure_ray(address: str | None, workers: int | None) -> bool:
     return True
 
 
-def add_arguments(parser, default: str | None = None) -> None:
+def add_arguments(parser) -> None:
     """``--executor``, ``--ray-address`` and ``--workers`` for a build step's CLI verb."""
-    here = "a local process pool" if default == "local" else "this process, chunk by chunk"
     parser.add_argument(
         "--executor",
-        choices=("local", "ray"),
-        default=default,
-        help=f"run per shard on a local process pool or on Ray (default: {here})",
+        choices=("local", "ray", "in-process"),
+        default="local",
+        help="where the per-shard work runs: a local process pool (default), Ray, or this "
+        "process chunk by chunk (what the app's buttons do)",
     )
     parser.add_argument(
         "--ray-address",
@@ -245,10 +245,10 @@ def add_arguments(parser, default: str | None = None) -> None:
 
 
 def from_args(args) -> Executor | None:
-    """The executor the CLI arguments ask for (None: the step's in-process default)."""
+    """The executor the CLI arguments ask for (None: in this process)."""
     kind = getattr(args, "executor", None)
-    if getattr(args, "ray_address", None) and kind is None:
+    if getattr(args, "ray_address", None):
         kind = "ray"
-    if kind is None:
+    if kind in (None, "in-process"):
         return None
     return Executor(kind, workers=getattr(args, "workers", None), ray_address=args.ray_address)

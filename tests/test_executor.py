@@ -69,7 +69,9 @@ def test_cli_arguments() -> None:
 
     p = argparse.ArgumentParser()
     add_arguments(p)
-    assert from_args(p.parse_args([])) is None  # the step's own in-process default
+    ex = from_args(p.parse_args([]))
+    assert (ex.kind, ex.workers) == ("local", None)  # the CLI's default: a process pool
+    assert from_args(p.parse_args(["--executor", "in-process"])) is None
     ex = from_args(p.parse_args(["--executor", "ray", "--workers", "3"]))
     assert (ex.kind, ex.workers, ex.ray_address) == ("ray", 3, None)
     ex = from_args(p.parse_args(["--ray-address", "auto"]))  # an address implies Ray

@@ -111,6 +111,7 @@ def _caption_hits_units(name, vocab, root, plurals, chunk, progress, executor):
     (under ``concepts/.parts/<vocab>``) so a rerun after a crash does only what is left."""
     from backend.embed import unit_ranges
 
+    root = paths.workspace() if root is None else root  # workers may have another environment
     con = connect(name, root)
     try:
         total = con.execute("SELECT count(*) FROM samples").fetchone()[0]

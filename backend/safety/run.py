@@ -216,8 +216,12 @@ def _score_units(
 ) -> dict[str, int]:
     """One unit per source shard on ``executor``; return rows computed per scorer (and add
     the scorers' own time in the workers to ``seconds``)."""
+    from dataclasses import replace
+
     from backend.embed import unit_ranges
 
+    if ctx.root is None:  # workers may have another environment: name the workspace
+        ctx = replace(ctx, root=paths.workspace())
     ranges = unit_ranges(con)
     done = {s.name: n for s in loaded}
     units = []
