@@ -361,16 +361,18 @@ def embed_unit(
     hi: int,
     parts: dict[str, Path],
     batch: int,
+    threads: int = 1,
 ) -> tuple[int, dict[str, int]]:
     """Embed rows ``[lo, hi)`` for each kind in ``models`` into ``parts[kind]/<lo>.npy``
     (each committed atomically); return (rows, missing per kind).
 
-    One thread per worker: the executor parallelises across shards, and a fixed thread count
-    keeps the vectors bit-identical whichever executor ran the unit."""
+    ``threads``: 1 where the executor parallelises across shards (a fixed thread count also
+    keeps the vectors bit-identical whichever worker ran the unit); all cores when a lone
+    unit runs in the caller's process."""
     import torch
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # restored after: an inline unit runs in the caller's process
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)  # restored after: an inline unit runs in the caller
     missing = {}
     con = connect(name, root)
     try:
@@ -385,7 +387,7 @@ def embed_unit(
             os.replace(tmp, out / f"{lo:012d}.npy")  # the .npy is the commit: it lands last
     finally:
         con.close()
-        torch.set_num_threads(threads)
+        torch.set_num_threads(before)
     return hi - lo, missing
 
 
@@ -423,6 +425,8 @@ def _embed_units(
         if todo:
             args = (name, root, {k: models[k] for k in todo}, lo, hi, parts, batch)
             units.append(Unit(f"rows {lo}-{hi}", embed_unit, args))
+    threads = executor.unit_threads(len(units))
+    units = [Unit(u.key, u.fn, (*u.args, threads)) for u in units]
     resumed = len(ranges) - len(units)
 
     def report() -> None:

@@ -84,6 +84,16 @@ class Executor:
             out["ray_address"] = self.ray_address or "local"
         return out
 
+    def unit_threads(self, units: int) -> int:
+        """Threads a unit should use: 1 when units run side by side (a Ray task has one CPU),
+        all cores when they run one at a time in this process."""
+        if self.kind == "ray":
+            return 1
+        workers = (
+            1 if self.kind == "inline" else max(1, min(self.workers or os.cpu_count() or 1, units))
+        )
+        return 1 if workers > 1 else os.cpu_count() or 1
+
     def connect(self) -> None:
         """Start or join the Ray cluster now, so that several steps share it (no-op else)."""
         if self.kind == "ray":
