@@ -377,8 +377,8 @@ def embed_unit(
     con = connect(name, root)
     try:
         for kind, model in models.items():
-            vecs, missing[kind] = _embed_chunk(
-                kind, _worker_encoder(kind, model), con, lo, hi, batch, 0
+            vecs, missing[kind] = _embed_chunk(  # a unit with several CPUs decodes in parallel
+                kind, _worker_encoder(kind, model), con, lo, hi, batch, max(0, threads - 1)
             )
             out = parts[kind]
             tmp = out / f".{lo:012d}.{os.getpid()}.tmp.npy"

@@ -68,6 +68,8 @@ class Executor:
     workers: int | None = None
     ray_address: str | None = None
     retries: int = 2
+    cpus: int = 1  # CPUs a Ray task asks for (a GPU unit wants several, to decode images)
+    gpus: float = 0.0  # GPUs a Ray task asks for (0.5: two units share one GPU)
     preload: tuple[str, ...] = ("backend.executor",)
     stats: dict[str, Any] = field(default_factory=dict)
 
@@ -76,19 +78,21 @@ class Executor:
             raise ValueError(f"unknown executor {self.kind!r}: use one of {', '.join(KINDS)}")
         if self.ray_address and self.kind != "ray":
             raise ValueError("--ray-address needs --executor ray")
+        if self.cpus < 1 or self.gpus < 0:
+            raise ValueError("a unit needs at least one CPU and no negative GPUs")
 
     def describe(self) -> dict[str, Any]:
         """What goes into a step's manifest record."""
         out: dict[str, Any] = {"kind": self.kind, "workers": self.workers}
         if self.kind == "ray":
-            out["ray_address"] = self.ray_address or "local"
+            out.update(ray_address=self.ray_address or "local", cpus=self.cpus, gpus=self.gpus)
         return out
 
     def unit_threads(self, units: int) -> int:
         """Threads a unit should use: 1 when units run side by side (a Ray task has one CPU),
         all cores when they run one at a time in this process."""
         if self.kind == "ray":
-            return 1
+            return self.cpus
         workers = (
             1 if self.kind == "inline" else max(1, min(self.workers or os.cpu_count() or 1, units))
         )
@@ -175,9 +179,22 @@ class Executor:
 
         started_here = _ensure_ray(self.ray_address, self.workers)
         try:
-            remote = ray.remote(num_cpus=1, max_retries=self.retries, retry_exceptions=True)(
-                run_unit
-            )
+            have = ray.cluster_resources()
+            for what, need in (("CPU", self.cpus), ("GPU", self.gpus)):
+                if need and not any(  # a task no node can hold would wait forever
+                    node.get("Resources", {}).get(what, 0) >= need for node in ray.nodes()
+                ):
+                    raise UnitFailed(
+                        f"no node of the Ray cluster has {need} {what} for one unit (the "
+                        f"cluster has {have.get(what, 0)} in all): lower --{what.lower()}s-per-"
+                        "unit or add such nodes"
+                    )
+            remote = ray.remote(
+                num_cpus=self.cpus,
+                num_gpus=self.gpus,
+                max_retries=self.retries,
+                retry_exceptions=True,
+            )(run_unit)
             refs = {remote.remote(u.fn, u.args): u for u in units}
             results: dict[str, Any] = {}
             while refs:
@@ -250,6 +267,18 @@ def add_arguments(parser) -> None:
         default=None,
         help="Ray cluster to use (auto, or ray://head:10001); default: start a local one",
     )
+    parser.add_argument(
+        "--cpus-per-unit",
+        type=int,
+        default=1,
+        help="CPUs a Ray task takes (GPU embedding: enough to decode images)",
+    )
+    parser.add_argument(
+        "--gpus-per-unit",
+        type=float,
+        default=0.0,
+        help="GPUs a Ray task takes (embedding on GPU nodes: 1, or 0.5 to share)",
+    )
     if not any(a.dest == "workers" for a in parser._actions):
         parser.add_argument("--workers", type=int, default=None, help="processes (default: cores)")
 
@@ -261,4 +290,10 @@ def from_args(args) -> Executor | None:
         kind = "ray"
     if kind in (None, "in-process"):
         return None
-    return Executor(kind, workers=getattr(args, "workers", None), ray_address=args.ray_address)
+    return Executor(
+        kind,
+        workers=getattr(args, "workers", None),
+        ray_address=args.ray_address,
+        cpus=getattr(args, "cpus_per_unit", 1),
+        gpus=getattr(args, "gpus_per_unit", 0.0),
+    )

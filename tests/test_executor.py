@@ -73,7 +73,12 @@ def test_cli_arguments() -> None:
     assert (ex.kind, ex.workers) == ("local", None)  # the CLI's default: a process pool
     assert from_args(p.parse_args(["--executor", "in-process"])) is None
     ex = from_args(p.parse_args(["--executor", "ray", "--workers", "3"]))
-    assert (ex.kind, ex.workers, ex.ray_address) == ("ray", 3, None)
+    assert (ex.kind, ex.workers, ex.ray_address, ex.cpus, ex.gpus) == ("ray", 3, None, 1, 0.0)
+    ex = from_args(p.parse_args(["--executor", "ray", "--gpus-per-unit", "0.5",
+                                 "--cpus-per-unit", "8"]))  # fmt: skip
+    assert (ex.gpus, ex.cpus, ex.unit_threads(10)) == (0.5, 8, 8)
+    assert Executor("local", workers=2).unit_threads(4) == 1  # side by side: one thread each
+    assert Executor("local", workers=2).unit_threads(1) == os.cpu_count()  # alone: all cores
     ex = from_args(p.parse_args(["--ray-address", "auto"]))  # an address implies Ray
     assert (ex.kind, ex.ray_address) == ("ray", "auto")
     with pytest.raises(ValueError, match="needs --executor ray"):

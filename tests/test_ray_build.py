@@ -203,3 +203,18 @@ def test_sharded_vectors_get_an_on_disk_index(source: Path, tmp_path: Path) -> N
     want = [int(i) for i in np.argsort(-(v @ v[row]))[1:6]]  # exact neighbours, self excluded
     got = [h["row_id"] for h in Searcher("d", tmp_path).like_row(row, k=5).hits]
     assert len(set(got) & set(want)) >= 4  # IVF-SQ8 over 4 merged shards
+
+
+def test_gpu_units_on_a_cluster_without_gpus_fail_at_once(cluster: Executor) -> None:
+    """A task no node can hold would wait forever: refused up front, saying what to change."""
+    from dataclasses import replace
+
+    from backend.executor import Unit, UnitFailed
+
+    ex = replace(cluster, gpus=1.0)
+    t0 = time.perf_counter()
+    with pytest.raises(UnitFailed, match="no node of the Ray cluster has 1.0 GPU"):
+        ex.run([Unit("s0", int, ("7",))])
+    assert time.perf_counter() - t0 < 30
+    assert replace(cluster, cpus=2).run([Unit("s0", int, ("7",))]) == {"s0": 7}  # 2 CPUs fit
+    assert ex.describe()["gpus"] == 1.0
