@@ -93,10 +93,8 @@ class Executor:
         all cores when they run one at a time in this process."""
         if self.kind == "ray":
             return self.cpus
-        workers = (
-            1 if self.kind == "inline" else max(1, min(self.workers or os.cpu_count() or 1, units))
-        )
-        return 1 if workers > 1 else os.cpu_count() or 1
+        side_by_side = self.kind == "local" and self._workers(units) > 1
+        return 1 if side_by_side else os.cpu_count() or 1
 
     def connect(self) -> None:
         """Start or join the Ray cluster now, so that several steps share it (no-op else)."""
@@ -108,14 +106,15 @@ class Executor:
         self.stats = {"retried": 0, "units": len(units)}
         if not units:
             return {}
-        if self.kind == "inline" or (self.kind == "local" and self._workers(units) == 1):
+        if self.kind == "inline" or (self.kind == "local" and self._workers(len(units)) == 1):
             return self._inline(units, done)
         if self.kind == "local":
             return self._local(units, done)
         return self._ray(units, done)
 
-    def _workers(self, units: Sequence[Unit]) -> int:
-        return max(1, min(self.workers or os.cpu_count() or 1, len(units)))
+    def _workers(self, units: int) -> int:
+        """Pool processes for ``units`` units: the asked-for count, never more than units."""
+        return max(1, min(self.workers or os.cpu_count() or 1, units))
 
     def _inline(self, units: Sequence[Unit], done: Done | None) -> dict[str, Any]:
         results = {}
@@ -143,7 +142,7 @@ class Executor:
         pending = list(units)
         while pending:
             pool = ProcessPoolExecutor(
-                max_workers=self._workers(pending), mp_context=ctx, initializer=one_thread
+                max_workers=self._workers(len(pending)), mp_context=ctx, initializer=one_thread
             )
             futures: dict[Future, Unit] = {pool.submit(u.fn, *u.args): u for u in pending}
             pending = []
