@@ -1,0 +1,49 @@
+"""The demo CLIP: a small open_clip model trained by this project on the demo's own scenes.
+
+It exists so that every CLIP feature (text→image search, CLIP score, zero-shot concepts,
+semantic duplicates, the image map) runs on learned weights offline and in CI. It is loaded
+exactly like a user's checkpoint (``backend.models.load_clip(MODEL_NAME, checkpoint=...)``), so
+the vectors, index, query encoding and prompts are the real code. It knows the generator's
+shapes, colours, counts and backgrounds and nothing else: real CLIP weights win when they load.
+
+This module stays import-light (no torch) so that UI code can read the constants.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from backend.models import Encoder
+
+MODEL_NAME = "tailscope-demo-clip"  # backend/model_configs/tailscope-demo-clip.json
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+CHECKPOINT = WEIGHTS_DIR / "demo-clip.pt"
+CARD = WEIGHTS_DIR / "demo-clip.json"  # size, sha256, training figures, the command that remakes it
+DEMO_CLIP_NOTE = (
+    "demo CLIP, trained on generated scenes: it knows shapes, colours, counts and backgrounds, "
+    "nothing else"
+)
+REMAKE_COMMAND = "python -m backend demo-clip train"
+
+
+def available() -> bool:
+    """Whether the committed checkpoint is present (it ships with the repository)."""
+    return CHECKPOINT.is_file()
+
+
+def is_demo_clip(model_name: str | None) -> bool:
+    """Whether an embedding record's model name is the demo CLIP."""
+    return bool(model_name) and f"open_clip:{MODEL_NAME}/" in str(model_name)
+
+
+def load_demo_clip(device: str | None = None) -> Encoder:
+    """The demo CLIP through the user checkpoint path; raises ``ModelUnavailable`` if missing."""
+    from backend.models import ModelUnavailable, load_clip
+
+    if not available():
+        raise ModelUnavailable(
+            f"the demo CLIP checkpoint {CHECKPOINT} is missing: remake it with `{REMAKE_COMMAND}`"
+        )
+    return load_clip(MODEL_NAME, None, checkpoint=CHECKPOINT, device=device)
