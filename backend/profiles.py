@@ -207,8 +207,8 @@ def parse_mapping(items: Sequence[str] | None) -> dict[str, str]:
 
 def hand_field(canonical: str, column: str) -> Field:
     """A field mapped by hand: its provenance says so (the model is not known)."""
-    meaning = MEANING.get(canonical, canonical)
-    return Field(canonical, column, f"{meaning}, mapped by hand (--map-column)")
+    units = MEANING.get(canonical, "")
+    return Field(canonical, column, "mapped by hand with --map-column", units=units)
 
 
 @dataclass(frozen=True)
