@@ -7,6 +7,7 @@ from typing import Any
 
 from backend import paths
 from backend.manifest import read_manifest
+from backend.scores import catalog
 from backend.store import connect
 
 PIPELINE = ("ingest", "embed", "index", "map", "score", "concepts", "dedup")
@@ -24,6 +25,7 @@ def summary(name: str, root: Path | None = None) -> dict[str, Any]:
                 "SELECT reason, count(*) FROM rejects GROUP BY 1 ORDER BY 2 DESC, 1"
             ).fetchall()
         )
+        names = [r[0] for r in con.execute("DESCRIBE samples").fetchall()]
     finally:
         con.close()
     steps = manifest.get("steps", {})
@@ -39,4 +41,6 @@ def summary(name: str, root: Path | None = None) -> dict[str, Any]:
         "format": manifest.get("format"),
         "built_at": manifest.get("built_at"),
         "path": str(paths.dataset_dir(name, root)),
+        "profile": manifest.get("profile"),
+        "scores": catalog(manifest, names),
     }

@@ -42,7 +42,9 @@ def _print_build(result, as_json: bool) -> None:
 
 def cmd_build(args: argparse.Namespace) -> int:
     from backend.ingest import build
+    from backend.profiles import parse_mapping
 
+    mapping = parse_mapping(args.map_column)
     bar, update = _bar_progress(f"ingest {args.name}")
     try:
         result = build(
@@ -52,6 +54,8 @@ def cmd_build(args: argparse.Namespace) -> int:
             workers=args.workers,
             progress=update,
             executor=from_args(args),
+            profile=args.profile,
+            mapping=mapping,
         )
     finally:
         bar.close()
@@ -266,6 +270,12 @@ def cmd_info(args: argparse.Namespace) -> int:
     else:
         print(f"{info['name']}: {info['rows']} rows, {info['rejects']} rejected")
         print(f"  source: {info.get('source')} ({info.get('format')})")
+        if info.get("profile"):
+            p = info["profile"]
+            how = "forced" if p.get("forced") else "detected"
+            print(f"  profile: {p.get('name') or 'none'} — {p.get('title')} ({how})")
+        for col, sc in info.get("scores", {}).items():
+            print(f"  score {col}: {sc['label']} [{sc['source']}; model {sc['model']}]")
         print(f"  steps:  {', '.join(info['steps']) or 'none'}")
         for reason, n in info.get("reasons", {}).items():
             print(f"  rejected {n:>6}  {reason}")
@@ -302,6 +312,13 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--format", default="auto", choices=FORMATS)
     b.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     b.add_argument("--json", action="store_true", help="print the result as JSON")
+    from backend.profiles import BY_NAME as PROFILE_NAMES
+
+    b.add_argument("--profile", default=None, choices=sorted(PROFILE_NAMES),
+                   help="the known pool the tables come from (default: detected from the "
+                   "columns); a profile that does not fit is an error naming what is missing")
+    b.add_argument("--map-column", action="append", default=None, metavar="CANONICAL=COLUMN",
+                   help="map a column by hand, e.g. nsfw=my_nsfw_score, caption=alt (repeatable)")
     add_executor_arguments(b)
     b.set_defaults(func=cmd_build)
 

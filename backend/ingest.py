@@ -107,12 +107,29 @@ def _write_parquet(table: pa.Table, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def ingest_shard(fmt: str, shard: Shard, shard_idx: int, out_dir: Path) -> tuple[int, int]:
+def _add_domains(rows: list[Sample]) -> None:
+    """``domain`` and ``tld`` of every row's URL (a source's own ``domain``/``tld`` columns
+    are kept as ``src_domain``/``src_tld``); nothing when no row has a URL."""
+    if not any(r.url for r in rows):
+        return
+    from backend.domains import domain_tld
+
+    for r in rows:
+        for name in ("domain", "tld"):
+            if name in r.extra:
+                r.extra[f"src_{name}"] = r.extra.pop(name)
+        r.extra["domain"], r.extra["tld"] = domain_tld(r.url)
+
+
+def ingest_shard(
+    fmt: str, shard: Shard, shard_idx: int, out_dir: Path, options: dict | None = None
+) -> tuple[int, int]:
     """Read one shard into ``out_dir``: samples, rejects and given vectors, then a done marker.
 
     Pure with respect to the store: a function of the shard's files, safe to rerun anywhere.
+    ``options``: the reader's (a forced profile, columns mapped by hand).
     """
-    reader = reader_for(fmt)
+    reader = reader_for(fmt, options)
     kept: list[Sample] = []
     rejects: list[Reject] = []
     vectors: dict[str, list[np.ndarray]] = {}
@@ -125,6 +142,7 @@ def ingest_shard(fmt: str, shard: Shard, shard_idx: int, out_dir: Path) -> tuple
         for kind, vec in item.vectors.items():
             vectors.setdefault(kind, []).append(vec)
         kept.append(item)
+    _add_domains(kept)
     stem = f"{shard_idx:05d}"
     _write_parquet(_samples_table(kept, shard, shard_idx), out_dir / f"{stem}.samples.parquet")
     rej = pa.table(
@@ -161,9 +179,11 @@ def _pending(shards: list[Shard], out_dir: Path) -> list[int]:
     return todo
 
 
-def _prepare_staging(staging: Path, source: Path, fmt: str) -> Path:
+def _prepare_staging(staging: Path, source: Path, fmt: str, options: dict | None = None) -> Path:
     """Reuse the staging folder of an interrupted build of the same source, else start clean."""
     state = {"source": str(source), "format": fmt}
+    if options:  # another profile or mapping makes other rows: start clean
+        state["options"] = options
     shards_dir = staging / "shards"
     if read_manifest(staging / "state.json") != state:
         shutil.rmtree(staging, ignore_errors=True)
@@ -180,15 +200,20 @@ def build(
     workers: int | None = None,
     progress: Progress | None = None,
     executor: Executor | None = None,
+    profile: str | None = None,
+    mapping: dict[str, str] | None = None,
 ) -> BuildResult:
     """Ingest ``source`` as dataset ``name``; resumable; swaps the result in at the end.
 
-    Shards are read by ``executor`` (default: a local process pool of ``workers``)."""
+    Shards are read by ``executor`` (default: a local process pool of ``workers``).
+    ``profile`` forces a known pool's profile (default: detected from a table's schema) and
+    ``mapping`` maps canonical names to columns by hand (see :mod:`backend.profiles`)."""
     started, t0 = now(), time.perf_counter()
     paths.check_name(name)
     src = Path(source).expanduser().resolve()
     fmt = detect_format(src) if fmt == "auto" else fmt
-    reader = reader_for(fmt)
+    options = {k: v for k, v in {"profile": profile, "mapping": mapping}.items() if v} or None
+    reader = reader_for(fmt, options)
     if not src.exists():
         raise SourceError(f"source {src} does not exist")
     shards = reader.shards(src)
@@ -196,7 +221,8 @@ def build(
         raise SourceError(f"{src} holds no {fmt} shards: nothing to ingest")
     ds_dir = paths.dataset_dir(name, root)
     staging = paths.staging_dir(name, root)
-    shards_dir = _prepare_staging(staging, src, fmt)
+    shards_dir = _prepare_staging(staging, src, fmt, options)
+    pool = _profile_record(shards, options)
     todo = _pending(shards, shards_dir)
     resumed = len(shards) - len(todo)
     rows_read = 0
@@ -205,7 +231,8 @@ def build(
         progress(done, len(shards), rows_read)
     ex = executor or Executor("local", workers=workers, preload=("backend.ingest",))
     units = [
-        Unit(f"{i}:{shards[i].name}", ingest_shard, (fmt, shards[i], i, shards_dir)) for i in todo
+        Unit(f"{i}:{shards[i].name}", ingest_shard, (fmt, shards[i], i, shards_dir, options))
+        for i in todo
     ]
 
     def finished(_key: str, result: tuple[int, int]) -> None:
@@ -219,7 +246,7 @@ def build(
     counts = _assemble(name, ds_dir, staging, shards_dir, len(shards))
     seconds = time.perf_counter() - t0
     record = step_record(
-        {"source": str(src), "format": fmt, "executor": ex.describe()},
+        {"source": str(src), "format": fmt, "executor": ex.describe(), **(options or {})},
         started,
         seconds,
         rows=counts["rows"],
@@ -228,10 +255,22 @@ def build(
         resumed_shards=resumed,
         reasons=counts["reasons"],
     )
+    counts["profile"] = pool
     _finish(name, ds_dir, staging, src, fmt, record, counts)
     return BuildResult(
         name, counts["rows"], counts["rejects"], len(shards), resumed, seconds, counts["reasons"]
     )
+
+
+def _profile_record(shards: list[Shard], options: dict | None) -> dict | None:
+    """The known pool the first table shard belongs to, with its mapped fields (recorded in
+    the manifest); None for sources that are not tables."""
+    from backend.sources.table import TABLE_EXTS, TableSource
+
+    first = next((p for s in shards for p in s.paths if p.suffix.lower() in TABLE_EXTS), None)
+    if first is None:
+        return None
+    return TableSource(**(options or {})).resolve(first).record()
 
 
 def _assemble(name: str, ds_dir: Path, staging: Path, shards_dir: Path, n: int) -> dict:
@@ -320,6 +359,8 @@ def _finish(
         "steps": {"ingest": record},
         "models": {},
     }
+    if counts.get("profile"):
+        manifest["profile"] = counts["profile"]
     if counts["vectors"]:
         given = f"given by source ({fmt})"
         kinds = {

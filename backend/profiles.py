@@ -237,9 +237,10 @@ class Resolved:
 
 
 def field_record(f: Field) -> dict[str, Any]:
-    return {"column": f.canonical, "shipped_column": f.column, "origin": f.origin,
-            "model": f.model, "units": f.units, "transform": f.transform, "label": f.label,
-            "score": f.is_score}  # fmt: skip
+    """A field as the manifest keeps it; ``column`` is where it lands in ``samples``."""
+    return {"column": {"uid": "key"}.get(f.canonical, f.canonical), "shipped_column": f.column,
+            "origin": f.origin, "model": f.model, "units": f.units, "transform": f.transform,
+            "label": f.label, "score": f.is_score}  # fmt: skip
 
 
 def resolve(names: Sequence[str], profile: str | None = None,

@@ -22,15 +22,20 @@ def cmd_score(args: argparse.Namespace) -> int:
     bars, update = _bars()
     try:
         rec = score(args.name, names, chunk=args.chunk, rebuild=args.rebuild, progress=update,
-                    executor=from_args(args))  # fmt: skip
+                    executor=from_args(args), recompute=args.recompute)  # fmt: skip
     finally:
         for b in bars.values():
             b.close()
     for name, why in rec.get("skipped", {}).items():
         print(f"skipped {name}: {why}", file=sys.stderr)
+    for name, why in rec.get("kept_shipped", {}).items():
+        print(f"kept shipped {name}: {why}", file=sys.stderr)
     if args.json:
         print(json.dumps(rec, indent=2, default=str))
         return 0 if rec.get("scorers") or not rec.get("skipped") else 3
+    if rec.get("status") == "skipped" and rec.get("kept_shipped") and not rec.get("skipped"):
+        print("nothing to compute: the dataset ships these scores (see above)")
+        return 0
     if rec.get("status") == "skipped":
         print("no scorer could run: install what the messages above name")
         return 3
@@ -105,6 +110,9 @@ def add_parser(sub) -> None:
     )
     s.add_argument("--chunk", type=int, default=256, help="rows per resumable chunk")
     s.add_argument("--rebuild", action="store_true", help="discard finished chunks first")
+    s.add_argument("--recompute", action="store_true",
+                   help="also compute scores the dataset ships (kept beside them as "
+                   "<name>_computed, e.g. nsfw_computed)")
     s.add_argument("--json", action="store_true")
     add_arguments(s)
     s.set_defaults(func=cmd_score)

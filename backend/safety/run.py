@@ -34,6 +34,7 @@ from backend.manifest import (
     write_json_atomic,
 )
 from backend.safety import Context, Row, Scorer, ScorerUnavailable, resolve
+from backend.scores import computed_name, shipped
 from backend.store import connect
 
 CHUNK = 256
@@ -293,6 +294,21 @@ def read_errors(name: str, root: Path | None = None) -> pa.Table:
     return pq.read_table(path)
 
 
+def _kept_shipped(scorers: list[Scorer], manifest: dict, recompute: bool) -> dict[str, str]:
+    """Scorer name -> why it is not run: the pool shipped its score (unless ``recompute``)."""
+    if recompute:
+        return {}
+    ship = shipped(manifest)
+    out = {}
+    for s in scorers:
+        have = [c for c in s.columns if c in ship]
+        if have:
+            out[s.name] = "; ".join(f"{c} is {ship[c].get('label')}" for c in have) + (
+                " — not recomputed (--recompute computes it here too, kept as "
+                + ", ".join(f"{c}_computed" for c in have) + ")")  # fmt: skip
+    return out
+
+
 def score(
     name: str,
     scorers: list[str] | None = None,
@@ -302,6 +318,7 @@ def score(
     progress: Progress | None = None,
     instances: list[Scorer] | None = None,
     executor: Executor | None = None,
+    recompute: bool = False,
 ) -> dict[str, Any]:
     """Run ``scorers`` (None: the defaults) over dataset ``name``; return the step record.
 
@@ -309,6 +326,9 @@ def score(
     package). The record lists ``skipped`` scorers with the reason and what to install.
     ``executor``: run one unit per source shard on it (a process pool or Ray; each worker loads
     the scorers once) instead of chunk by chunk in this process.
+    A scorer whose column the pool shipped (``nsfw`` from LAION's ``punsafe``) is not run
+    (``kept_shipped`` says why) unless ``recompute``; then its column is kept beside the
+    shipped one as ``<column>_computed`` (:mod:`backend.scores`).
     """
     t0, started = time.perf_counter(), now()
     con = connect(name, root)
@@ -320,7 +340,12 @@ def score(
     ctx = Context(name, root, n, _embed_record(name, root))
     loaded: list[Scorer] = []
     skipped: dict[str, str] = {}
-    for s in instances if instances is not None else [cls() for cls in resolve(scorers)]:
+    manifest = read_manifest(paths.manifest_path(name, root))
+    candidates = instances if instances is not None else [cls() for cls in resolve(scorers)]
+    kept_shipped = _kept_shipped(candidates, manifest, recompute)
+    for s in candidates:
+        if s.name in kept_shipped:
+            continue
         try:
             s.load(ctx)
             loaded.append(s)
@@ -330,7 +355,8 @@ def score(
     previous = read_manifest(record_path).get("steps", {}).get("score", {})
     if not loaded or n == 0:
         con.close()
-        return {"status": "skipped", "skipped": skipped, "scorers": {}, "errors": 0, "rows": n}
+        return {"status": "skipped", "skipped": skipped, "scorers": {}, "errors": 0, "rows": n,
+                "kept_shipped": kept_shipped}  # fmt: skip
     build = _build_id(name, root)
     folders, resumed, seconds = {}, {}, {s.name: 0.0 for s in loaded}
     for s in loaded:
@@ -372,7 +398,7 @@ def score(
     for s in loaded:
         t = tables[s.name]
         for col in s.columns:
-            joined[col] = t[col]
+            joined[computed_name(col, manifest)] = t[col]
         bad = t.filter(pc.is_valid(t["_error"]))
         err_parts.append(pa.table({
             "scorer": pa.array([s.name] * bad.num_rows, pa.string()),
@@ -385,7 +411,7 @@ def score(
             "version": s.version,
             "model": s.model,
             "reads": list(s.reads),
-            "columns": list(s.columns),
+            "columns": [computed_name(c, manifest) for c in s.columns],
             "errors": int(pc.sum(pc.is_valid(t["_error"])).as_py() or 0),
             "resumed_chunks": resumed[s.name],
             "rows_per_s": round(max(computed[s.name], 0) / seconds[s.name], 1)
@@ -405,6 +431,7 @@ def score(
         columns=added,
         scorers=per,
         skipped=skipped,
+        kept_shipped=kept_shipped,
         errors=errors,
         read_seconds=round(read_s, 3),
     )

@@ -58,7 +58,14 @@ def detect_format(root: Path) -> str:
     )
 
 
-def reader_for(fmt: str) -> Source:
+def reader_for(fmt: str, options: dict | None = None) -> Source:
+    """The reader of ``fmt``; ``options`` (``profile``, ``mapping``: see
+    :mod:`backend.profiles`) apply to tables, and are refused for other layouts."""
     if fmt not in READERS:
         raise SourceError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    return READERS[fmt]()
+    options = {k: v for k, v in (options or {}).items() if v}
+    if options and READERS[fmt] is not TableSource:
+        raise SourceError(
+            f"--profile and --map-column apply to parquet/CSV/TSV tables, not to {fmt} sources"
+        )
+    return READERS[fmt](**options)

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import codecs
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from backend import profiles
 from backend.sources.base import (
     STORAGE_PARQUET,
     STORAGE_URL,
@@ -59,12 +61,35 @@ def _schema(path: Path) -> pa.Schema:
         raise SourceError(f"{path.name} cannot be read as a table: {str(e)[:300]}") from None
 
 
+def _is_url(text: str) -> bool:
+    return text.strip().lower().startswith(("http://", "https://"))
+
+
+def headerless_names(path: Path) -> tuple[str, ...] | None:
+    """Column names of a CC3M/CC12M-style TSV with no header row (``url<TAB>caption`` or
+    ``caption<TAB>url``, told apart by which field of the first line is a URL), else None."""
+    if path.suffix.lower() != ".tsv":
+        return None
+    try:
+        with path.open("rb") as f:
+            first = f.readline(1 << 16).decode("utf-8", errors="replace").rstrip("\r\n")
+    except OSError:
+        return None
+    fields = first.split("\t")
+    if len(fields) != 2 or _is_url(fields[0]) == _is_url(fields[1]):
+        return None
+    return ("url", "caption") if _is_url(fields[0]) else ("caption", "url")
+
+
 def _open_csv(path: Path, malformed: list[str]) -> pacsv.CSVStreamingReader:
     """A streaming CSV reader; rows with the wrong number of fields go to ``malformed``.
 
     Caption columns are read as bytes so that a caption of digits ("1984") stays text and a
-    cp1252 caption reaches :func:`decode_caption` instead of failing the whole file."""
+    cp1252 caption reaches :func:`decode_caption` instead of failing the whole file. A TSV
+    with no header (CC3M/CC12M) gets its column names from :func:`headerless_names` and is
+    read without quoting, as those files are written: a quote is part of the caption."""
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+    given = headerless_names(path)
 
     def skip(row: pacsv.InvalidRow) -> str:
         try:
@@ -74,11 +99,13 @@ def _open_csv(path: Path, malformed: list[str]) -> pacsv.CSVStreamingReader:
         return "skip"
 
     parse = pacsv.ParseOptions(
-        delimiter=delimiter, newlines_in_values=True, invalid_row_handler=skip
-    )
+        delimiter=delimiter, newlines_in_values=not given, invalid_row_handler=skip,
+        quote_char=False if given else '"',
+    )  # fmt: skip
     with path.open("rb") as f:
         utf16 = f.read(2) in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
-    read = pacsv.ReadOptions(block_size=1 << 22, encoding="utf-16" if utf16 else "utf8")
+    read = pacsv.ReadOptions(block_size=1 << 22, encoding="utf-16" if utf16 else "utf8",
+                             column_names=list(given) if given else None)  # fmt: skip
     names = pacsv.open_csv(path, read_options=read, parse_options=parse).schema.names
     malformed.clear()  # the peek above may have seen the first block's bad rows
     text = {n: pa.binary() for n in names if n.lower() in CAPTION_ALIASES}
@@ -101,8 +128,65 @@ def _is_text(t: pa.DataType) -> bool:
     )  # fmt: skip
 
 
+@dataclass(frozen=True)
+class _Columns:
+    """Which of a table's columns play which part, after its profile and hand mapping."""
+
+    caption: str | None
+    url: str | None
+    key: str | None
+    image: str | None
+    width: str | None
+    height: str | None
+    scores: tuple[profiles.Field, ...]  # canonical score columns taken from shipped ones
+    renames: dict[str, str]  # a source column whose name a canonical one takes -> src_<name>
+
+    @property
+    def used(self) -> set[str]:
+        return {c for c in (self.caption, self.url, self.key, self.image) if c}
+
+
 class TableSource:
+    """``profile``: force a known pool's profile (None: detect it from the schema);
+    ``mapping``: canonical name -> column, by hand (``--map-column``)."""
+
     format = "parquet"
+
+    def __init__(self, profile: str | None = None, mapping: dict[str, str] | None = None):
+        self.profile = profile
+        self.mapping = dict(mapping or {})
+
+    def resolve(self, path: Path, schema: pa.Schema | None = None) -> profiles.Resolved:
+        """The profile of one file (detected or forced) with the fields it really has."""
+        schema = schema if schema is not None else _schema(path)
+        try:
+            return profiles.resolve(
+                schema.names, self.profile, self.mapping, where=path.name,
+                headerless=headerless_names(path) is not None,
+                image_struct=_image_column(schema) is not None,
+            )  # fmt: skip
+        except ValueError as e:
+            raise SourceError(str(e)) from None
+
+    def _columns(self, path: Path, schema: pa.Schema) -> _Columns:
+        names = schema.names
+        res = self.resolve(path, schema)
+
+        def pick(canonical: str, aliases: tuple[str, ...]) -> str | None:
+            return res.column(canonical) or _find(names, aliases)
+
+        scores = tuple(f for f in res.fields if f.is_score)
+        renames = {}
+        for f in scores:
+            for n in names:
+                same = n == f.canonical and n == f.column and f.transform == "value"
+                if n.lower() == f.canonical.lower() and not same:
+                    renames[n] = f"src_{n}"
+        return _Columns(
+            pick("caption", CAPTION_ALIASES), pick("url", URL_ALIASES), pick("uid", KEY_ALIASES),
+            _image_column(schema), pick("width", WIDTH_ALIASES), pick("height", HEIGHT_ALIASES),
+            scores, renames,
+        )  # fmt: skip
 
     def shards(self, root: Path) -> list[Shard]:
         if root.is_file():
@@ -112,9 +196,8 @@ class TableSource:
         shards = []
         for f in files:
             schema = _schema(f)
-            caption = _find(schema.names, CAPTION_ALIASES)
-            url = _find(schema.names, URL_ALIASES)
-            image = _image_column(schema)
+            cols = self._columns(f, schema)
+            caption, url, image = cols.caption, cols.url, cols.image
             missing = []
             if caption is None:
                 missing.append(f"a caption column (one of: {', '.join(CAPTION_ALIASES)})")
@@ -130,7 +213,8 @@ class TableSource:
             if missing:
                 raise SourceError(
                     f"{f.name} lacks {' and '.join(missing)}; its columns are: "
-                    f"{', '.join(schema.names) or '(none)'}"
+                    f"{', '.join(schema.names) or '(none)'} (map one with --map-column "
+                    "caption=COLUMN or url=COLUMN)"
                 )
             rel = str(f.relative_to(root)) if f != root else f.name
             shards.append(Shard(rel, (f,), root))
@@ -138,14 +222,7 @@ class TableSource:
 
     def read(self, shard: Shard) -> Iterator[Item]:
         path = shard.paths[0]
-        schema = _schema(path)
-        names = schema.names
-        cap_col = _find(names, CAPTION_ALIASES)
-        url_col = _find(names, URL_ALIASES)
-        key_col = _find(names, KEY_ALIASES)
-        w_col, h_col = _find(names, WIDTH_ALIASES), _find(names, HEIGHT_ALIASES)
-        img_col = _image_column(schema)
-        used = {c for c in (cap_col, url_col, key_col, img_col) if c}
+        cols = self._columns(path, _schema(path))
         stem = path.stem
         row = 0
         malformed: list[str] = []
@@ -153,9 +230,7 @@ class TableSource:
         try:
             for batch in _batches(path, malformed):
                 for rec in batch.to_pylist():
-                    yield self._item(
-                        rec, row, stem, path, cap_col, url_col, key_col, img_col, w_col, h_col, used
-                    )
+                    yield self._item(rec, row, stem, path, cols)
                     row += 1
                 bad += len(malformed)
                 yield from _malformed(shard.name, malformed, bad)
@@ -165,7 +240,8 @@ class TableSource:
             yield Reject(f"{shard.name}#row{row}", "unreadable table", str(e)[:300])
 
     @staticmethod
-    def _item(rec, row, stem, path, cap_col, url_col, key_col, img_col, w_col, h_col, used):
+    def _item(rec: dict, row: int, stem: str, path: Path, cols: _Columns) -> Item:
+        key_col, cap_col, url_col, img_col = cols.key, cols.caption, cols.url, cols.image
         key = str(rec[key_col]) if key_col and rec.get(key_col) is not None else f"{stem}:{row}"
         raw = rec.get(cap_col)
         if isinstance(raw, bytes):
@@ -181,6 +257,11 @@ class TableSource:
             data = cell.get("bytes") if isinstance(cell, dict) else cell
             if not data and url is None:
                 return Reject(key, "missing image", f"row {row}: empty {img_col}")
+        extra = extra_columns(rec, cols.used)
+        for old, new in cols.renames.items():
+            if old in extra:
+                extra[new] = extra.pop(old)
+        extra.update(profiles.apply(rec, cols.scores))
         sample = Sample(
             key=key,
             caption=caption,
@@ -190,11 +271,11 @@ class TableSource:
             path=str(path.resolve()) if data else None,
             src_row=row if data else None,
             image=data or None,
-            extra=extra_columns(rec, used),
+            extra=extra,
         )
         if data is None:
-            sample.width = _int(rec.get(w_col)) if w_col else None
-            sample.height = _int(rec.get(h_col)) if h_col else None
+            sample.width = _int(rec.get(cols.width)) if cols.width else None
+            sample.height = _int(rec.get(cols.height)) if cols.height else None
         return sample
 
 
