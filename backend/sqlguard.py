@@ -5,8 +5,12 @@ configuration locked (:func:`backend.store.connect`): files, extensions and sett
 reach even if a predicate got past this module. (2) The text is parsed by DuckDB itself as
 ``SELECT * FROM samples WHERE (<text>)`` and refused unless that is exactly one plain SELECT whose
 WHERE holds only ``samples`` columns, constants, operators and scalar functions: no table
-functions, subqueries, parameters, comments or a second statement. (3) A query run through
-:func:`run_timed` is interrupted after a few seconds ("query took too long").
+functions, subqueries, parameters, comments or a second statement; every function is on the
+allowlist of :mod:`backend.sqlallow` (no macros, nothing that reads the catalog, settings, files
+or the session), casts name plain types only, and the values the condition builds per row stay
+within a size budget (``repeat('x', 2000000000)`` is refused: no interrupt could stop it).
+(3) Every query run for a user goes through :mod:`backend.bounded`: a time limit (interrupt)
+and DuckDB's ``memory_limit``.
 """
 
 from __future__ import annotations
@@ -20,27 +24,26 @@ from typing import Any
 
 import duckdb
 
+from backend import sqlallow
 from backend.selection import BadSelection
 
 PREFIX = "SELECT * FROM samples WHERE ("
 MAX_LEN = 4000
-TIMEOUT_S = 5.0
-# Scalar functions that read the environment or the session, or change state.
-DENIED_FUNCTIONS = frozenset({
-    "getenv", "current_setting", "getvariable", "nextval", "currval", "setseed",
-    "current_database", "current_catalog", "current_schema", "current_schemas", "current_query",
-    "txid_current", "pg_typeof_setting", "query", "query_table", "read_text", "read_blob",
-})  # fmt: skip
+# The per-row size budget: every value the condition builds counts its estimated size
+# (characters or list items), a column value counting COLUMN_SIZE. DuckDB checks for an
+# interrupt only between chunks of rows, so one call that builds a 2 GB string or a 3e8-item
+# list cannot be stopped by the time limit: such conditions are refused before they run.
+COLUMN_SIZE = 1_000
+MAX_WORK = 2_000_000
+MAX_FORMAT_WIDTH = 1_000
 # Expression classes a predicate may hold; everything else (SUBQUERY, STAR, PARAMETER, WINDOW,
 # LAMBDA, ...) is refused.
-ALLOWED_CLASSES = frozenset({
-    "COLUMN_REF", "CONSTANT", "COMPARISON", "CONJUNCTION", "OPERATOR", "FUNCTION", "CAST",
-    "CASE", "BETWEEN",
-})  # fmt: skip
-
-
 REFUSED_NAMES = {"SUBQUERY": "subqueries", "STAR": "*", "PARAMETER": "parameters",
-                 "WINDOW": "window functions", "LAMBDA": "lambdas"}  # fmt: skip
+                 "WINDOW": "window functions", "LAMBDA": "lambdas (x -> …)"}  # fmt: skip
+OPERATOR_TYPES = frozenset({
+    "OPERATOR_NOT", "OPERATOR_IS_NULL", "OPERATOR_IS_NOT_NULL", "COMPARE_IN", "COMPARE_NOT_IN",
+    "OPERATOR_COALESCE", "ARRAY_EXTRACT", "ARRAY_SLICE", "STRUCT_EXTRACT", "OPERATOR_TRY",
+})  # fmt: skip
 
 
 class UnsafeSQL(BadSelection):
@@ -48,22 +51,7 @@ class UnsafeSQL(BadSelection):
 
 
 class QueryTimeout(BadSelection):
-    """A query interrupted because it ran past its time limit."""
-
-
-@lru_cache(maxsize=1)
-def _scalar_functions() -> frozenset[str]:
-    """Names of DuckDB's built-in scalar functions and operators (not table/aggregate ones)."""
-    con = duckdb.connect(config={"enable_external_access": False})
-    try:
-        rows = con.execute(
-            "SELECT DISTINCT function_name, function_type FROM duckdb_functions()"
-        ).fetchall()
-    finally:
-        con.close()
-    scalar = {n.lower() for n, t in rows if t in ("scalar", "macro")}
-    other = {n.lower() for n, t in rows if t not in ("scalar", "macro")}
-    return frozenset(scalar - other - DENIED_FUNCTIONS)
+    """A query stopped because it ran past its time or memory limit (backend.bounded)."""
 
 
 _parse_lock = threading.Lock()
@@ -107,48 +95,159 @@ def _syntax_error(info: dict[str, Any], sql: str) -> BadSelection:
     return BadSelection(f"SQL syntax error: {msg}")
 
 
-def _walk(node: Any, columns: dict[str, str], scalar: frozenset[str]) -> None:
-    if isinstance(node, list):
-        for item in node:
-            _walk(item, columns, scalar)
-        return
-    if not isinstance(node, dict):
-        return
-    cls = node.get("class")
-    if cls is not None:
-        if cls not in ALLOWED_CLASSES:
-            what = REFUSED_NAMES.get(cls, cls.lower())
-            raise UnsafeSQL(f"{what} are not allowed in the WHERE box")
-        if cls == "COLUMN_REF":
-            _check_column(node.get("column_names") or [], columns)
-        if cls == "FUNCTION":
-            fname = str(node.get("function_name", "")).lower()
-            if node.get("schema") or node.get("catalog"):
-                raise UnsafeSQL(f"qualified function names are not allowed: {fname}")
-            if fname in DENIED_FUNCTIONS:
-                raise UnsafeSQL(f"function {fname}() is not allowed")
-            if fname not in scalar:
-                raise UnsafeSQL(
-                    f"{fname}() is not a plain scalar function (table functions and aggregates "
-                    "are not allowed)"
-                )
-            if node.get("filter") or (node.get("order_bys") or {}).get("orders"):
-                raise UnsafeSQL("FILTER and ORDER BY inside a function are not allowed")
-    for key, value in node.items():
-        if key not in ("class", "type", "column_names", "function_name", "literal"):
-            _walk(value, columns, scalar)
+class _Walk:
+    """One check of one predicate tree: refuses what is not allowed, adds up the per-row size."""
+
+    def __init__(self, sql: str, columns: dict[str, str]) -> None:
+        self.sql, self.columns, self.work = sql, columns, 0
+
+    def refuse(self, node: dict[str, Any], what: str, cls: type = UnsafeSQL) -> BadSelection:
+        """``what``, pointing at the node's place in the user's text when DuckDB knows it."""
+        at = node.get("query_location")
+        if isinstance(at, int) and 0 <= at - len(PREFIX) < len(self.sql):
+            at -= len(PREFIX)
+            return cls(f"{what} (at character {at + 1}: …{self.sql[at : at + 25]}…)")
+        return cls(what)
+
+    def size(self, node: Any) -> int:
+        """The estimated size of the node's value per row (characters or items), checked."""
+        if not isinstance(node, dict):
+            return 0
+        cls = node.get("class")
+        if cls == "CONSTANT":
+            n = max(1, len((node.get("literal") or {}).get("text") or ""))
+        elif cls == "COLUMN_REF":
+            _check_column(self, node)
+            n = COLUMN_SIZE
+        elif cls == "FUNCTION":
+            n = self.function(node)
+        elif cls == "CAST":
+            self.cast_type(node, node.get("type_expr") or {})
+            n = self.size(node.get("child"))
+        elif cls == "COMPARISON":
+            n = self.size(node.get("left")) + self.size(node.get("right"))
+        elif cls in ("CONJUNCTION",) or (cls == "OPERATOR" and node.get("type") in OPERATOR_TYPES):
+            n = sum(self.size(c) for c in node.get("children") or [])
+        elif cls == "BETWEEN":
+            n = sum(self.size(node.get(k)) for k in ("input", "lower", "upper"))
+        elif cls == "CASE":
+            n = self.size(node.get("else_expr"))
+            for check in node.get("case_checks") or []:
+                n += self.size(check.get("when_expr")) + self.size(check.get("then_expr"))
+        elif cls == "COLLATE":
+            if str(node.get("collation", "")).lower() not in sqlallow.COLLATIONS:
+                raise self.refuse(node, f"COLLATE {node.get('collation')} is not allowed")
+            n = self.size(node.get("child"))
+        else:
+            what = REFUSED_NAMES.get(str(cls), f"{str(cls).lower()} expressions")
+            if cls == "OPERATOR":
+                what = f"the operator {str(node.get('type', '')).lower()}"
+            raise self.refuse(node, f"{what} are not allowed in the WHERE box")
+        self.work += n
+        if self.work > MAX_WORK:
+            raise self.refuse(node, "this condition would build values too large for a filter "
+                              f"(about {self.work:,} characters or items per row; at most "
+                              f"{MAX_WORK:,}): use smaller constants")  # fmt: skip
+        return n
+
+    def function(self, node: dict[str, Any]) -> int:
+        fname = str(node.get("function_name", ""))
+        if node.get("schema") or node.get("catalog"):
+            raise self.refuse(node, f"qualified function names are not allowed: {fname}")
+        kind = sqlallow.ALLOWED.get(fname) or sqlallow.ALLOWED.get(fname.lower())
+        if kind is None:
+            why = sqlallow.WHY_NOT.get(fname.lower(), "it is not on the list of functions a "
+                                       "filter may use (docs/operations.md)")  # fmt: skip
+            raise self.refuse(node, f"function {fname}() is not allowed: {why}")
+        if node.get("filter") or (node.get("order_bys") or {}).get("orders"):
+            raise self.refuse(node, "FILTER and ORDER BY inside a function are not allowed")
+        if node.get("distinct") or node.get("export_state"):
+            raise self.refuse(node, f"{fname}(DISTINCT …) is not allowed")
+        args = [a.get("expression") for a in node.get("arguments") or []]
+        sizes = [self.size(a) for a in args]
+        if kind == "plain":
+            return max(1, sum(sizes))
+        if kind == "pairwise":
+            return 1 + (sizes[0] * sizes[1] if len(sizes) >= 2 else 0)
+        return growth(self, node, fname.lower(), kind, args, sizes)
+
+    def cast_type(self, node: dict[str, Any], t: dict[str, Any]) -> None:
+        name = str(t.get("type_name", "")).upper()
+        if t.get("schema") or t.get("catalog") or name not in sqlallow.CAST_TYPES:
+            raise self.refuse(node, f"casts to {t.get('type_name')} are not allowed (plain types "
+                              "only: numbers, text, dates and times, booleans, lists)")  # fmt: skip
+        for child in t.get("children") or []:
+            if child.get("class") == "TYPE":
+                self.cast_type(node, child)
+            elif child.get("class") != "CONSTANT":
+                raise self.refuse(node, "type modifiers must be constants")
 
 
-def _check_column(names: list[str], columns: dict[str, str]) -> None:
+def _check_column(walk: _Walk, node: dict[str, Any]) -> None:
+    names = list(node.get("column_names") or [])
+    columns = walk.columns
     if len(names) == 2 and names[0].lower() == "samples":
         names = names[1:]
     lower = {c.lower(): c for c in columns}
     if len(names) != 1:
-        raise UnsafeSQL(f"only columns of samples may be used, not {'.'.join(names)}")
+        raise walk.refuse(node, f"only columns of samples may be used, not {'.'.join(names)}")
     if names[0].lower() not in lower:
         near = difflib.get_close_matches(names[0].lower(), list(lower), n=1)
         hint = f" — did you mean {lower[near[0]]!r}?" if near else ""
-        raise BadSelection(f"no column named {names[0]!r}{hint}")
+        raise walk.refuse(node, f"no column named {names[0]!r}{hint}", BadSelection)
+
+
+def _const_int(walk: _Walk, fname: str, node: Any) -> int:
+    """A whole-number constant argument (a count or a size), or a refusal saying so."""
+    lit = (node or {}).get("literal") or {} if isinstance(node, dict) else {}
+    if node is None or node.get("class") != "CONSTANT" or lit.get("kind") not in (
+        "INTEGER", "BIGINT", "HUGEINT", "UBIGINT", "UHUGEINT"):  # fmt: skip
+        raise walk.refuse(node or {}, f"{fname}() needs whole-number constants for its sizes "
+                          "here (a column or an expression could make it unbounded)")  # fmt: skip
+    return int(lit.get("text") or 0)
+
+
+def growth(walk: _Walk, node: dict, fname: str, kind: str, args: list, sizes: list[int]) -> int:
+    """Size of a function that can build a value much larger than its arguments (sqlallow.GROWTH):
+    its sizes must be constants, and the result counts against :data:`MAX_WORK`."""
+    if kind == "aggregate":
+        name = args[1] if len(args) > 1 else None
+        lit = (name or {}).get("literal") or {}
+        known = sqlallow.LIST_AGGREGATES
+        if (name or {}).get("class") != "CONSTANT" or lit.get("text") not in known:
+            raise walk.refuse(node, f"{fname}() takes one of: "
+                              f"{', '.join(sorted(sqlallow.LIST_AGGREGATES))}")  # fmt: skip
+        return max(1, sum(sizes))
+    if kind == "format":
+        fmt = args[0] if args else None
+        text = ((fmt or {}).get("literal") or {}).get("text")
+        if (fmt or {}).get("class") != "CONSTANT" or text is None or "*" in text:
+            raise walk.refuse(node, f"{fname}() needs a constant format without '*' widths")
+        widths = [int(w) for w in re.findall(r"\d+", text)]
+        nested = re.search(r"\{[^{}]*\{", text.replace("{{", ""))  # a width from an argument
+        if nested or any(w > MAX_FORMAT_WIDTH for w in widths):
+            raise walk.refuse(node, f"{fname}() widths are limited to {MAX_FORMAT_WIDTH:,}")
+        return max(1, sum(sizes) + sum(widths))
+    if kind == "replace":
+        if len(args) < 3:
+            return max(1, sum(sizes))
+        return sizes[0] * (sizes[2] + 1) + sizes[2]
+    second = args[1] if len(args) > 1 else None
+    if kind == "repeat":
+        return max(1, sizes[0]) * max(0, _const_int(walk, fname, second))
+    if kind == "pad":
+        return max(0, _const_int(walk, fname, second)) + sum(sizes)
+    if kind == "resize":
+        n = max(0, _const_int(walk, fname, second))
+        return sizes[0] + n * max(1, sizes[2] if len(sizes) > 2 else 1)
+    # series: range(a[, b[, step]]); every argument a whole-number constant
+    vals = [_const_int(walk, fname, a) for a in args]
+    lo, hi, step = (0, vals[0], 1) if len(vals) == 1 else (vals[0], vals[1], 1)
+    if len(vals) >= 3:
+        step = vals[2]
+    if step == 0:
+        raise walk.refuse(node, f"{fname}() needs a step other than 0")
+    return max(1, (hi - lo) // step + 1)
 
 
 @lru_cache(maxsize=256)
@@ -170,51 +269,42 @@ def _check(sql: str, cols: tuple[tuple[str, str], ...]) -> str:
     shape = {k: v for k, v in node.items() if k != "where_clause"}
     if shape != {k: v for k, v in template.items() if k != "where_clause"}:
         raise UnsafeSQL("the text must be a single condition, as after WHERE")
-    _walk(node["where_clause"], columns, _scalar_functions())
+    _Walk(sql, columns).size(node["where_clause"])
     return f"({sql})"
 
 
 def check_where(
     sql: str,
     columns: dict[str, str],
-    con: duckdb.DuckDBPyConnection | None = None,
-    timeout: float = TIMEOUT_S,
+    con: duckdb.DuckDBPyConnection | Any | None = None,
+    timeout: float | None = None,
 ) -> str:
     """A safe predicate for ``samples`` from the user's text, or :class:`BadSelection` /
     :class:`UnsafeSQL` saying what is wrong. With ``con`` it is also run once (a count, under
-    ``timeout``) so that type errors and slow conditions are reported now, not on every page."""
+    the limits of :mod:`backend.bounded`) so that type errors and slow conditions are reported
+    now, not on every page."""
     sql = (sql or "").strip()
     if not sql:
         return "TRUE"
     predicate = _check(sql, tuple(sorted(columns.items())))
     if con is not None:
+        from backend.bounded import scrub
+
         try:
             run_timed(con, f"SELECT count(*) FROM samples WHERE {predicate}", [], timeout)
         except QueryTimeout:
             raise
         except duckdb.Error as e:
-            raise BadSelection(f"SQL error: {_short(str(e))}") from None
+            raise BadSelection(f"SQL error: {_short(scrub(str(e)))}") from None
     return predicate
 
 
 def run_timed(
-    con: duckdb.DuckDBPyConnection, query: str, params: list[Any], timeout: float = TIMEOUT_S
-) -> list[tuple]:
-    """Rows of ``query``; interrupted (:class:`QueryTimeout`) when it runs past ``timeout`` s."""
-    done = threading.Event()
+    con: duckdb.DuckDBPyConnection | Any, query: str, params: list[Any],
+    timeout: float | None = None,
+) -> list[tuple]:  # fmt: skip
+    """Rows of ``query`` under the limits of :mod:`backend.bounded` (``timeout`` overrides its
+    time limit); :class:`QueryTimeout` when it runs past them."""
+    from backend.bounded import run
 
-    def stop() -> None:
-        if not done.is_set():
-            con.interrupt()
-
-    timer = threading.Timer(timeout, stop)
-    timer.start()
-    try:
-        return con.execute(query, params).fetchall()
-    except duckdb.InterruptException:
-        raise QueryTimeout(
-            f"query took too long (over {timeout:g} s): narrow the condition"
-        ) from None
-    finally:
-        done.set()
-        timer.cancel()
+    return run(con, query, params, timeout)
