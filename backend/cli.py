@@ -250,12 +250,14 @@ def cmd_search(args: argparse.Namespace) -> int:
         {"row_id": h["row_id"], "score": round(h["score"], 4), "caption": h["caption"]}
         for h in res.hits
     ]
-    if args.json:
-        print(json.dumps(out, indent=2, ensure_ascii=False))
+    if args.json:  # which vectors and model answered travel with the results
+        print(json.dumps({"vectors": res.vectors, "model": res.model, "space": res.space,
+                          "notes": res.notes, "results": out}, indent=2, ensure_ascii=False))
     else:
         for note in res.notes:
             print(f"note: {note}", file=sys.stderr)
-        print(f"{len(out)} results from {res.space} in {res.seconds * 1000:.0f} ms")
+        print(f"{len(out)} results from {res.space} in {res.seconds * 1000:.0f} ms"
+              + (f" (model: {res.model})" if res.model else ""))
         for h in out:
             print(f"{h['row_id']:>9}  {h['score']:.3f}  {h['caption']}")
     return 0

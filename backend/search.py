@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from backend import index as vindex
-from backend import keyword, paths
+from backend import keyword, paths, shipped_search
 from backend.embed import describe, load_vectors, vector_shards
 from backend.executor import Executor
 from backend.manifest import now, update_manifest
@@ -154,9 +154,21 @@ class Result:
     space: str  # which vectors were searched, in words
     seconds: float
     notes: list[str] = field(default_factory=list)
+    vectors: str | None = None  # the embedding kind searched ("img", "text"); None: keywords
+    model: str | None = None  # the model of those vectors (or the keyword ranker)
+
+
+def _provenance(embed: dict[str, Any], kind: str) -> tuple[str | None, list[str]]:
+    """The model of ``kind``'s vectors and the notes every result from them carries (the demo
+    CLIP says what it is: it knows generated scenes, nothing else)."""
+    from backend.democlip import DEMO_CLIP_NOTE, is_demo_clip
+
+    model = embed.get("kinds", {}).get(kind, {}).get("model")
+    return model, [f"Searched with the {DEMO_CLIP_NOTE}."] if is_demo_clip(model) else []
 
 
 KEYWORD_FILTER_MAX = 1_000_000
+KEYWORD_MODEL = "BM25 over captions (tantivy)"
 
 
 def resolve_keywords(name: str, sel: Selection, root: Path | None = None) -> Selection:
@@ -263,7 +275,9 @@ class Searcher:
         if not kinds:
             raise SearchError(f"no embeddings yet: run `python -m backend embed {self.name}`")
         notes = []
-        if self.embed.get("cross_modal"):
+        if "text" not in kinds:  # image vectors alone (a clip-retrieval img_emb folder)
+            kind, space = "img", "images (text tower of the image vectors' model)"
+        elif self.embed.get("cross_modal"):
             kind, space = "img", "images (CLIP text→image)"
         else:
             kind, space = "text", "captions (semantic text→caption)"
@@ -272,9 +286,21 @@ class Searcher:
                 + (self.embed.get("clip_unavailable") or "this dataset's embeddings are not CLIP.")
                 + " Searching caption meaning instead."
             )
-        enc = encoder_for(kinds[kind]["model"], kinds[kind].get("checkpoint"))
+        try:
+            enc = encoder_for(kinds[kind]["model"], kinds[kind].get("checkpoint"))
+            if kind == "img" and not enc.cross_modal:
+                raise ModelUnavailable(f"{enc.name} has no text tower")
+        except ModelUnavailable as e:  # no weights: shipped caption vectors still answer
+            if "text" not in kinds:
+                why = shipped_search.no_text_vectors(self.name, self.embed, str(e))
+                raise SearchError(why) from None
+            if not kinds["text"].get("given_by_source"):
+                raise
+            return shipped_search.by_keyword_captions(self, query.strip(), k, sel, str(e))
         ids, scores = self._vector_search(kind, enc.encode_texts([query.strip()])[0], k, sel)
-        return Result(self._hits(ids, scores), space, time.perf_counter() - t0, notes)
+        model, more = _provenance(self.embed, kind)
+        return Result(self._hits(ids, scores), space, time.perf_counter() - t0, notes + more,
+                      kind, model)  # fmt: skip
 
     def image(self, data: bytes, k: int = 24, sel: Selection | None = None) -> Result:
         """Images like an uploaded one."""
@@ -288,9 +314,17 @@ class Searcher:
         info = self.embed.get("kinds", {}).get("img")
         if not info:
             raise SearchError(f"no image embeddings: run `python -m backend embed {self.name}`")
-        vec = encoder_for(info["model"], info.get("checkpoint")).encode_images([data])[0]
+        try:
+            enc = encoder_for(info["model"], info.get("checkpoint"))
+        except ModelUnavailable as e:
+            if not info.get("given_by_source"):
+                raise
+            raise SearchError(shipped_search.upload_refused(self.name, info, str(e))) from None
+        vec = enc.encode_images([data])[0]
         ids, scores = self._vector_search("img", vec, k, sel)
-        return Result(self._hits(ids, scores), "images (image→image)", time.perf_counter() - t0)
+        model, notes = _provenance(self.embed, "img")
+        return Result(self._hits(ids, scores), "images (image→image)", time.perf_counter() - t0,
+                      notes, "img", model)  # fmt: skip
 
     def like_row(self, row_id: int, k: int = 24, sel: Selection | None = None) -> Result:
         """More like this: the row's own image vector against all others."""
@@ -300,7 +334,14 @@ class Searcher:
             raise SearchError(f"there is no row {row_id} (rows are 0..{len(vectors) - 1})")
         vec = np.asarray(vectors[int(row_id)], dtype=np.float32)
         ids, scores = self._vector_search("img", vec, k, sel, exclude=int(row_id))
-        return Result(self._hits(ids, scores), "images (more like this)", time.perf_counter() - t0)
+        model, notes = _provenance(self.embed, "img")
+        return Result(self._hits(ids, scores), "images (more like this)",
+                      time.perf_counter() - t0, notes, "img", model)  # fmt: skip
+
+    def like_caption(self, row_id: int, k: int = 24, sel: Selection | None = None) -> Result:
+        """Images like this caption: the row's text vector against the image vectors (shipped
+        vectors need no model)."""
+        return shipped_search.like_caption(self, row_id, k, sel)
 
     def keywords(self, query: str, k: int = 24, sel: Selection | None = None) -> Result:
         """BM25 keyword search over captions (phrases, +/-, prefix*)."""
@@ -311,6 +352,7 @@ class Searcher:
             self._hits([h[0] for h in hits], [h[1] for h in hits]),
             "captions (keywords, BM25)",
             time.perf_counter() - t0,
+            model=KEYWORD_MODEL,
         )
 
     def hybrid(self, query: str, k: int = 24, sel: Selection | None = None) -> Result:
@@ -326,5 +368,6 @@ class Searcher:
         by_id = {h["row_id"]: h for h in [*sem.hits, *kw.hits]}
         hits = [{**by_id[i], "score": float(score)} for i, score in fused]
         return Result(
-            hits, f"keywords + {sem.space} (rank fusion)", time.perf_counter() - t0, sem.notes
+            hits, f"keywords + {sem.space} (rank fusion)", time.perf_counter() - t0, sem.notes,
+            sem.vectors, f"{KEYWORD_MODEL} + {sem.model}",
         )

@@ -78,9 +78,19 @@ def test_bad_queries_say_what_to_do(searcher, tmp_path):
 def test_cli_search_json(searcher, capsys):
     s, truth, keys = searcher
     assert main(["search", "demo", "--keywords", '"grace hopper"', "-k", "3", "--json"]) == 0
-    rows = json.loads(capsys.readouterr().out)
+    out = json.loads(capsys.readouterr().out)
+    assert out["vectors"] is None and out["model"] == "BM25 over captions (tantivy)"
+    rows = out["results"]
     assert rows and all("grace hopper" in r["caption"].lower() for r in rows)
     assert set(rows[0]) == {"row_id", "score", "caption"}
+    # meaning search names the vectors and model it searched, and why not CLIP
+    assert main(["search", "demo", "--text", "a cup of espresso", "-k", "2", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["vectors"] == "text" and out["model"].startswith("sentence-transformers/all-MiniLM")
+    assert any("needs CLIP" in n for n in out["notes"]) and len(out["results"]) == 2
+    assert main(["search", "demo", "--row", "3", "-k", "2", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["vectors"] == "img" and out["model"].startswith("efficientnet-lite0")
     assert main(["search", "demo", "--row", "-5"]) == 2
     assert "no row" in capsys.readouterr().err
 
