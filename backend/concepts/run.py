@@ -29,7 +29,7 @@ from backend.concepts import stats
 from backend.concepts.match import match_captions, matcher
 from backend.concepts.vocab import Vocabulary
 from backend.executor import Executor, Unit, counting
-from backend.manifest import now, read_manifest, write_json_atomic
+from backend.manifest import now, read_manifest, step_record, update_manifest, write_json_atomic
 from backend.store import connect
 
 CHUNK = 50_000
@@ -139,6 +139,10 @@ def _caption_hits_units(name, vocab, root, plurals, chunk, progress, executor):
             rows_out.append(z["rows"])
             ids_out.append(z["ids"])
     shutil.rmtree(parts, ignore_errors=True)
+    try:  # the empty ``.parts`` folder too, unless another vocabulary's run is using it
+        parts.parent.rmdir()
+    except OSError:
+        pass
     if not rows_out:
         return np.zeros(0, np.int64), np.zeros(0, np.int32), int(total)
     return np.concatenate(rows_out), np.concatenate(ids_out), int(total)
@@ -202,7 +206,20 @@ def analyse(
                                                          "rate")})  # fmt: skip
     summary["seconds"] = round(time.perf_counter() - t0, 3)
     _write(name, vocab, root, rows, ids, img, pa.table(table), summary)
+    _record(name, root, vocab, plurals, images, executor, started, summary)
     return summary
+
+
+def _record(name, root, vocab, plurals, images, executor, started, summary) -> None:
+    """The ``concepts`` step in the manifest (the home page's pipeline pill reads it); the
+    record is of the last vocabulary counted and lists every result set the dataset holds."""
+    params = {"vocab": vocab.name, "source": vocab.source, "plurals": plurals, "images": images,
+              "executor": executor.describe() if executor else {"kind": "in-process"}}  # fmt: skip
+    record = step_record(params, started, summary["seconds"], concepts=summary["concepts"],
+                         rows=summary["rows"], hits=summary["hits"],
+                         rows_with_concept=summary["rows_with_concept"],
+                         image_note=summary["image_note"], vocabs=list_vocabs(name, root))  # fmt: skip
+    update_manifest(paths.manifest_path(name, root), "concepts", record)
 
 
 def _image_side(name, vocab, root, top_k, progress):
