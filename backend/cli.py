@@ -427,13 +427,19 @@ def parser() -> argparse.ArgumentParser:
     from backend.concepts.command import add_parser as add_concepts_parser
 
     add_concepts_parser(sub)
+    from backend.count_cli import add_parser as add_count_parser
+
+    add_count_parser(sub)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    from backend.bounded import trust_local_user
+
     try:
-        return args.func(args)
+        with trust_local_user(args.command != "count"):  # count: the UI's box, UI's limits
+            return args.func(args)
     except (SourceError, paths.BadName, FileNotFoundError, ValueError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from backend import bounded, keyword, paths, shipped_search
 from backend import index as vindex
-from backend import keyword, paths, shipped_search
 from backend.embed import describe, load_vectors, vector_shards
 from backend.executor import Executor
 from backend.manifest import now, update_manifest
@@ -238,7 +238,7 @@ class Searcher:
         from backend.browse import columns
 
         sel = resolve_keywords(self.name, sel, self.root)
-        con = cursor(self.name, self.root)
+        con = bounded.wrap(cursor(self.name, self.root))  # the user's filters: bounded
         try:
             where, params = sel.where(columns(con))
             ids = con.execute(

@@ -16,6 +16,7 @@ from pathlib import Path
 import duckdb
 
 from backend import paths
+from backend.bounded import limits as bounded_limits
 
 SCHEMA = """
 CREATE TABLE rejects (key VARCHAR, shard VARCHAR, reason VARCHAR, detail VARCHAR);
@@ -43,14 +44,19 @@ def connect(name: str, root: Path | None = None) -> duckdb.DuckDBPyConnection:
             + (" or `python -m backend demo`" if name == "demo" else "")
         )
     parts = parquet_parts(name, root)
+    # Every query on a store runs under DuckDB's memory_limit (backend.bounded: a setting).
+    memory = {"memory_limit": bounded_limits().memory}
     if parts:  # ``samples`` is a view over the dataset's own parquet shards (backend.synth)
-        con = duckdb.connect(str(path.resolve()), read_only=True, config=_NO_EXTENSIONS)
+        con = duckdb.connect(
+            str(path.resolve()), read_only=True, config={**_NO_EXTENSIONS, **memory}
+        )
         _lock_down(con, parts)
         return con
     return duckdb.connect(
         str(path.resolve()),  # each build has its own file: see swap_in
         read_only=True,
-        config={"enable_external_access": False, **_NO_EXTENSIONS, "lock_configuration": True},
+        config={"enable_external_access": False, **_NO_EXTENSIONS, **memory,
+                "lock_configuration": True},  # fmt: skip
     )
 
 

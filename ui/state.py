@@ -134,9 +134,12 @@ def _connections() -> _Connections:
 def connection(name: str) -> duckdb.DuckDBPyConnection:
     """A cursor on the shared connection of ``name``'s store (one cursor per script run).
 
-    Raises :class:`backend.store.StoreMissing` when the dataset is not built.
+    Raises :class:`backend.store.StoreMissing` when the dataset is not built. Every query on
+    it is bounded in time and memory (:mod:`backend.bounded`).
     """
-    return _connections().cursor(name, store_file(name), store_mtime(name))
+    from backend import bounded
+
+    return bounded.wrap(_connections().cursor(name, store_file(name), store_mtime(name)))
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
