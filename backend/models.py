@@ -10,9 +10,12 @@ Python packages carry for when it cannot, each used only for what it can honestl
 from __future__ import annotations
 
 import io
+import logging
 import os
 import socket
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -158,6 +161,30 @@ def _normalise(x: np.ndarray) -> np.ndarray:
     return (x / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
+@contextmanager
+def quiet_root_log() -> Iterator[None]:
+    """Mute the root logger for one call. open_clip reports a failed weight download with
+    ``logging.error`` on the root logger (an ``ERROR:root:`` line on stderr, and a handler
+    installed for good); we raise :class:`ModelUnavailable` and the caller says it once."""
+    root = logging.getLogger()
+    guard = None if root.handlers else logging.NullHandler()  # stops logging.basicConfig()
+    if guard:
+        root.addHandler(guard)
+    level = root.level
+    root.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+        if guard:
+            root.removeHandler(guard)
+
+
+def _short(text: str, limit: int = 200) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def load_clip(
     model: str = DEFAULT_CLIP[0],
     pretrained: str | None = DEFAULT_CLIP[1],
@@ -178,14 +205,17 @@ def load_clip(
     if checkpoint and not Path(checkpoint).is_file():
         raise ModelUnavailable(f"CLIP checkpoint {checkpoint} does not exist")
     try:
-        net, _, preprocess = open_clip.create_model_and_transforms(
-            model, pretrained=source, device=device
-        )
+        with quiet_root_log():
+            net, _, preprocess = open_clip.create_model_and_transforms(
+                model, pretrained=source, device=device
+            )
     except Exception as e:  # open_clip raises RuntimeError/ValueError/OSError variously
-        where = "the hub is unreachable (offline)" if not hub_reachable() else "loading failed"
+        # offline, open_clip's own text adds nothing to "unreachable"
+        where = "the hub is unreachable (offline)" if not hub_reachable() else (
+            f"loading failed: {_short(str(e))}")  # fmt: skip
         raise ModelUnavailable(
             f"CLIP {model}/{pretrained} is unavailable: its weights are not in the local cache "
-            f"and {where} ({str(e)[:160]}). Get them by running once with internet access "
+            f"and {where}. Get them by running once with internet access "
             f"(they are cached under ~/.cache/huggingface), or download "
             f"open_clip_pytorch_model.bin and pass --clip-checkpoint PATH."
         ) from None
