@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from backend import paths
+from backend import embedding_sets, paths
 from backend.manifest import read_manifest
 from backend.scores import catalog
 from backend.store import connect
@@ -43,4 +43,5 @@ def summary(name: str, root: Path | None = None) -> dict[str, Any]:
         "path": str(paths.dataset_dir(name, root)),
         "profile": manifest.get("profile"),
         "scores": catalog(manifest, names),
+        "embeddings": embedding_sets.summary(name, root),
     }

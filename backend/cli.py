@@ -55,6 +55,8 @@ def cmd_build(args: argparse.Namespace) -> int:
             progress=update,
             executor=from_args(args),
             profile=args.profile,
+            keep_precision=args.keep_precision,
+            embedding_model=args.embedding_model,
             mapping=mapping,
         )
     finally:
@@ -243,6 +245,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     elif args.hybrid is not None:
         res = s.hybrid(args.hybrid, k=args.k)
     elif args.image is not None:
+    elif args.caption_row is not None:
+        res = s.like_caption(args.caption_row, k=args.k)
         res = s.image(Path(args.image).read_bytes(), k=args.k)
     else:
         res = s.like_row(args.row, k=args.k)
@@ -262,6 +266,31 @@ def cmd_search(args: argparse.Namespace) -> int:
             print(f"{h['row_id']:>9}  {h['score']:.3f}  {h['caption']}")
     return 0
 
+def cmd_embeddings(args: argparse.Namespace) -> int:
+    from backend import embedding_sets
+
+    if not paths.store_path(args.name).is_file():
+        raise FileNotFoundError(f"no dataset {args.name!r}: run `python -m backend build`")
+    if args.model:
+        embedding_sets.name_model(args.name, args.model)
+    if args.use:
+        embedding_sets.use(args.name, args.use)
+    sets = embedding_sets.summary(args.name)
+    if args.json:
+        print(json.dumps(sets, indent=2))
+        return 0
+    if not sets:
+        print(f"{args.name}: no embeddings: run `python -m backend embed {args.name}`")
+    for set_name, v in sets.items():
+        mark = "*" if v["default"] else " "
+        print(f"{mark} {set_name:<16} {v['kind']:<4} {v['dim']:>5}-d  {v['rows']:>9} rows  "
+              f"{v['source']:<8} {v['dtype'] or '':<8} {v['model']}")
+    if args.use or args.model:
+        print(f"now rebuild what reads them: `python -m backend index {args.name}` and "
+              f"`python -m backend map {args.name}`")
+    return 0
+
+
 
 def cmd_info(args: argparse.Namespace) -> int:
     from backend.catalog import summary
@@ -277,6 +306,9 @@ def cmd_info(args: argparse.Namespace) -> int:
             how = "forced" if p.get("forced") else "detected"
             print(f"  profile: {p.get('name') or 'none'} — {p.get('title')} ({how})")
         for col, sc in info.get("scores", {}).items():
+        for set_name, v in info.get("embeddings", {}).items():
+            print(f"  vectors {set_name}: {v['kind']} {v['dim']}-d, {v['model']} [{v['source']}]"
+                  + (" (default)" if v.get("default") else ""))
             print(f"  score {col}: {sc['label']} [{sc['source']}; model {sc['model']}]")
         print(f"  steps:  {', '.join(info['steps']) or 'none'}")
         for reason, n in info.get("reasons", {}).items():
@@ -320,9 +352,23 @@ def parser() -> argparse.ArgumentParser:
                    help="the known pool the tables come from (default: detected from the "
                    "columns); a profile that does not fit is an error naming what is missing")
     b.add_argument("--map-column", action="append", default=None, metavar="CANONICAL=COLUMN",
+    b.add_argument("--keep-precision", action="store_true",
+                   help="keep shipped vectors in the precision given (default: float16)")
+    b.add_argument("--embedding-model", default=None, metavar="MODEL",
+                   help="the model of shipped vectors whose source does not say "
+                   "(clip-retrieval folders), e.g. ViT-B-32/openai")
                    help="map a column by hand, e.g. nsfw=my_nsfw_score, caption=alt (repeatable)")
     add_executor_arguments(b)
     b.set_defaults(func=cmd_build)
+    es = sub.add_parser("embeddings", help="the embedding sets of NAME; pick the default one")
+    es.add_argument("name")
+    es.add_argument("--use", metavar="SET", help="make a shipped set (l14_img, or b32 for both "
+                    "towers) the default; then rerun index and map")
+    es.add_argument("--model", metavar="MODEL", help="name the model of shipped vectors of "
+                    "unknown model, e.g. ViT-B-32/openai")
+    es.add_argument("--json", action="store_true")
+    es.set_defaults(func=cmd_embeddings)
+
 
     d = sub.add_parser("demo", help="generate the offline demo dataset and build it")
     d.add_argument("--name", default="demo")
@@ -389,6 +435,8 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--keywords", help="BM25 keyword search over captions")
     q.add_argument("--hybrid", help="keywords and meaning, fused by rank")
     q.add_argument("--image", help="path of an image to find look-alikes of")
+    q.add_argument("--caption-row", type=int, metavar="ROW",
+                   help="row id: images like this row's caption (its text vector)")
     q.add_argument("--row", type=int, help="row id: more like this")
     s.add_argument("-k", type=int, default=10)
     s.add_argument("--json", action="store_true")
@@ -438,8 +486,11 @@ def main(argv: list[str] | None = None) -> int:
     from backend.bounded import trust_local_user
 
     try:
+    from backend.index import VectorIndexError
         with trust_local_user(args.command != "count"):  # count: the UI's box, UI's limits
             return args.func(args)
-    except (SourceError, paths.BadName, FileNotFoundError, ValueError, RuntimeError) as e:
+    except (
+        SourceError, paths.BadName, FileNotFoundError, ValueError, RuntimeError, VectorIndexError
+    ) as e:  # a missing step or bad input: one line naming what to run, never a traceback
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from backend import paths
+from backend.embedding_sets import same_model
 from backend.executor import Executor, Unit
 from backend.manifest import now, read_manifest, update_manifest, versions, write_json_atomic
 from backend.models import Encoder, ModelUnavailable, load_clip, load_effnet, load_minilm
@@ -168,6 +169,8 @@ def embed(
     given = {k for k, v in previous.get("kinds", {}).items() if v.get("given_by_source")}
     why_not_clip = None
     injected = encoders is not None
+    if encoders is None and set(KINDS) <= given:  # every kind shipped: no model to load
+        encoders = {}
     if encoders is None:
         encoders, why_not_clip = choose_encoders(
             mode, clip_model, clip_pretrained, clip_checkpoint, device
@@ -242,8 +245,7 @@ def embed(
             "executor": executor.describe() if executor else {"kind": "in-process"},
         },
         "kinds": kinds,
-        "cross_modal": bool(encoders and encoders["img"] is encoders["text"])
-        or previous.get("cross_modal", False),
+        "cross_modal": same_model(kinds),  # one space: both kinds from the same model
         "clip_unavailable": why_not_clip,
         "versions": versions(),
         "started_at": started,

@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from backend import paths
+from backend.embedding_sets import embed_kinds, gather, same_model, save_registry, source_dict
 from backend.executor import Executor, Unit
 from backend.images import BadImage, probe
 from backend.manifest import now, read_manifest, step_record, write_json_atomic
@@ -132,15 +133,15 @@ def ingest_shard(
     reader = reader_for(fmt, options)
     kept: list[Sample] = []
     rejects: list[Reject] = []
-    vectors: dict[str, list[np.ndarray]] = {}
+    vec_rows: list[int] = []  # each kept row's index in the shard's shipped vectors
     for item in reader.read(shard):
         if isinstance(item, Sample):
             item = _validate(item)
         if isinstance(item, Reject):
             rejects.append(item)
             continue
-        for kind, vec in item.vectors.items():
-            vectors.setdefault(kind, []).append(vec)
+        if shard.vectors:
+            vec_rows.append(item.vec_row)
         kept.append(item)
     _add_domains(kept)
     stem = f"{shard_idx:05d}"
@@ -155,16 +156,16 @@ def ingest_shard(
         schema=REJECT_SCHEMA,
     )
     _write_parquet(rej, out_dir / f"{stem}.rejects.parquet")
-    for kind, vecs in vectors.items():
-        tmp = out_dir / f"{stem}.{kind}.tmp.npy"
-        np.save(tmp, np.stack(vecs).astype(np.float32))
-        os.replace(tmp, out_dir / f"{stem}.{kind}.npy")
+    if shard.vectors:  # the vectors stay where the source has them until assembly
+        tmp = out_dir / f"{stem}.vecrows.tmp.npy"
+        np.save(tmp, np.asarray(vec_rows, dtype=np.int64))
+        os.replace(tmp, out_dir / f"{stem}.vecrows.npy")
     done = {
         "shard": shard.name,
         "fingerprint": shard.fingerprint,
         "rows": len(kept),
         "rejects": len(rejects),
-        "vectors": sorted(vectors),
+        "vector_sets": [source_dict(v) for v in shard.vectors] if kept else [],
     }
     write_json_atomic(out_dir / f"{stem}.done.json", done)
     return len(kept), len(rejects)
@@ -202,6 +203,8 @@ def build(
     executor: Executor | None = None,
     profile: str | None = None,
     mapping: dict[str, str] | None = None,
+    keep_precision: bool = False,
+    embedding_model: str | None = None,
 ) -> BuildResult:
     """Ingest ``source`` as dataset ``name``; resumable; swaps the result in at the end.
 
@@ -243,7 +246,8 @@ def build(
             progress(done, len(shards), rows_read)
 
     ex.run(units, finished)
-    counts = _assemble(name, ds_dir, staging, shards_dir, len(shards))
+    vec_opts = {"keep_precision": keep_precision, "model": embedding_model}
+    counts = _assemble(name, ds_dir, staging, shards_dir, len(shards), vec_opts)
     seconds = time.perf_counter() - t0
     record = step_record(
         {"source": str(src), "format": fmt, "executor": ex.describe(), **(options or {})},
@@ -273,7 +277,9 @@ def _profile_record(shards: list[Shard], options: dict | None) -> dict | None:
     return TableSource(**(options or {})).resolve(first).record()
 
 
-def _assemble(name: str, ds_dir: Path, staging: Path, shards_dir: Path, n: int) -> dict:
+def _assemble(
+    name: str, ds_dir: Path, staging: Path, shards_dir: Path, n: int, vec_opts: dict | None = None
+) -> dict:
     """Union the shard outputs into a new DuckDB file in staging; drop repeated keys."""
     sample_files = [str(shards_dir / f"{i:05d}.samples.parquet") for i in range(n)]
     reject_files = [str(shards_dir / f"{i:05d}.rejects.parquet") for i in range(n)]
@@ -312,37 +318,8 @@ def _assemble(name: str, ds_dir: Path, staging: Path, shards_dir: Path, n: int) 
         )
     finally:
         con.close()
-    vectors = _gather_vectors(shards_dir, staging / "embeddings", order, n)
+    vectors = gather(shards_dir, staging / "embeddings", order, n, **(vec_opts or {}))
     return {"rows": rows, "rejects": rejects, "reasons": reasons, "vectors": vectors}
-
-
-def _gather_vectors(shards_dir: Path, out: Path, order: dict, n: int) -> dict[str, int]:
-    """Source-given embeddings, re-ordered to row ids, as float16 ``.npy`` (one per kind)."""
-    kinds = sorted({p.name.split(".")[1] for p in shards_dir.glob("*.npy")})
-    dims: dict[str, int] = {}
-    shutil.rmtree(out, ignore_errors=True)
-    for kind in kinds:
-        parts = {
-            i: np.load(shards_dir / f"{i:05d}.{kind}.npy", mmap_mode="r")
-            for i in range(n)
-            if (shards_dir / f"{i:05d}.{kind}.npy").is_file()
-        }
-        dset = {p.shape[1] for p in parts.values()}
-        if len(dset) != 1:
-            raise SourceError(f"{kind} embeddings have different dimensions across shards: {dset}")
-        dim = dset.pop()
-        shard_idx, seq = order["shard_idx"], order["seq"]
-        if not all(int(i) in parts for i in np.unique(shard_idx)):
-            raise SourceError(f"some shards lack {kind} embeddings: they must be given for all")
-        out.mkdir(parents=True, exist_ok=True)
-        arr = np.lib.format.open_memmap(out / f"{kind}.npy", "w+", np.float16, (len(seq), dim))
-        for i, part in parts.items():
-            mask = shard_idx == i
-            arr[np.flatnonzero(mask)] = part[seq[mask]]
-        arr.flush()
-        del arr
-        dims[kind] = dim
-    return dims
 
 
 def _finish(
@@ -361,21 +338,17 @@ def _finish(
     }
     if counts.get("profile"):
         manifest["profile"] = counts["profile"]
-    if counts["vectors"]:
-        given = f"given by source ({fmt})"
-        kinds = {
-            k: {"given_by_source": True, "model": given, "dim": d, "rows": counts["rows"]}
-            for k, d in counts["vectors"].items()
-        }
+    if counts["vectors"]:  # shipped embedding sets: the defaults are the embed step's kinds
+        kinds = embed_kinds(save_registry(staging / "embeddings", counts["vectors"]))
         manifest["steps"]["embed"] = {
             "status": "done",
             "params": {"given_by_source": True},
             "kinds": kinds,
-            "cross_modal": set(kinds) == {"img", "text"},
+            "cross_modal": same_model(kinds),
             "finished_at": record["finished_at"],
         }
         names = {"img": "image", "text": "text"}
-        manifest["models"].update({names[k]: given for k in kinds})
+        manifest["models"].update({names[k]: v["model"] for k, v in kinds.items()})
     con = duckdb.connect(str(staging / "store.duckdb"))
     try:
         con.execute("INSERT INTO build_manifest VALUES (?, ?)", ["manifest", json.dumps(manifest)])

@@ -329,6 +329,11 @@ class Searcher:
     def like_row(self, row_id: int, k: int = 24, sel: Selection | None = None) -> Result:
         """More like this: the row's own image vector against all others."""
         t0 = time.perf_counter()
+        if "img" not in self.embed.get("kinds", {}):
+            raise SearchError(
+                f"{self.name!r} has no image vectors for “more like this”: run "
+                f"`python -m backend embed {self.name}`"
+            )
         _, vectors = self._index("img")
         if not 0 <= int(row_id) < len(vectors):
             raise SearchError(f"there is no row {row_id} (rows are 0..{len(vectors) - 1})")

@@ -33,7 +33,7 @@ class Sample:
     image: bytes | None = None  # read during ingest to validate and hash, never stored
     caption_encoding: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
-    vectors: dict[str, Any] = field(default_factory=dict)  # e.g. {"img": ndarray} given by source
+    vec_row: int | None = None  # this row's index in its shard's shipped vectors (Shard.vectors)
 
 
 @dataclass
@@ -53,6 +53,7 @@ class Shard:
     name: str
     paths: tuple[Path, ...]
     root: Path | None = None  # the source folder, for readers that need relative names
+    vectors: tuple = ()  # VectorSource per shipped embedding set (backend.sources.vectors)
 
     @property
     def fingerprint(self) -> str:

@@ -1,24 +1,51 @@
 """clip-retrieval embedding folders: ``img_emb/img_emb_{i}.npy``, ``text_emb/text_emb_{i}.npy``
-and ``metadata/metadata_{i}.parquet``, aligned row by row. The vectors are kept as given."""
+and ``metadata/metadata_{i}.parquet``, aligned row by row. Each folder is an embedding set
+(``img``, ``text``) whose model is read from the folder when it says (a ``*.json`` file with a
+``clip_model``/``model`` key, or the metadata parquet's key-value metadata), else "unknown"
+(``python -m backend build ... --embedding-model`` names it)."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
+import pyarrow.parquet as pq
 
-from backend.sources.base import Item, Reject, Sample, Shard, SourceError
+from backend.sources.base import Item, Reject, Shard, SourceError
 from backend.sources.table import TableSource
+from backend.sources.vectors import UNKNOWN, VectorSource, check_dims, with_vectors
 
 VECTOR_KINDS = {"img": "img_emb", "text": "text_emb"}
-F16_MAX = float(np.finfo(np.float16).max)
+MODEL_KEYS = ("clip_model", "model", "model_name")
 
 
 def _index(path: Path) -> int | None:
     m = re.search(r"_(\d+)\.(npy|parquet)$", path.name)
     return int(m.group(1)) if m else None
+
+
+def folder_model(root: Path, meta: Path | None = None) -> str:
+    """The model a clip-retrieval folder names, or ``unknown``."""
+    for p in sorted(root.glob("*.json")):
+        try:
+            data = json.loads(p.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict):
+            found = next((str(data[k]) for k in MODEL_KEYS if data.get(k)), None)
+            if found:
+                return found
+    if meta is not None:
+        try:
+            kv = pq.read_schema(meta).metadata or {}
+        except (OSError, ValueError):
+            kv = {}
+        for k in MODEL_KEYS:
+            if k.encode() in kv:
+                return kv[k.encode()].decode("utf-8", "replace")
+    return UNKNOWN
 
 
 class EmbeddingFolderSource:
@@ -31,51 +58,28 @@ class EmbeddingFolderSource:
         metas = {_index(p): p for p in meta_dir.glob("*.parquet") if _index(p) is not None}
         if not metas:
             raise SourceError(f"{meta_dir} holds no metadata_N.parquet files")
+        present = [k for k, folder in VECTOR_KINDS.items() if (root / folder).is_dir()]
+        model = folder_model(root, metas[min(metas)])
         shards = []
         for i in sorted(metas):
-            paths = [metas[i]]
-            for folder in VECTOR_KINDS.values():
+            paths, sources = [metas[i]], []
+            for kind in present:
+                folder = VECTOR_KINDS[kind]
                 p = root / folder / f"{folder}_{i}.npy"
-                if p.is_file():
-                    paths.append(p)
-            shards.append(Shard(f"metadata_{i}", tuple(paths), root))
+                paths.append(p)
+                sources.append(
+                    VectorSource(kind, kind, model, model, "clip-retrieval folder", str(p))
+                )
+            shards.append(Shard(f"metadata_{i}", tuple(paths), root, tuple(sources)))
+        check_dims([s.vectors for s in shards])
         return shards
 
     def read(self, shard: Shard) -> Iterator[Item]:
         meta = shard.paths[0]
-        vectors: dict[str, np.ndarray] = {}
-        for kind, folder in VECTOR_KINDS.items():
-            p = next((q for q in shard.paths[1:] if q.parent.name == folder), None)
-            if p is None:
-                continue
-            try:
-                vectors[kind] = np.load(p, mmap_mode="r")
-            except (ValueError, OSError) as e:
-                yield Reject(f"{shard.name}#{kind}", "unreadable embeddings", f"{p.name}: {e}")
-                return
-            if vectors[kind].ndim != 2:
-                yield Reject(f"{shard.name}#{kind}", "unreadable embeddings", f"{p.name} not 2-D")
-                return
-        table = TableSource()
-        items = list(table.read(Shard(shard.name, (meta,), shard.root)))
-        sizes = {k: v.shape[0] for k, v in vectors.items()}
-        if any(n != len(items) for n in sizes.values()):
-            yield Reject(
-                shard.name,
-                "embeddings misaligned",
-                f"{meta.name} has {len(items)} rows but embeddings have {sizes}",
-            )
+        try:
+            rows = pq.ParquetFile(meta).metadata.num_rows
+        except (OSError, ValueError) as e:
+            yield Reject(shard.name, "unreadable table", str(e)[:300])
             return
-        for row, item in enumerate(items):
-            if isinstance(item, Sample):
-                item.vectors = {k: np.asarray(v[row], dtype=np.float32) for k, v in vectors.items()}
-                bad = [k for k, v in item.vectors.items() if not np.isfinite(v).all()]
-                if bad:
-                    yield Reject(item.key, "non-finite embedding", ", ".join(bad))
-                    continue
-                big = [k for k, v in item.vectors.items() if np.abs(v).max(initial=0) > F16_MAX]
-                if big:  # vectors are stored as float16, where these would become inf
-                    detail = f"{', '.join(big)}: values beyond ±{F16_MAX:g} (float16)"
-                    yield Reject(item.key, "embedding out of range", detail)
-                    continue
-            yield item
+        items = TableSource().read(Shard(shard.name, (meta,), shard.root))
+        yield from with_vectors(shard, items, rows)

@@ -13,6 +13,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from backend import profiles
+from backend.sources import vectors
 from backend.sources.base import (
     STORAGE_PARQUET,
     STORAGE_URL,
@@ -218,9 +219,21 @@ class TableSource:
                 )
             rel = str(f.relative_to(root)) if f != root else f.name
             shards.append(Shard(rel, (f,), root))
-        return shards
+        return vectors.attach(shards)  # DataComp's .npz beside a shard, HF vector columns
 
     def read(self, shard: Shard) -> Iterator[Item]:
+        """Items in row order; rows paired with the shard's shipped vectors, if any."""
+        if not shard.vectors:
+            yield from self._rows(shard)
+            return
+        try:
+            rows = vectors.table_rows(shard.paths[0])
+        except (OSError, pa.ArrowInvalid) as e:
+            yield Reject(shard.name, "unreadable table", str(e)[:300])
+            return
+        yield from vectors.drop_columns(shard, vectors.with_vectors(shard, self._rows(shard), rows))
+
+    def _rows(self, shard: Shard) -> Iterator[Item]:
         path = shard.paths[0]
         cols = self._columns(path, _schema(path))
         stem = path.stem
