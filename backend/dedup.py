@@ -331,9 +331,12 @@ def dedup(
         )
     t0, started = time.perf_counter(), now()
     notes: list[str] = []
+    skipped: dict[str, dict[str, str]] = {}  # kind -> {"why", "command"}: "not run", not "0"
     phash_rec = score(name, ["phash"], root=root, progress=progress)
     if phash_rec.get("skipped"):
         notes.extend(phash_rec["skipped"].values())
+        skipped["phash"] = {"why": "; ".join(phash_rec["skipped"].values()),
+                            "command": f"python -m backend dedup {name}"}  # fmt: skip
     con = connect(name, root)
     try:
         n = con.execute("SELECT count(*) FROM samples").fetchone()[0]
@@ -362,11 +365,15 @@ def dedup(
     if semantic_threshold is None and img_model and not img_model.startswith("open_clip"):
         # Measured on the demo: with the packaged ImageNet model, unrelated generated scenes
         # reach cosine 0.99, so no default threshold separates duplicates from look-alikes.
-        notes.append(
-            f"semantic duplicates skipped: the image vectors come from {img_model}, whose "
-            "cosines are not calibrated for duplicates; embed with CLIP, or pass "
-            "--semantic-threshold to use these vectors anyway"
-        )
+        why = (f"the image vectors come from {img_model}, whose cosines are not calibrated "
+               "for duplicates")  # fmt: skip
+        notes.append(f"semantic duplicates skipped: {why}; embed with CLIP, or pass "
+                     "--semantic-threshold to use these vectors anyway")  # fmt: skip
+        skipped["semantic"] = {
+            "why": why,
+            "command": f"python -m backend embed {name} --model clip --rebuild "
+            f"--clip-checkpoint PATH && python -m backend dedup {name}",
+        }
     else:
         try:
             si, sj, sem_model = semantic_pairs(
@@ -375,6 +382,8 @@ def dedup(
             semantic = leader_groups(n, si, sj)
         except Exception as e:  # no embeddings or no index yet: the other kinds still run
             notes.append(f"semantic duplicates skipped: {e}")
+            skipped["semantic"] = {"why": str(e), "command": f"python -m backend embed {name} "
+                                   f"&& python -m backend dedup {name}"}  # fmt: skip
     rows = np.arange(n)
     member = np.zeros(n, dtype=bool)
     for g in (exact, phash, semantic):
@@ -407,6 +416,7 @@ def dedup(
         caption=summary(caption),
         kept=int((~member).sum()),
         notes=notes,
+        skipped=skipped,
     )
     update_manifest(paths.manifest_path(name, root), "dedup", record)
     return record

@@ -279,3 +279,25 @@ def test_without_scores_the_page_says_what_to_run(demo_pristine: Path, tmp_path:
     at = safety_page()
     text = " ".join(m.value for m in at.markdown)
     assert "python -m backend score demo" in text and "python -m backend dedup demo" in text
+
+
+def test_a_skipped_duplicate_kind_says_not_run_never_none_found(ws: Path):
+    """The fixture's dedup ran without image embeddings: semantic duplicates were skipped, so
+    their column is all NULL. The page must say "not run", why, and the command, not "0"."""
+    (nulls,) = sql(ws, "SELECT count(*) FILTER (WHERE dup_semantic_group IS NOT NULL) "
+                       "FROM samples")[0]  # fmt: skip
+    assert nulls == 0
+    at = safety_page("Duplicates")
+    note = " ".join(c.value for c in at.caption)
+    assert "semantic duplicates (`dup_semantic_group`)" in note and "Not run" in note
+    labels = list(at.segmented_control(key="w.safety.kind").options)  # as formatted
+    assert "Semantic · not run" in labels and not any(x.startswith("Semantic · 0") for x in labels)
+    assert any(x.startswith("Exact · ") and x != "Exact · not run" for x in labels)
+    at.session_state["w.safety.kind"] = "dup_semantic_group"
+    run_ok(at)
+    (warn,) = [w.value for w in at.warning if "Not run" in w.value]
+    assert "semantic duplicates" in warn and "embed" in warn  # why: no image embeddings
+    assert "python -m backend embed demo && python -m backend dedup demo" in [
+        c.value for c in at.code
+    ]
+    assert not [s for s in at.success if "No duplicate group" in s.value]

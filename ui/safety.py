@@ -9,6 +9,7 @@ from typing import Any
 import duckdb
 import streamlit as st
 
+from backend import not_run, paths
 from backend.browse import CARD_COLUMNS, columns
 from backend.selection import Selection, quote_ident
 from ui import cards, selection_bar, style
@@ -95,18 +96,26 @@ def missing_help(name: str) -> None:
     )
 
 
-def not_run_note(name: str, cols: dict[str, str]) -> str | None:
-    """What is missing and the command that adds it, or None when every step ran."""
+def not_run_note(
+    name: str, cols: dict[str, str], skipped: dict[str, dict[str, str]] | None = None
+) -> str | None:
+    """What did not run, why when a step recorded it (``skipped``: :mod:`backend.not_run`),
+    and the command that adds it; None when every step ran."""
+    skipped = skipped or {}
     notes = []
     if not {"toxicity", "nsfw", "blur"} & set(cols):
         notes.append(f"scores: `python -m backend score {name}`")
+    for col, info in skipped.items():
+        if col.startswith("dup_") or col not in cols:
+            notes.append(f"{info['what']} (`{col}`): {info['why'].rstrip('.')} — "
+                         f"`{info['command']}`")  # fmt: skip
     for col, (scorer, needs) in OPTIONAL.items():
-        if col not in cols:
+        if col not in cols and col not in skipped:
             notes.append(f"`{col}`: `python -m backend score {name} --scorers {scorer}` "
                          f"({needs})")  # fmt: skip
     if "is_dup_rep" not in cols:
         notes.append(f"duplicates: `python -m backend dedup {name}`")
-    return "Not run yet — " + "; ".join(notes) if notes else None
+    return "Not run — " + "; ".join(notes) if notes else None
 
 
 def flagged_view(name: str, con: duckdb.DuckDBPyConnection, sel: Selection,
@@ -143,7 +152,7 @@ def draw(name: str, con: duckdb.DuckDBPyConnection, sel: Selection, total_rows: 
         share = f"{flagged[c.label] / total:.1%}" if total else "–"
         col.metric(c.label, f"{flagged[c.label]:,}", share, delta_color="off",
                    delta_arrow="off", help=c.help, border=True)  # fmt: skip
-    note = not_run_note(name, cols)
+    note = not_run_note(name, cols, not_run.skipped(name, paths.workspace()))
     if note:
         st.caption(note)
     if st.session_state.get(K_VIEW) not in VIEWS:

@@ -9,7 +9,7 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from backend import paths
+from backend import not_run, paths
 from backend.browse import columns
 from backend.map import load_clusters
 from backend.selection import Selection
@@ -235,19 +235,26 @@ def dedup_help(name: str) -> None:
     )  # fmt: skip
 
 
+def not_run_box(info: dict[str, str]) -> None:
+    """A skipped step: "not run", why, and the command that runs it (never "none found")."""
+    st.warning(f"**Not run: {info['what']}.** {info['why']}", icon=":material/block:")
+    st.code(info["command"], language="bash")
+
+
 def dups_view(name: str, con, sel: Selection) -> None:
     kinds = safety_dups.available(columns(con))
     if not kinds:
         dedup_help(name)
         return
     stats = safety_dups.stats(con, sel, kinds)
+    skipped = not_run.dedup_skipped(name, paths.workspace())  # an all-NULL column is not "0"
     by_col = {k.column: k for k in kinds}
     if st.session_state.get(K_KIND) not in by_col:
         st.session_state[K_KIND] = kinds[0].column
 
     def label(c: str) -> str:
         s = stats["kinds"][c]
-        return f"{by_col[c].label} · {s['groups']:,}"
+        return f"{by_col[c].label} · " + ("not run" if c in skipped else f"{s['groups']:,}")
 
     head, toggle = st.columns([3, 2], vertical_alignment="bottom")
     with head:
@@ -269,6 +276,9 @@ def dups_view(name: str, con, sel: Selection) -> None:
                 if not safety_dups.keeps_one(sel)
                 else "on: duplicates beyond the first of each group are filtered out"
             )
+    if kind.column in skipped:
+        not_run_box(skipped[kind.column])
+        return
     s = stats["kinds"][kind.column]
     st.caption(f"{kind.help}. {s['groups']:,} groups with {s['rows']:,} rows in the selection, "
                "biggest first; ★ marks the group's representative (its lowest row).")  # fmt: skip

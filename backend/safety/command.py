@@ -68,7 +68,10 @@ def cmd_dedup(args: argparse.Namespace) -> int:
         print(json.dumps(rec, indent=2, default=str))
         return 0
     for kind in ("exact", "phash", "semantic", "caption"):
-        s = rec[kind]
+        s, skip = rec[kind], rec.get("skipped", {}).get(kind)
+        if skip:  # not "0 groups": it did not run
+            print(f"{kind:>9}: not run ({skip['why']}); to run it: {skip['command']}")
+            continue
         print(f"{kind:>9}: {s['groups']} groups, {s['rows']} rows, {s['removable']} removable")
     print(f"keep one per image group (WHERE is_dup_rep): {rec['kept']} of {rec['rows']} rows")
     return 0
@@ -89,9 +92,10 @@ def score_and_dedup(name: str, executor: Executor | None = None) -> None:
             b.close()
     for scorer, why in rec.get("skipped", {}).items():
         print(f"skipped {scorer}: {why}", file=sys.stderr)
+    skipped = groups.get("skipped", {})
     print(f"scored {', '.join(rec.get('scorers', {}))}; duplicates: "
-          + ", ".join(f"{k} {groups[k]['groups']} groups" for k in ("exact", "phash", "semantic",
-                                                                     "caption")),
+          + ", ".join(f"{k} not run" if k in skipped else f"{k} {groups[k]['groups']} groups"
+                      for k in ("exact", "phash", "semantic", "caption")),
           file=sys.stderr)  # fmt: skip
 
 

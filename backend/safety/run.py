@@ -430,7 +430,8 @@ def score(
         rows=n,
         columns=added,
         scorers=per,
-        skipped=skipped,
+        skipped={**{k: v for k, v in previous.get("skipped", {}).items()  # kept until it runs
+                    if k not in per}, **skipped},  # fmt: skip
         kept_shipped=kept_shipped,
         errors=errors,
         read_seconds=round(read_s, 3),
