@@ -22,6 +22,9 @@ K_SHARDS = state.FILTER_PREFIX + "shards"
 K_KEYWORDS = state.FILTER_PREFIX + "keywords"
 K_EXTRA = state.FILTER_PREFIX + "extra"
 K_SQL = state.FILTER_PREFIX + "sql"
+K_DOMAINS = state.FILTER_PREFIX + "domains"
+DOMAIN = "domain"
+TOP_DOMAINS = 50
 OWN_CONTROLS = ("width", "height")  # numeric columns with their own slider
 
 
@@ -123,6 +126,7 @@ def sidebar(name: str) -> Selection:
             )
         else:
             shards = []
+        domains = _domain_facet(name, sel) if DOMAIN in facts["columns"] else None
 
         extra_cols = [c for c in facts["numeric"] if c not in OWN_CONTROLS]
         if extra_cols:
@@ -144,8 +148,14 @@ def sidebar(name: str) -> Selection:
         if col not in ranges_info:
             ranges[col] = r
     # Parts these widgets do not draw (a map region, …) pass through unchanged.
+    values = dict(sel.values)
+    if domains is not None:
+        values.pop(DOMAIN, None)
+        if domains:
+            values[DOMAIN] = domains
     out = replace(
         sel,
+        values=values,
         text=text.strip(),
         ranges=ranges,
         shards=list(shards),
@@ -154,6 +164,33 @@ def sidebar(name: str) -> Selection:
         sql=_sql_box(name, sel.sql),
     )
     return _with_subsets(name, out)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _top_domains(name: str, store: str, mtime_ns: int) -> list[tuple[str, int]]:
+    """The commonest domains of the dataset with their rows, once per store version."""
+    from backend.domains import top_domains
+
+    return top_domains(state.connection(name), TOP_DOMAINS)
+
+
+def _domain_facet(name: str, sel: Selection) -> list[str]:
+    """The "Domain" facet: the dataset's commonest registered domains with their row counts;
+    the picked ones become ``domain IN (…)`` in the Selection."""
+    top = _top_domains(name, str(state.store_file(name)), state.store_mtime(name))
+    counts = dict(top)
+    current = [str(d) for d in sel.values.get(DOMAIN, [])]
+    _seed(K_DOMAINS, current)
+    options = list(dict.fromkeys([*counts, *current]))
+    return st.multiselect(
+        "Domain",
+        options,
+        key=K_DOMAINS,
+        format_func=lambda d: f"{d}  ({fmt.num(counts[d])})" if d in counts else d,
+        placeholder=f"any of {len(counts)}{'+' if len(counts) >= TOP_DOMAINS else ''} domains",
+        help=f"The registered domain of each row's URL (derived at ingest); the "
+        f"{TOP_DOMAINS} commonest are listed with their rows in the whole dataset.",
+    )
 
 
 def _sql_box(name: str, current: str) -> str:

@@ -42,6 +42,7 @@ def _kv_html(info: dict[str, Any]) -> str:
     items = [
         ("Source", f"<code>{esc(info.get('source'))}</code>"),
         ("Format", esc(info.get("format") or "—")),
+        *([("Profile", _profile_html(info))] if info.get("profile") else []),
         ("Models", model_txt),
         ("Built", esc(fmt.when(info.get("built_at")))),
         ("Stored at", f"<code>{esc(info.get('path'))}</code>"),
@@ -51,6 +52,18 @@ def _kv_html(info: dict[str, Any]) -> str:
         + "".join(f"<div>{k}</div><div>{v}</div>" for k, v in items)
         + ("</div>")
     )
+
+
+def _profile_html(info: dict[str, Any]) -> str:
+    """The known pool the source was read as, and the scores it shipped with their columns."""
+    p = info.get("profile") or {}
+    how = "forced with --profile" if p.get("forced") else "detected from the columns"
+    head = f"<b>{esc(p.get('name') or 'none')}</b> · {esc(p.get('title'))} ({how})"
+    shipped = [f"<code>{esc(k)}</code> ← {esc(v.get('origin'))}"
+               for k, v in (info.get("scores") or {}).items() if v.get("source") == "shipped"]
+    if shipped:
+        head += "<br>shipped scores: " + ", ".join(shipped)
+    return head
 
 
 def _reasons_html(info: dict[str, Any], top: int = 5) -> str:

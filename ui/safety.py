@@ -3,7 +3,7 @@ a chosen score ranks first, as thumbnail cards."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import duckdb
@@ -11,8 +11,9 @@ import streamlit as st
 
 from backend import not_run, paths
 from backend.browse import CARD_COLUMNS, columns
+from backend.scores import COMPUTED_SUFFIX
 from backend.selection import Selection, quote_ident
-from ui import cards, selection_bar, style
+from ui import cards, safety_scores, selection_bar, style
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,9 @@ class Check:
 CHECKS = (
     Check("Offensive captions", "toxicity", "toxicity > 0.5", "toxicity DESC",
           "caption toxicity > 0.5 (alt-profanity-check)"),
-    Check("NSFW images", "nsfw", "nsfw > 0.5", "nsfw DESC", "open_nsfw probability > 0.5"),
+    Check("NSFW images", "nsfw", "nsfw > 0.5", "nsfw DESC", "NSFW probability > 0.5"),
+    Check("Watermarks", "watermark", "watermark > 0.5", "watermark DESC",
+          "watermark probability > 0.5"),
     Check("Text / watermark", "text_overlay", "text_overlay >= 0.01", "text_overlay DESC",
           "OCR text over ≥ 1% of the image (a proxy for overlays)"),
     Check("Blurriest", "blur", "blur < 50", "blur ASC",
@@ -37,12 +40,31 @@ CHECKS = (
           "rows WHERE is_dup_rep would drop (one kept per group)"),
     Check("Low CLIP agreement", "clip_similarity", "clip_similarity < 0.2",
           "clip_similarity ASC", "image–caption cosine < 0.2"),
+    Check("Faces", "faces", "faces > 0", "faces DESC", "one face or more in the image"),
 )  # fmt: skip
 
 
-def available(cols: dict[str, str]) -> list[Check]:
-    """The checks whose score column this dataset has."""
-    return [c for c in CHECKS if c.column in cols]
+def available(cols: dict[str, str], cat: dict[str, dict] | None = None) -> list[Check]:
+    """The checks whose score column this dataset has, each followed by its computed twin when
+    the pool shipped the score too; ``cat`` (the score catalog) adds each one's provenance to
+    its help ("… — shipped: LAION's CLIP-based NSFW detector (punsafe)")."""
+    out = []
+    for c in CHECKS:
+        twin = c.column + COMPUTED_SUFFIX
+        for col, suffix in ((c.column, ""), (twin, " · computed")):
+            if col not in cols:
+                continue
+            out.append(replace(c, label=c.label + suffix, column=col,
+                               flagged=c.flagged.replace(c.column, col),
+                               order=c.order.replace(c.column, col),
+                               help=safety_scores.with_source(c.help, col, cat)))  # fmt: skip
+    return out
+
+
+def sources_line(checks: list[Check], cat: dict[str, dict]) -> str | None:
+    """One line naming where each shown score came from, or None when none is known."""
+    parts = [f"`{c.column}` {cat[c.column]['label']}" for c in checks if c.column in cat]
+    return "Sources — " + " · ".join(parts) if parts else None
 
 
 def counts(
@@ -79,7 +101,14 @@ OPTIONAL = {  # score columns of optional scorers: (scorer, what it needs)
     "clip_similarity": ("clip", "needs CLIP weights, or the dataset embedded with CLIP"),
 }
 VIEWS = ("Flagged rows", "Thresholds", "By cluster / concept", "Duplicates")
+AGREEMENT = "Shipped vs computed"  # a view only when a score exists both ways
 K_VIEW = "w.safety.view"
+
+
+def safety_pairs(cat: dict[str, dict]) -> list[tuple[str, str]]:
+    from backend.scores import pairs
+
+    return pairs(cat)
 
 
 def missing_help(name: str) -> None:
@@ -140,7 +169,8 @@ def draw(name: str, con: duckdb.DuckDBPyConnection, sel: Selection, total_rows: 
     from ui import safety_view
 
     cols = columns(con)
-    checks = available(cols)
+    cat = safety_view.catalog(name)
+    checks = available(cols, cat)
     if not checks:
         missing_help(name)
         return
@@ -152,14 +182,22 @@ def draw(name: str, con: duckdb.DuckDBPyConnection, sel: Selection, total_rows: 
         share = f"{flagged[c.label] / total:.1%}" if total else "–"
         col.metric(c.label, f"{flagged[c.label]:,}", share, delta_color="off",
                    delta_arrow="off", help=c.help, border=True)  # fmt: skip
+    sources = sources_line(checks, cat)
+    if sources:
+        st.caption(sources)
     note = not_run_note(name, cols, not_run.skipped(name, paths.workspace()))
     if note:
         st.caption(note)
-    if st.session_state.get(K_VIEW) not in VIEWS:
-        st.session_state[K_VIEW] = VIEWS[0]
-    view = st.segmented_control("View", VIEWS, key=K_VIEW, required=True,
+    views = VIEWS + ((AGREEMENT,) if safety_pairs(cat) else ())
+    if st.session_state.get(K_VIEW) not in views:
+        st.session_state[K_VIEW] = views[0]
+    view = st.segmented_control("View", views, key=K_VIEW, required=True,
                                 label_visibility="collapsed")  # fmt: skip
-    if view == "Thresholds":
+    if view == AGREEMENT:
+        from ui import safety_agree
+
+        safety_agree.view(name, con, sel, cat)
+    elif view == "Thresholds":
         safety_view.threshold_view(name, con, sel)
     elif view == "By cluster / concept":
         safety_view.rates_view(name, con, sel)

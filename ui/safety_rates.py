@@ -16,6 +16,8 @@ from backend.selection import Selection, is_numeric, quote_ident
 from ui.safety_scores import Score, removed_sql
 
 CLUSTER = "cluster"
+DOMAIN = "domain"
+TOP_DOMAINS = 25  # the biggest domains of the selection get a row each
 
 
 def concept_columns(cols: dict[str, str]) -> list[str]:
@@ -70,6 +72,29 @@ def cluster_rates(
     ).fetchall()
     rows = [(f"{labels.get(int(g), 'cluster')} (#{int(g)})", *rest) for g, *rest in got]
     return _frame(rows, "cluster", thresholds)
+
+
+def domain_rates(
+    con: duckdb.DuckDBPyConnection,
+    sel: Selection,
+    thresholds: list[tuple[Score, float]],
+    top: int = TOP_DOMAINS,
+) -> pd.DataFrame:
+    """One row per domain among the ``top`` biggest of the selection (the URL's registered
+    domain, derived at ingest). Empty when the dataset has no URLs, or one domain only."""
+    cols = columns(con)
+    if DOMAIN not in cols:
+        return _frame([], "domain", thresholds)
+    where, params = sel.where(cols)
+    agg, more = _aggregates(thresholds)
+    got = con.execute(
+        f"SELECT {quote_ident(DOMAIN)} AS g, {agg} FROM samples "
+        f"WHERE ({where}) AND {quote_ident(DOMAIN)} IS NOT NULL GROUP BY g "
+        "ORDER BY rows DESC, g LIMIT ?",
+        [*more, *params, top],
+    ).fetchall()
+    rows = [tuple(r) for r in got] if len(got) > 1 else []  # one domain: nothing to compare
+    return _frame(rows, "domain", thresholds)
 
 
 def concept_rates(
@@ -129,9 +154,10 @@ def rates(
     labels: dict[int, str],
     hits: tuple[np.ndarray, np.ndarray, list[str]] | None = None,
 ) -> pd.DataFrame:
-    """Clusters and concepts (columns, and ``hits`` of a vocabulary when given) together,
-    highest rate of the first score first."""
-    parts = [cluster_rates(con, sel, thresholds, labels), concept_rates(con, sel, thresholds)]
+    """Clusters, concepts (columns, and ``hits`` of a vocabulary when given) and the biggest
+    domains together, highest rate of the first score first."""
+    parts = [cluster_rates(con, sel, thresholds, labels), concept_rates(con, sel, thresholds),
+             domain_rates(con, sel, thresholds)]  # fmt: skip
     if hits is not None:
         parts.append(hit_rates(con, sel, thresholds, hits))
     df = pd.concat([p for p in parts if len(p)] or parts[:1], ignore_index=True)

@@ -14,6 +14,7 @@ from typing import Any
 import duckdb
 
 from backend.browse import CARD_COLUMNS, columns
+from backend.scores import COMPUTED_SUFFIX
 from backend.selection import Selection, is_numeric, quote_ident
 
 
@@ -38,11 +39,15 @@ class Score:
 SCORES = (
     Score("toxicity", "Caption toxicity", True, 0.5,
           "alt-profanity-check probability that the caption is offensive"),
-    Score("nsfw", "NSFW", True, 0.5, "open_nsfw probability that the image is not safe for work"),
+    Score("nsfw", "NSFW", True, 0.5, "probability that the image is not safe for work"),
+    Score("watermark", "Watermark", True, 0.5, "probability that the image carries a watermark"),
     Score("text_overlay", "Text / watermark", True, 0.01,
           "OCR confidence × share of the image covered by text (a proxy for overlays)"),
     Score("clip_similarity", "Image–caption agreement", False, 0.2,
           "CLIP cosine of image and caption: low means the caption does not describe the image"),
+    Score("clip_similarity_l14", "Image–caption agreement (L/14)", False, 0.2,
+          "CLIP ViT-L/14 cosine of image and caption: low means the caption does not describe "
+          "the image"),
     Score("blur", "Sharpness", False, 50.0,
           "variance of the Laplacian at 512 px: low means blurry"),
     Score("brightness", "Brightness", False, 0.1, "mean luminance, 0–1: low means nearly black"),
@@ -50,18 +55,37 @@ SCORES = (
     Score("aspect", "Aspect ratio", True, 3.0, "width / height: far from 1 means a banner"),
     Score("aesthetic", "Aesthetic score", False, 5.0,
           "the source's aesthetic predictor: high is good"),
+    Score("faces", "Faces", True, 0.0, "faces found in the image: above 0, a person may be "
+          "identifiable"),
 )  # fmt: skip
 NSFW = "nsfw"
 MARGIN = 6  # rows shown on each side of a threshold
 
 
-def available(cols: dict[str, str]) -> list[Score]:
-    """The scores this dataset has as numeric columns, in :data:`SCORES` order."""
-    return [s for s in SCORES if s.column in cols and is_numeric(cols[s.column])]
+def available(cols: dict[str, str], cat: dict[str, dict] | None = None) -> list[Score]:
+    """The scores this dataset has as numeric columns, in :data:`SCORES` order, each followed
+    by its computed twin when the pool shipped it too (``nsfw_computed``). ``cat``: the
+    dataset's score catalog (:func:`backend.scores.catalog`), whose provenance ("shipped:
+    LAION's … (punsafe)" / "computed here: …") joins each help text."""
+    out = []
+    for s in SCORES:
+        for col, suffix in ((s.column, ""), (s.column + COMPUTED_SUFFIX, " · computed here")):
+            if col in cols and is_numeric(cols[col]):
+                out.append(replace(s, column=col, label=s.label + suffix,
+                                   help=with_source(s.help, col, cat)))  # fmt: skip
+    return out
+
+
+def with_source(text: str, column: str, cat: dict[str, dict] | None) -> str:
+    """``text`` followed by where ``column``'s values came from, when that is known."""
+    source = (cat or {}).get(column, {}).get("label")
+    return f"{text} — {source}" if source else text
 
 
 def by_column(column: str) -> Score | None:
-    return next((s for s in SCORES if s.column == column), None)
+    base = column.removesuffix(COMPUTED_SUFFIX)
+    spec = next((s for s in SCORES if s.column == base), None)
+    return replace(spec, column=column) if spec and base != column else spec
 
 
 def slider_bounds(lo: float, hi: float, default: float | None = None) -> tuple[float, float, float]:

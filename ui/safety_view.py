@@ -26,6 +26,11 @@ REP_HTML = '<b style="color:#4f46e5">★ representative</b>'
 K_LOG = "w.safety.log"
 
 
+def catalog(name: str) -> dict[str, dict]:
+    """The dataset's score columns with their provenance (:func:`backend.scores.catalog`)."""
+    return state.summary(name).get("scores") or {}
+
+
 def threshold_key(col: str) -> str:
     return f"w.safety.t::{col}"
 
@@ -79,7 +84,7 @@ def figure(
 
 
 def threshold_view(name: str, con, sel: Selection) -> None:
-    scores = safety_scores.available(columns(con))
+    scores = safety_scores.available(columns(con), catalog(name))
     if not scores:
         st.info(f"No score columns yet: run `python -m backend score {name}`.",
                 icon=":material/info:")  # fmt: skip
@@ -185,7 +190,7 @@ def concept_hits(name: str) -> tuple[tuple[np.ndarray, np.ndarray, list] | None,
 
 def rates_view(name: str, con, sel: Selection) -> None:
     cols = columns(con)
-    scores = safety_scores.available(cols)
+    scores = safety_scores.available(cols, catalog(name))
     if not scores:
         st.info(f"No score columns yet: run `python -m backend score {name}`.",
                 icon=":material/info:")  # fmt: skip
@@ -197,7 +202,8 @@ def rates_view(name: str, con, sel: Selection) -> None:
     if hits is None and not safety_rates.concept_columns(cols):
         notes.append(why or "no concepts")
     if safety_rates.CLUSTER not in cols and hits is None \
-            and not safety_rates.concept_columns(cols):  # fmt: skip
+            and not safety_rates.concept_columns(cols) \
+            and safety_rates.DOMAIN not in cols:  # fmt: skip
         st.info("Nothing to group by yet: " + "; ".join(notes) + ".", icon=":material/info:")
         return
     pairs = [(s, threshold(s)) for s in scores]
@@ -205,6 +211,8 @@ def rates_view(name: str, con, sel: Selection) -> None:
     st.caption(
         "Share of each group's rows (in the selection) that each score's current threshold "
         "removes; set thresholds in the Thresholds view. Click a header to sort."
+        + (f" Domains: the {safety_rates.TOP_DOMAINS} biggest of the selection (the URL's "
+           "registered domain)." if safety_rates.DOMAIN in cols else "")
         + (f" Skipped: {'; '.join(notes)}." if notes else "")
     )
     rate_cols = [c for c in df.columns if c not in ("kind", "group", "rows")]
