@@ -55,9 +55,9 @@ def cmd_build(args: argparse.Namespace) -> int:
             progress=update,
             executor=from_args(args),
             profile=args.profile,
+            mapping=mapping,
             keep_precision=args.keep_precision,
             embedding_model=args.embedding_model,
-            mapping=mapping,
         )
     finally:
         bar.close()
@@ -245,9 +245,9 @@ def cmd_search(args: argparse.Namespace) -> int:
     elif args.hybrid is not None:
         res = s.hybrid(args.hybrid, k=args.k)
     elif args.image is not None:
+        res = s.image(Path(args.image).read_bytes(), k=args.k)
     elif args.caption_row is not None:
         res = s.like_caption(args.caption_row, k=args.k)
-        res = s.image(Path(args.image).read_bytes(), k=args.k)
     else:
         res = s.like_row(args.row, k=args.k)
     out = [
@@ -265,6 +265,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         for h in out:
             print(f"{h['row_id']:>9}  {h['score']:.3f}  {h['caption']}")
     return 0
+
 
 def cmd_embeddings(args: argparse.Namespace) -> int:
     from backend import embedding_sets
@@ -291,7 +292,6 @@ def cmd_embeddings(args: argparse.Namespace) -> int:
     return 0
 
 
-
 def cmd_info(args: argparse.Namespace) -> int:
     from backend.catalog import summary
 
@@ -306,10 +306,10 @@ def cmd_info(args: argparse.Namespace) -> int:
             how = "forced" if p.get("forced") else "detected"
             print(f"  profile: {p.get('name') or 'none'} — {p.get('title')} ({how})")
         for col, sc in info.get("scores", {}).items():
+            print(f"  score {col}: {sc['label']} [{sc['source']}; model {sc['model']}]")
         for set_name, v in info.get("embeddings", {}).items():
             print(f"  vectors {set_name}: {v['kind']} {v['dim']}-d, {v['model']} [{v['source']}]"
                   + (" (default)" if v.get("default") else ""))
-            print(f"  score {col}: {sc['label']} [{sc['source']}; model {sc['model']}]")
         print(f"  steps:  {', '.join(info['steps']) or 'none'}")
         for reason, n in info.get("reasons", {}).items():
             print(f"  rejected {n:>6}  {reason}")
@@ -352,14 +352,15 @@ def parser() -> argparse.ArgumentParser:
                    help="the known pool the tables come from (default: detected from the "
                    "columns); a profile that does not fit is an error naming what is missing")
     b.add_argument("--map-column", action="append", default=None, metavar="CANONICAL=COLUMN",
+                   help="map a column by hand, e.g. nsfw=my_nsfw_score, caption=alt (repeatable)")
     b.add_argument("--keep-precision", action="store_true",
                    help="keep shipped vectors in the precision given (default: float16)")
     b.add_argument("--embedding-model", default=None, metavar="MODEL",
                    help="the model of shipped vectors whose source does not say "
                    "(clip-retrieval folders), e.g. ViT-B-32/openai")
-                   help="map a column by hand, e.g. nsfw=my_nsfw_score, caption=alt (repeatable)")
     add_executor_arguments(b)
     b.set_defaults(func=cmd_build)
+
     es = sub.add_parser("embeddings", help="the embedding sets of NAME; pick the default one")
     es.add_argument("name")
     es.add_argument("--use", metavar="SET", help="make a shipped set (l14_img, or b32 for both "
@@ -368,7 +369,6 @@ def parser() -> argparse.ArgumentParser:
                     "unknown model, e.g. ViT-B-32/openai")
     es.add_argument("--json", action="store_true")
     es.set_defaults(func=cmd_embeddings)
-
 
     d = sub.add_parser("demo", help="generate the offline demo dataset and build it")
     d.add_argument("--name", default="demo")
@@ -435,9 +435,9 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--keywords", help="BM25 keyword search over captions")
     q.add_argument("--hybrid", help="keywords and meaning, fused by rank")
     q.add_argument("--image", help="path of an image to find look-alikes of")
+    q.add_argument("--row", type=int, help="row id: more like this")
     q.add_argument("--caption-row", type=int, metavar="ROW",
                    help="row id: images like this row's caption (its text vector)")
-    q.add_argument("--row", type=int, help="row id: more like this")
     s.add_argument("-k", type=int, default=10)
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_search)
@@ -484,9 +484,9 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     from backend.bounded import trust_local_user
+    from backend.index import VectorIndexError
 
     try:
-    from backend.index import VectorIndexError
         with trust_local_user(args.command != "count"):  # count: the UI's box, UI's limits
             return args.func(args)
     except (
