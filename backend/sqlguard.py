@@ -29,12 +29,17 @@ from backend.selection import BadSelection
 
 PREFIX = "SELECT * FROM samples WHERE ("
 MAX_LEN = 4000
-# The per-row size budget: every value the condition builds counts its estimated size
-# (characters or list items), a column value counting COLUMN_SIZE. DuckDB checks for an
-# interrupt only between chunks of rows, so one call that builds a 2 GB string or a 3e8-item
-# list cannot be stopped by the time limit: such conditions are refused before they run.
-COLUMN_SIZE = 1_000
-MAX_WORK = 2_000_000
+# The per-row budget. DuckDB evaluates a condition on chunks of 2,048 rows and checks for an
+# interrupt only between chunks, and values built inside a function (a 2 GB ``repeat``, a
+# 3e8-item ``range``) are not counted by its memory_limit: one such call could neither be
+# stopped nor capped. So every value the condition builds counts its estimated size in bytes
+# (a column value counting COLUMN_SIZE, a list item 8 bytes), and edit distances count the
+# product of their inputs' sizes as steps: over MAX_WORK bytes or MAX_STEPS steps per row, the
+# condition is refused before it runs (100 kB x 2,048 rows: at most ~200 MB per chunk).
+COLUMN_SIZE = 300
+MAX_WORK = 100_000
+MAX_STEPS = 200_000
+ITEM_BYTES = 8
 MAX_FORMAT_WIDTH = 1_000
 # Expression classes a predicate may hold; everything else (SUBQUERY, STAR, PARAMETER, WINDOW,
 # LAMBDA, ...) is refused.
@@ -99,7 +104,7 @@ class _Walk:
     """One check of one predicate tree: refuses what is not allowed, adds up the per-row size."""
 
     def __init__(self, sql: str, columns: dict[str, str]) -> None:
-        self.sql, self.columns, self.work = sql, columns, 0
+        self.sql, self.columns, self.work, self.steps = sql, columns, 0, 0
 
     def refuse(self, node: dict[str, Any], what: str, cls: type = UnsafeSQL) -> BadSelection:
         """``what``, pointing at the node's place in the user's text when DuckDB knows it."""
@@ -110,26 +115,35 @@ class _Walk:
         return cls(what)
 
     def size(self, node: Any) -> int:
-        """The estimated size of the node's value per row (characters or items), checked."""
+        """The estimated size of the node's value per row (characters or items), checked; the
+        values read and built (leaves, function results) add up to ``self.work``."""
         if not isinstance(node, dict):
             return 0
         cls = node.get("class")
         if cls == "CONSTANT":
-            n = max(1, len((node.get("literal") or {}).get("text") or ""))
-        elif cls == "COLUMN_REF":
+            return max(1, len((node.get("literal") or {}).get("text") or ""))
+        elif cls == "COLUMN_REF":  # read, not built: no work
             _check_column(self, node)
-            n = COLUMN_SIZE
+            return COLUMN_SIZE
         elif cls == "FUNCTION":
             n = self.function(node)
         elif cls == "CAST":
             self.cast_type(node, node.get("type_expr") or {})
-            n = self.size(node.get("child"))
-        elif cls == "COMPARISON":
-            n = self.size(node.get("left")) + self.size(node.get("right"))
-        elif cls in ("CONJUNCTION",) or (cls == "OPERATOR" and node.get("type") in OPERATOR_TYPES):
-            n = sum(self.size(c) for c in node.get("children") or [])
+            return self.size(node.get("child"))
+        elif cls == "COMPARISON":  # a boolean: its operands were counted as they were built
+            self.size(node.get("left"))
+            self.size(node.get("right"))
+            return 1
+        elif cls == "CONJUNCTION":
+            for c in node.get("children") or []:
+                self.size(c)
+            return 1
+        elif cls == "OPERATOR" and node.get("type") in OPERATOR_TYPES:
+            return max([1] + [self.size(c) for c in node.get("children") or []])
         elif cls == "BETWEEN":
-            n = sum(self.size(node.get(k)) for k in ("input", "lower", "upper"))
+            for k in ("input", "lower", "upper"):
+                self.size(node.get(k))
+            return 1
         elif cls == "CASE":
             n = self.size(node.get("else_expr"))
             for check in node.get("case_checks") or []:
@@ -137,7 +151,7 @@ class _Walk:
         elif cls == "COLLATE":
             if str(node.get("collation", "")).lower() not in sqlallow.COLLATIONS:
                 raise self.refuse(node, f"COLLATE {node.get('collation')} is not allowed")
-            n = self.size(node.get("child"))
+            return self.size(node.get("child"))
         else:
             what = REFUSED_NAMES.get(str(cls), f"{str(cls).lower()} expressions")
             if cls == "OPERATOR":
@@ -146,8 +160,8 @@ class _Walk:
         self.work += n
         if self.work > MAX_WORK:
             raise self.refuse(node, "this condition would build values too large for a filter "
-                              f"(about {self.work:,} characters or items per row; at most "
-                              f"{MAX_WORK:,}): use smaller constants")  # fmt: skip
+                              f"(about {self.work:,} bytes per row; at most {MAX_WORK:,}): use "
+                              "smaller constants")  # fmt: skip
         return n
 
     def function(self, node: dict[str, Any]) -> int:
@@ -168,7 +182,12 @@ class _Walk:
         if kind == "plain":
             return max(1, sum(sizes))
         if kind == "pairwise":
-            return 1 + (sizes[0] * sizes[1] if len(sizes) >= 2 else 0)
+            self.steps += sizes[0] * sizes[1] if len(sizes) >= 2 else 0
+            if self.steps > MAX_STEPS:
+                raise self.refuse(node, f"{fname}() on values this long is too slow for a "
+                                  f"filter (about {self.steps:,} steps per row; at most "
+                                  f"{MAX_STEPS:,}): compare shorter texts")  # fmt: skip
+            return 1
         return growth(self, node, fname.lower(), kind, args, sizes)
 
     def cast_type(self, node: dict[str, Any], t: dict[str, Any]) -> None:
@@ -239,7 +258,7 @@ def growth(walk: _Walk, node: dict, fname: str, kind: str, args: list, sizes: li
         return max(0, _const_int(walk, fname, second)) + sum(sizes)
     if kind == "resize":
         n = max(0, _const_int(walk, fname, second))
-        return sizes[0] + n * max(1, sizes[2] if len(sizes) > 2 else 1)
+        return sizes[0] + n * max(ITEM_BYTES, sizes[2] if len(sizes) > 2 else 1)
     # series: range(a[, b[, step]]); every argument a whole-number constant
     vals = [_const_int(walk, fname, a) for a in args]
     lo, hi, step = (0, vals[0], 1) if len(vals) == 1 else (vals[0], vals[1], 1)
@@ -247,7 +266,7 @@ def growth(walk: _Walk, node: dict, fname: str, kind: str, args: list, sizes: li
         step = vals[2]
     if step == 0:
         raise walk.refuse(node, f"{fname}() needs a step other than 0")
-    return max(1, (hi - lo) // step + 1)
+    return max(1, (hi - lo) // step + 1) * ITEM_BYTES
 
 
 @lru_cache(maxsize=256)
