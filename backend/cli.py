@@ -7,17 +7,16 @@ import json
 import sys
 from pathlib import Path
 
-from tqdm import tqdm
-
 from backend import paths
 from backend.executor import add_arguments as add_executor_arguments
 from backend.executor import from_args
+from backend.progress import bar as progress_bar
 from backend.sources import FORMATS, SourceError
 
 
 def _bar_progress(desc: str):
-    """A tqdm bar over shards that also shows how many rows were read."""
-    bar = tqdm(desc=desc, unit="shard", file=sys.stderr, dynamic_ncols=True)
+    """A progress bar over shards that also shows how many rows were read."""
+    bar = progress_bar(desc, unit="shard")
 
     def update(done: int, total: int, rows: int) -> None:
         bar.total = total
@@ -77,7 +76,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     truth = source / "ground_truth.json"
     current = json.loads(truth.read_text()) if truth.is_file() else {}
     if current.get("rows_requested") != args.rows or current.get("seed") != args.seed:
-        bar = tqdm(desc="generate demo", unit="item", file=sys.stderr, dynamic_ncols=True)
+        bar = progress_bar("generate demo", unit="item")
 
         def gen_update(done: int, total: int) -> None:
             bar.total = total
@@ -118,12 +117,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _step_bars():
-    """One tqdm bar per named part of a step (embedding kinds, indexes)."""
-    bars: dict[str, tqdm] = {}
+    """One progress bar per named part of a step (embedding kinds, indexes)."""
+    bars: dict = {}
 
     def update(part: str, done: int, total: int) -> None:
         bar = bars.get(part) or bars.setdefault(
-            part, tqdm(desc=part, total=total, file=sys.stderr, dynamic_ncols=True)
+            part, progress_bar(part, total=total)
         )
         bar.total = total
         bar.n = done
@@ -183,7 +182,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
 
 def _run_map(name: str, args: argparse.Namespace) -> dict:
-    """The map step with one tqdm bar per phase; a summary line (stderr under --json)."""
+    """The map step with one progress bar per phase; a summary line (stderr under --json)."""
     from backend.map import build_map
 
     out = sys.stderr if getattr(args, "json", False) else sys.stdout

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-from tqdm import tqdm
-
 from backend import subsets
+from backend.progress import bar as progress_bar
 from backend.selection import BadSelection, Selection
 
 
@@ -27,7 +25,7 @@ def cmd_subset(args: argparse.Namespace) -> int:
         if (args.where is None) == (args.recipe is None):
             raise BadSelection("give exactly one of --where SQL or --recipe FILE")
         sel = Selection(sql=args.where) if args.where is not None else _recipe(args.recipe)
-        with tqdm(total=1, desc=f"save {args.subset}", file=sys.stderr, leave=False) as bar:
+        with progress_bar(f"save {args.subset}", total=1, leave=False) as bar:
             s = subsets.save(name, args.subset, sel, note=args.note, overwrite=args.force)
             bar.update()
         print(f"saved subset {s.name}: {s.count:,} rows")

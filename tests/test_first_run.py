@@ -102,3 +102,47 @@ def test_offline_clip_prints_no_error_line_outside_pytest() -> None:
     assert out.returncode == 0, out.stderr
     assert "ERROR" not in out.stderr and "Failed to download" not in out.stderr + out.stdout
     assert out.stdout.count("is unavailable") == 1 and "handlers 0" in out.stdout
+
+
+# -- progress off a terminal: a few lines, no carriage returns -------------------------------
+
+
+def test_cli_step_piped_writes_a_line_per_bar(tmp_path: Path) -> None:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TAILSCOPE_HOME": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-m", "backend", "demo", "--rows", "300", "--no-embed"],
+                         capture_output=True, text=True, env=env, timeout=300,
+                         cwd=Path(__file__).parent.parent)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "\r" not in out.stderr
+    # both steps take well under INTERVAL seconds: one closing line each
+    assert out.stderr.splitlines() == [
+        "generate demo: 300/300 items (100%)",
+        "ingest demo: 1/1 shard (100%) [rows=300]",
+    ]
+
+
+def test_line_bar_writes_one_line_per_step() -> None:
+    import io
+
+    from backend.progress import LineBar, bar
+
+    buf = io.StringIO()
+    b = LineBar("embed img", total=1000, unit="row", file=buf, interval=0)
+    for _ in range(1000):
+        b.update()
+    b.close()
+    lines = buf.getvalue().splitlines()
+    assert len(lines) == 10 and lines[0] == "embed img: 100/1,000 rows (10%)"
+    assert lines[-1] == "embed img: 1,000/1,000 rows (100%)"
+    stopped = LineBar("map", total=7, file=(buf := io.StringIO()), interval=3600)
+    stopped.n = 3
+    stopped.refresh()
+    stopped.close()  # too soon for a step line; the close says where it stopped
+    assert buf.getvalue() == "map: 3/7 it (42%)\n"
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    assert type(bar("x", file=Terminal())).__name__ == "tqdm"
+    assert isinstance(bar("x", file=io.StringIO()), LineBar)

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-from tqdm import tqdm
-
 from backend.export.run import FORMATS
+from backend.progress import bar as progress_bar
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -54,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
 
     status = StatusFile(args.status, format=args.format, export_name=str(args.out)) \
         if args.status else None  # fmt: skip
-    bar = tqdm(desc=f"export {args.name}", unit="row", file=sys.stderr, dynamic_ncols=True)
+    bar = progress_bar(f"export {args.name}", unit="row")
 
     def progress(done: int, total: int) -> None:
         bar.total = total
