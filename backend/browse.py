@@ -105,9 +105,22 @@ def row(con: duckdb.DuckDBPyConnection, row_id: int) -> dict[str, Any] | None:
 
 
 def rejects(
-    con: duckdb.DuckDBPyConnection, limit: int = 1000, reason: str | None = None
+    con: duckdb.DuckDBPyConnection,
+    limit: int | None = None,
+    reason: str | None = None,
+    offset: int = 0,
 ) -> list[dict[str, Any]]:
-    """Rejected items (all, or those with one ``reason``), ordered by reason, shard, key."""
+    """Rejected items (all, or those with one ``reason``), ordered by reason, shard, key;
+    ``limit`` rows from ``offset`` for one page (all of them when ``limit`` is None). The
+    rejects table is a small fraction of a dataset, so OFFSET paging is cheap enough here."""
     where, params = ("reason = ?", [reason]) if reason else ("TRUE", [])
-    sql = f"SELECT * FROM rejects WHERE {where} ORDER BY reason, shard, key LIMIT ?"
-    return _rows(con.execute(sql, [*params, limit]))
+    sql = f"SELECT * FROM rejects WHERE {where} ORDER BY reason, shard, key, detail"
+    if limit is not None:
+        sql += f" LIMIT {max(0, int(limit))} OFFSET {max(0, int(offset))}"
+    return _rows(con.execute(sql, params))
+
+
+def reject_reasons(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """Reject count by reason, most frequent first."""
+    rows = con.execute("SELECT reason, count(*) FROM rejects GROUP BY 1 ORDER BY 2 DESC, 1")
+    return dict(rows.fetchall())

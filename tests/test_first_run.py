@@ -146,3 +146,60 @@ def test_line_bar_writes_one_line_per_step() -> None:
 
     assert type(bar("x", file=Terminal())).__name__ == "tqdm"
     assert isinstance(bar("x", file=io.StringIO()), LineBar)
+
+
+# -- rejects: paged and filtered by reason -------------------------------------------------------
+
+
+def _truth(home: Path) -> dict:
+    import json
+
+    return json.loads((home / "demo" / "source" / "ground_truth.json").read_text())
+
+
+def test_rejects_page_and_filter_by_reason(home: Path) -> None:
+    from collections import Counter
+
+    from backend import browse
+    from backend.store import connect
+
+    planted = sorted((r["key"], r["reason"]) for r in _truth(home)["rejects"])
+    con = connect("demo", home)
+    try:
+        every = browse.rejects(con)
+        pages = [browse.rejects(con, 3, offset=o) for o in range(0, len(every) + 3, 3)]
+        reasons = browse.reject_reasons(con)
+        one = browse.rejects(con, 100, reason="missing caption")
+        second = browse.rejects(con, 1, reason="missing caption", offset=1)
+    finally:
+        con.close()
+    assert len(planted) > 6 and sorted((r["key"], r["reason"]) for r in every) == planted
+    assert [r for p in pages for r in p] == every and not pages[-1]
+    assert all(len(p) == 3 for p in pages[: len(every) // 3])
+    assert reasons == dict(Counter(r for _, r in planted).most_common())
+    assert sorted(r["key"] for r in one) == sorted(k for k, r in planted if r == "missing caption")
+    assert second == one[1:2]
+
+
+def test_home_rejects_table_pages_and_filters(home: Path, monkeypatch) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("TAILSCOPE_HOME", str(home))
+    monkeypatch.setattr("ui.home.REJECTS_SHOWN", 4)
+    planted = sorted((r["reason"], r["key"]) for r in _truth(home)["rejects"])
+    at = AppTest.from_file(str(Path(__file__).parent.parent / "app.py"), default_timeout=90)
+    at.run()
+    assert not at.exception
+
+    def shown() -> list[tuple[str, str]]:
+        t = at.dataframe[0].value
+        return list(zip(t["reason"], t["key"], strict=True))
+
+    first = shown()
+    assert len(first) == 4 and [r for r, _ in first] == sorted(r for r, _ in first)
+    at.number_input(key="rejects-page-demo-").set_value(2).run()
+    assert len(shown()) == 4 and not set(shown()) & set(first)
+    assert any("Items 5–8 of" in c.value for c in at.caption)
+    at.selectbox(key="rejects-reason-demo").set_value("missing caption").run()
+    want = [(r, k) for r, k in planted if r == "missing caption"]
+    assert 0 < len(want) <= 4 and sorted(shown()) == want

@@ -14,7 +14,7 @@ from ui import fmt, state
 from ui.style import esc, icon
 
 DEMO_ROWS = 5000
-REJECTS_SHOWN = 1000
+REJECTS_SHOWN = 200  # rejected items a page
 
 
 def _browse(name: str) -> None:
@@ -84,10 +84,25 @@ def _reasons_html(info: dict[str, Any], top: int = 5) -> str:
 
 
 def _rejects_table(name: str, total: int) -> None:
+    """One page of the rejected items, all reasons or one (a dataset may reject millions)."""
     con = state.connection(name)
-    rows = browse.rejects(con, REJECTS_SHOWN)
-    if total > len(rows):
-        st.caption(f"The first {len(rows):,} of {total:,} rejected items, by reason.")
+    reasons = browse.reject_reasons(con)
+    pick, pager = st.columns([3, 1], vertical_alignment="bottom")
+    reason = pick.selectbox(
+        "Reason",
+        ["", *reasons],
+        format_func=lambda r: f"{r} ({reasons[r]:,})" if r else f"All reasons ({total:,})",
+        key=f"rejects-reason-{name}",
+    )
+    n = reasons.get(reason, 0) if reason else total
+    pages = max(1, -(-n // REJECTS_SHOWN))
+    page = pager.number_input(
+        f"Page (of {pages:,})", 1, pages, 1, key=f"rejects-page-{name}-{reason}"
+    )
+    start = (int(page) - 1) * REJECTS_SHOWN
+    rows = browse.rejects(con, REJECTS_SHOWN, reason or None, start)
+    what = f"rejected as “{reason}”" if reason else "rejected items, by reason"
+    st.caption(f"Items {start + 1:,}–{start + len(rows):,} of {n:,} {what}.")
     st.dataframe(
         pd.DataFrame(rows, columns=["reason", "key", "shard", "detail"]),
         hide_index=True,
