@@ -104,6 +104,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
         bar.close()
     _print_build(result, args.json)
     if not args.no_embed:
+        from backend.democlip import for_demo
+
+        args.clip_model, args.clip_pretrained, args.clip_checkpoint, note = for_demo(
+            args.model, args.clip_model, args.clip_pretrained, args.clip_checkpoint
+        )
+        if note:
+            print(f"note: {note}", file=sys.stderr)
         _run_embed_index(name, args)
         _run_map(name, args)
         from backend.safety.command import score_and_dedup
@@ -474,6 +481,9 @@ def parser() -> argparse.ArgumentParser:
     from backend.concepts.command import add_parser as add_concepts_parser
 
     add_concepts_parser(sub)
+    from backend.democlip.command import add_parser as add_democlip_parser
+
+    add_democlip_parser(sub)
     from backend.count_cli import add_parser as add_count_parser
 
     add_count_parser(sub)

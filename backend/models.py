@@ -223,6 +223,11 @@ def load_clip(
     dim = int(net.text_projection.shape[1]) if getattr(net, "text_projection", None) is not None \
         else int(net.encode_text(open_clip.get_tokenizer(model)(["x"]).to(device)).shape[1])
     label = f"open_clip:{model}/{Path(source).name if checkpoint else pretrained}"
+    from backend.democlip import DEMO_CLIP_NOTE
+    from backend.democlip import MODEL_NAME as DEMO_MODEL
+
+    if model == DEMO_MODEL:  # the project's own model says what it is wherever it is named
+        label += f" ({DEMO_CLIP_NOTE})"
     return Encoder("clip", label, ("image", "text"), dim, device, net, preprocess,
                    open_clip.get_tokenizer(model))
 

@@ -35,6 +35,7 @@ TRUTH_KEYS = {
     "watermarked",
     "offensive",
     "cp1252_captions",
+    "uninformative_captions",
     "concept_vocabulary",
     "concept_counts",
     "zipf_exponent",
@@ -280,8 +281,11 @@ def test_concept_counts_match_a_word_boundary_search(demo):
         for w in found:
             counts[w] += 1
         shapes = [w for w in found if w in vocab["shape"]]
-        # a generated scene names exactly its one shape; a photo caption names none
-        assert len(shapes) == (1 if s["source"] == "synthetic" else 0), s["caption"]
+        # a generated scene names exactly one shape (its own, or another scene's when planted
+        # so); a photo caption, a file name, "click here" or SEO text names none
+        kind = truth["uninformative_captions"].get(key, {}).get("kind")
+        blank = kind not in (None, "other scene")
+        assert len(shapes) == (1 if s["source"] == "synthetic" and not blank else 0), s["caption"]
     assert counts == truth["concept_counts"]
 
 
@@ -322,3 +326,23 @@ def test_one_shard_still_repeats_a_key_after_its_first_use(tmp_path):
     assert repeats
     for i in repeats:
         assert items[stems.index(stems[i])][3] == "keep" and stems.index(stems[i]) < i
+
+
+def test_uninformative_captions_say_nothing_true_of_their_image(demo):
+    _, truth = demo
+    planted = truth["uninformative_captions"]
+    kinds = {t["kind"] for t in planted.values()}
+    assert kinds == {"file name", "click here", "seo", "other scene"}
+    vocab = truth["concept_vocabulary"]
+    for key, t in planted.items():
+        caption = truth["samples"][key]["caption"]
+        assert truth["samples"][key]["source"] == "synthetic"
+        assert t["shape"] in vocab["shape"] and t["colour"] in vocab["colour"]
+        assert t["background"] in vocab["background"] and t["count"] in (1, 2, 3)
+        named = truth["samples"][key]["concepts"]
+        if t["kind"] == "other scene":  # another scene's caption: a shape, never this one
+            assert t["shape"] not in named and len(set(named) & set(vocab["shape"])) == 1
+        else:
+            assert named == [], caption
+    others = [k for k, t in planted.items() if t["kind"] == "other scene"]
+    assert len(others) % 3 == 0 and len(others) >= 6

@@ -243,7 +243,11 @@ def build_demo() -> None:
                     bars[part] = _throttled(st.progress(0.0), part)
                 bars[part](done, total)
 
-            embed("demo", root=root, progress=embed_progress, workers=0)
+            from backend.democlip import for_demo
+
+            model, pretrained, checkpoint, _ = for_demo()  # real CLIP wins, else the demo CLIP
+            embed("demo", root=root, progress=embed_progress, workers=0, clip_model=model,
+                  clip_pretrained=pretrained, clip_checkpoint=checkpoint)
             st.write("Building the search indexes")
             build_indexes("demo", root=root, progress=embed_progress)
             from backend.map import build_map

@@ -71,6 +71,7 @@ class _Truth:
         self.watermarked: dict[str, str] = {}
         self.offensive: list[str] = []
         self.cp1252: list[str] = []
+        self.uninformative: dict[str, dict] = {}
 
     def add(self, e: Entry, img: Rendered | None, shard: str) -> None:
         if e.reject is not None:
@@ -92,6 +93,11 @@ class _Truth:
             self.offensive.append(e.key)
         if e.cp1252:
             self.cp1252.append(e.key)
+        if e.uninformative is not None:
+            spec = e.image.scene
+            self.uninformative[e.key] = {"kind": e.uninformative, "shape": spec.shape,
+                                         "colour": spec.colour, "count": spec.count,
+                                         "background": spec.background}  # fmt: skip
 
     def result(self) -> dict:
         vocab = vocabulary()
@@ -113,6 +119,7 @@ class _Truth:
             "watermarked": self.watermarked,
             "offensive": self.offensive,
             "cp1252_captions": self.cp1252,
+            "uninformative_captions": self.uninformative,
             "concept_vocabulary": vocab,
             "concept_counts": {c: counts[c] for group in vocab.values() for c in group},
             "zipf_exponent": ZIPF_EXPONENT,

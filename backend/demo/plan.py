@@ -24,7 +24,7 @@ from backend.demo.concepts import (
     zipf_weights,
 )
 from backend.demo.photos import CATALOGUE, Photo
-from backend.demo.plant import BROKEN_CAPTIONS, NEAR_DUP_OPS, WATERMARKS
+from backend.demo.plant import BROKEN_CAPTIONS, NEAR_DUP_OPS, WATERMARKS, blank_caption
 from backend.demo.synth import SceneSpec, scene_caption
 
 MIN_SYNTHETIC = 60  # below this the Zipf law has too few rows to show
@@ -62,6 +62,7 @@ class Entry:
     watermark: str | None = None
     offensive: bool = False
     cp1252: bool = False
+    uninformative: str | None = None  # a caption that says nothing true of its image: its kind
     key: str = ""
 
 
@@ -165,6 +166,22 @@ class _Slots:
         for lst in self.free.values():
             rng.shuffle(lst)
 
+    def take_distinct(self, n: int, specs: list[SceneSpec]) -> list[int] | None:
+        """``n`` free slots whose scenes differ pairwise in shape and colour, or None."""
+        shapes = [sh for sh in SHAPES if self.free[sh]]
+        self.rng.shuffle(shapes)
+        chosen: list[int] = []
+        for sh in shapes:
+            colours = {specs[c].colour for c in chosen}
+            fit = [i for i, slot in enumerate(self.free[sh]) if specs[slot].colour not in colours]
+            if fit:
+                chosen.append(self.free[sh].pop(fit[0]))
+            if len(chosen) == n:
+                return chosen
+        for slot in chosen:  # not enough: give them back
+            self.free[specs[slot].shape].append(slot)
+        return None
+
     def take(self, n: int) -> list[int] | None:
         """``n`` free slots of one shape (chosen in proportion to what is left), or None."""
         ok = [sh for sh in SHAPES if len(self.free[sh]) >= n]
@@ -174,8 +191,12 @@ class _Slots:
         return [self.free[shape].pop() for _ in range(n)]
 
 
-def _synthetic_entries(rng: random.Random, n: int, s: float, seed: int) -> list[Entry]:
-    """``n`` scenes whose shapes follow the Zipf law exactly, some of them planted problems."""
+def _synthetic_entries(rng: random.Random, total: int, s: float, seed: int) -> list[Entry]:
+    """``total`` scenes, some of them planted problems; the shapes their captions name follow
+    the Zipf law exactly (captions of another scene are rotated within a group, so the counts
+    hold; captions that name nothing belong to extra scenes of any shape)."""
+    n_blank = min(round(16 * s), total // 10)
+    n = total - n_blank
     shapes = [
         sh
         for sh, c in zip(SHAPES, zipf_counts(n, len(SHAPES), ZIPF_EXPONENT), strict=True)
@@ -247,9 +268,20 @@ def _synthetic_entries(rng: random.Random, n: int, s: float, seed: int) -> list[
         if not (taken := slots.take(1)):
             break
         make(taken[0], specs[taken[0]], offensive=True)
+    for _ in range(max(2, round(5 * s))):  # captions of another scene, rotated in threes
+        if not (group := slots.take_distinct(3, specs)):
+            break
+        texts = [_checked_caption(specs[i], rng) for i in group]
+        for j, slot in enumerate(group):
+            make(slot, specs[slot], caption=texts[(j + 1) % 3], uninformative="other scene")
     for i, e in enumerate(entries):
         if e is None:
             make(i, specs[i])
+    for j in range(n_blank):  # scenes beyond the Zipf law: their captions name no shape
+        kind, text = blank_caption(rng)
+        spec = _random_spec(rng, rng.choice(SHAPES), (seed, 5, j))
+        entries.append(None)
+        make(len(entries) - 1, spec, caption=text, uninformative=kind)
     return entries  # type: ignore[return-value]
 
 

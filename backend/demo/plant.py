@@ -37,6 +37,29 @@ BROKEN_CAPTIONS = (
     "image 3 of 12",
 )
 
+# Alt-text that says nothing of its image (real crawls are full of it): only pixels find these.
+CLICK_HERE = ("click here", "click here to enlarge", "Click here for the full size image",
+              "click to zoom", "view larger image")  # fmt: skip
+SEO_TEXT = (
+    "best cheap deals free shipping buy now online",
+    "Top 10 wallpapers HD free download 2019",
+    "shop the latest trends at great prices",
+    "unique gifts for him and her | fast delivery",
+    "official store - new arrivals - limited offer",
+    "high quality stock image royalty free vector illustration",
+)
+
+
+def blank_caption(rng) -> tuple[str, str]:
+    """(kind, caption) of an uninformative caption: a file name, "click here" or SEO text."""
+    kind = rng.choice(("file name", "click here", "seo"))
+    if kind == "file name":
+        return kind, rng.choice((
+            f"IMG_{rng.randint(1000, 9999)}.jpg", f"DSC{rng.randint(10000, 99999)}.JPG",
+            f"image_{rng.randint(1, 999)}.png", f"photo-{rng.randint(100000, 999999)}.jpeg",
+        ))  # fmt: skip
+    return kind, rng.choice(CLICK_HERE if kind == "click here" else SEO_TEXT)
+
 
 def encode(img: Image.Image, quality: int = 90) -> bytes:
     out = io.BytesIO()

@@ -47,3 +47,27 @@ def load_demo_clip(device: str | None = None) -> Encoder:
             f"the demo CLIP checkpoint {CHECKPOINT} is missing: remake it with `{REMAKE_COMMAND}`"
         )
     return load_clip(MODEL_NAME, None, checkpoint=CHECKPOINT, device=device)
+
+
+def for_demo(
+    mode: str = "auto",
+    clip_model: str | None = None,
+    clip_pretrained: str | None = None,
+    clip_checkpoint: str | None = None,
+) -> tuple[str | None, str | None, str | None, str | None]:
+    """The CLIP arguments a demo build embeds with, and a note saying which model and why.
+
+    Weights the user named, or real CLIP weights that load, win; otherwise (offline, nothing
+    cached) the demo CLIP, through the same ``--clip-model``/``--clip-checkpoint`` path. Only
+    the demo takes this fallback: other datasets never get a model that knows only scenes."""
+    if mode == "packaged" or clip_model or clip_pretrained or clip_checkpoint or not available():
+        return clip_model, clip_pretrained, clip_checkpoint, None
+    from backend.models import ModelUnavailable, load_clip
+
+    try:
+        load_clip()
+    except ModelUnavailable as e:
+        note = (f"real CLIP weights did not load ({str(e)[:200]}); the demo is embedded with the "
+                f"{DEMO_CLIP_NOTE}.")  # fmt: skip
+        return MODEL_NAME, None, str(CHECKPOINT), note
+    return None, None, None, None
