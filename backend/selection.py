@@ -7,6 +7,7 @@ quoted; values are always bound parameters, never spliced into SQL.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
@@ -26,6 +27,25 @@ def is_numeric(duck_type: str) -> bool:
     return duck_type.upper().startswith(NUMERIC_TYPES) or duck_type.upper().startswith("DECIMAL")
 
 
+NOT_WORD = r"[^\pL\pN_]"  # a character that ends a word, in any script (RE2 syntax)
+
+
+def caption_word(word: str) -> tuple[str, list[Any]]:
+    """SQL for one word of the caption filter: the word as a whole word, case-insensitive
+    ("cat" does not match "catalog", as the keyword box does not); a ``*`` at either end lets
+    it run on inside a word ("cat*" matches "catalog", "*cat*" any caption containing "cat").
+    The plain ``contains`` runs first: it is cheap and leaves the regex few rows."""
+    core = word.strip("*").lower()
+    if not core:
+        return "TRUE", []
+    head, tail = word.startswith("*"), word.endswith("*")
+    if head and tail:
+        return "contains(lower(caption), ?)", [core]
+    pattern = ("" if head else f"(^|{NOT_WORD})") + re.escape(core) + (
+        "" if tail else f"({NOT_WORD}|$)")  # fmt: skip
+    return "(contains(lower(caption), ?) AND regexp_matches(lower(caption), ?))", [core, pattern]
+
+
 RESOLVED = ("keyword_ids", "subset_ids")  # filled by resolvers, never part of a recipe
 MAX_LIMIT = 10_000_000
 
@@ -34,7 +54,8 @@ MAX_LIMIT = 10_000_000
 class Selection:
     """Everything that narrows, orders or caps the rows the user is looking at.
 
-    Parts (all optional, combined with AND): caption words (all must appear, case-insensitive),
+    Parts (all optional, combined with AND): caption words (all must appear as whole words,
+    case-insensitive; ``cat*`` for a word's start, ``*cat*`` inside words),
     numeric ``ranges``, source ``shards``, a ``keywords`` query over the full-text index,
     ``values`` (column IN list: concepts, clusters, licences…), membership in saved subsets
     (``subsets_all`` / ``subsets_any`` / ``subsets_none``), a map ``polygon``, an explicit
@@ -123,8 +144,9 @@ class Selection:
         parts: list[str] = []
         params: list[Any] = []
         for word in self.text.lower().split():
-            parts.append("contains(lower(caption), ?)")
-            params.append(word)
+            clause, more = caption_word(word)
+            parts.append(clause)
+            params.extend(more)
         for col, (lo, hi) in sorted(self.ranges.items()):
             if col not in columns:
                 raise BadSelection(f"no column named {col!r}")

@@ -8,7 +8,8 @@ when their manifest says the same rows and seed): zstd parquet shards of ~2M row
 view over them; no images, no vectors (kNN at 10^7 is bench/search.py's).
 
 Measured, with the backend functions the pages call (not hand-written SQL): counts (all rows,
-``nsfw >= 0.5``, caption text "lighthouse" — the Selection's ``contains(lower(caption))``, a full
+``nsfw >= 0.5``, caption text "lighthouse" — the Selection's whole-word match (``contains``, then a
+regex on the rows it keeps), a full
 scan of the captions, since a keyword index over 10^8 captions is not built here —, one shard,
 one cluster), the first Browse page (no filter; ``nsfw >= 0.5``), the filter widgets' column
 facts, the Map page's frame, density grid, 50k-point sample and cluster table, the Concepts page's

@@ -115,7 +115,8 @@ def test_manifest_records_recipe_source_and_files(demo_home: Path, tmp_path: Pat
     assert [int(i) for i in replay("demo", m["recipe"], demo_home)] == exported
     con = connect("demo", demo_home)
     direct = [r[0] for r in con.execute(
-        "SELECT row_id FROM samples WHERE contains(lower(caption), 'red') AND aesthetic >= 4 "
+        "SELECT row_id FROM samples WHERE aesthetic >= 4 AND "
+        "regexp_matches(lower(caption), '(^|[^a-z0-9_])red([^a-z0-9_]|$)') "  # a whole word
         "ORDER BY row_id").fetchall()]  # fmt: skip
     con.close()
     assert exported == direct

@@ -203,3 +203,52 @@ def test_home_rejects_table_pages_and_filters(home: Path, monkeypatch) -> None:
     at.selectbox(key="rejects-reason-demo").set_value("missing caption").run()
     want = [(r, k) for r, k in planted if r == "missing caption"]
     assert 0 < len(want) <= 4 and sorted(shown()) == want
+
+
+# -- "Caption contains": whole words, like the keyword box; * for part of a word ---------------
+
+CAPTIONS = ["a cat on a mat", "catalog of parts", "the cats", "Café au lait", "a black-cat",
+            "C++ book", "über CAT", "concat"]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("text", "want"),
+    [
+        ("cat", ["a cat on a mat", "a black-cat", "über CAT"]),
+        ("cat*", ["a cat on a mat", "catalog of parts", "the cats", "a black-cat", "über CAT"]),
+        ("*cat", ["a cat on a mat", "a black-cat", "über CAT", "concat"]),
+        ("*cat*", [c for c in CAPTIONS if "cat" in c.lower()]),
+        ("café", ["Café au lait"]),
+        ("caf", []),
+        ("c++", ["C++ book"]),
+        ("a cat", ["a cat on a mat", "a black-cat"]),
+    ],
+)
+def test_caption_contains_matches_words(text: str, want: list[str]) -> None:
+    import duckdb
+
+    from backend.selection import Selection
+
+    con = duckdb.connect()
+    con.execute("CREATE TABLE samples (row_id BIGINT, caption VARCHAR)")
+    con.executemany("INSERT INTO samples VALUES (?, ?)", list(enumerate(CAPTIONS)))
+    where, params = Selection(text=text).where({"row_id": "BIGINT", "caption": "VARCHAR"})
+    got = con.execute(f"SELECT caption FROM samples WHERE {where} ORDER BY row_id", params)
+    assert [c for (c,) in got.fetchall()] == want
+
+
+def test_caption_contains_on_a_built_store(workspace: Path, photo_folder: Path) -> None:
+    from backend import browse
+    from backend.ingest import build
+    from backend.selection import Selection
+    from backend.store import connect
+
+    build("photos", photo_folder, root=workspace, workers=1)
+    con = connect("photos", workspace)
+    try:
+        keys = {t: sorted(r["key"] for r in browse.page(con, Selection(text=t), limit=50))
+                for t in ("cat", "cam", "cam*", "*amer*")}  # fmt: skip
+    finally:
+        con.close()
+    assert keys == {"cat": ["chelsea"], "cam": [], "cam*": ["camera", "chelsea"],
+                    "*amer*": ["astronaut", "camera", "chelsea"]}  # fmt: skip

@@ -87,7 +87,8 @@ def test_every_part_combines_with_and(con):
     )  # fmt: skip
     want = sql_ids(
         con,
-        "contains(lower(caption), 'square') AND aesthetic >= 4 AND shard IN ('00000.tar', "
+        "regexp_matches(lower(caption), '(^|[^a-z0-9_])square([^a-z0-9_]|$)') "  # whole word
+        "AND aesthetic >= 4 AND shard IN ('00000.tar', "
         "'00002.tar') AND format = 'jpeg' AND width > 100 AND row_id % 2 = 0",
     )
     assert ids(con, sel) == want and 0 < len(want) < 100

@@ -95,7 +95,9 @@ def sidebar(name: str) -> Selection:
             "Caption contains",
             key=K_TEXT,
             placeholder="words, e.g. red car",
-            help="Every word must appear in the caption (case-insensitive).",
+            help="Every word must appear in the caption as a whole word (case-insensitive): "
+            "cat finds “a cat” but not “catalog”. Add * to match part of a word: cat* (starts "
+            "with), *cat* (anywhere).",
             icon=":material/search:",
         )
         keywords = ""
