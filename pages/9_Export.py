@@ -65,6 +65,7 @@ with st.container(horizontal=True, vertical_alignment="center", gap="small"):
 
 offered = [f for f in FORMATS if (f != "uids" or "uid" in columns)
            and (f != "urls" or "url" in columns)]  # fmt: skip
+ui_export.seed_from_job(name, offered)
 left, right = st.columns([1, 1], gap="large")
 with left:
     fmt_ = st.selectbox("Format", offered, format_func=ui_export.format_label, key="w.export.fmt")

@@ -252,3 +252,34 @@ def test_caption_contains_on_a_built_store(workspace: Path, photo_folder: Path) 
         con.close()
     assert keys == {"cat": ["chelsea"], "cam": [], "cam*": ["camera", "chelsea"],
                     "*amer*": ["astronaut", "camera", "chelsea"]}  # fmt: skip
+
+
+# -- Export page: a reload shows the background job's real format -------------------------------
+
+
+def test_export_page_reload_shows_the_jobs_format(home: Path, monkeypatch) -> None:
+    import time
+
+    from streamlit.testing.v1 import AppTest
+
+    from backend.export import jobs
+    from backend.selection import Selection
+
+    monkeypatch.setenv("TAILSCOPE_HOME", str(home))
+    jobs.start("demo", "reds", "jsonl", selection=Selection(text="red"), root=home)
+    deadline = time.monotonic() + 120
+    while jobs.list_jobs("demo", home)[0]["state"] in ("starting", "running"):
+        assert time.monotonic() < deadline, "the export job did not finish"
+        time.sleep(0.5)
+    assert jobs.list_jobs("demo", home)[0]["state"] == "done"
+    # a fresh session is what a reload gives: no widget state at all
+    page = Path(__file__).parent.parent / "pages/9_Export.py"
+    at = AppTest.from_file(str(page), default_timeout=90)
+    at.run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="w.export.fmt").value == "jsonl"
+    shown = [s.value for s in at.success]
+    assert any("**reds** · JSON lines" in v for v in shown), shown
+    # the user's own choice is kept on the next run
+    at.selectbox(key="w.export.fmt").set_value("csv").run()
+    assert at.selectbox(key="w.export.fmt").value == "csv"

@@ -69,11 +69,24 @@ def download_bytes(
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def seed_from_job(name: str, offered: list[str]) -> None:
+    """Start a fresh page (a reload, or back from another page) on the format of the export
+    shown under "Background exports" (the running one, else the newest), not on Parquet."""
+    if "w.export.fmt" in st.session_state:
+        return
+    current = jobs.list_jobs(name, paths.workspace())
+    running = [j for j in current if j.get("state") in ("starting", "running")]
+    job = (running or current or [{}])[0]
+    if job.get("format") in offered:
+        st.session_state["w.export.fmt"] = job["format"]
+
+
 def _job_row(job: dict[str, Any]) -> None:
     name = job.get("export_name", "?")
     state = job.get("state")
     done, total = job.get("done") or 0, job.get("total")
-    label = f"**{style.esc(name)}** · {style.esc(job.get('format', ''))}"
+    f = job.get("format", "")
+    label = f"**{style.esc(name)}** · {style.esc(format_label(f) if f in FORMAT_HELP else f)}"
     if state in ("starting", "running"):
         frac = done / total if total else 0.0
         st.progress(min(frac, 1.0), text=f"{label} · {fmt.num(done)} of {fmt.num(total)} rows")
