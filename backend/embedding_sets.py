@@ -130,27 +130,51 @@ def _copy_set(
     del first
     stored = given if keep_precision or given == np.float16 else np.dtype(np.float16)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    arr = np.lib.format.open_memmap(dest, "w+", stored, (len(seq), dim))
+    header = _create(dest, stored, (len(seq), dim))
     present = set(np.unique(shard_idx).tolist())
-    for i in sorted(present):
-        if i not in arrays:
-            raise SourceError(f"shard {i} kept rows but shipped no {parts[0][1].set} vectors")
-        targets = np.flatnonzero(shard_idx == i)
-        vec_rows = np.load(shards_dir / f"{i:05d}.vecrows.npy")[seq[targets]]
-        src = open_array(arrays[i])
-        if src.shape[1] != dim:
-            raise SourceError(
-                f"{arrays[i].set} vectors have different dimensions across shards: {dim}-d in "
-                f"{parts[0][1].where} but {src.shape[1]}-d in {arrays[i].where}"
-            )
-        for lo in range(0, len(targets), COPY_ROWS):
-            rows = vec_rows[lo : lo + COPY_ROWS]
-            block = src[rows.min() : rows.max() + 1][rows - rows.min()]  # one contiguous read
-            arr[targets[lo : lo + COPY_ROWS]] = block.astype(stored, copy=False)
-        del src
-    arr.flush()
-    del arr
+    with dest.open("r+b") as out:  # plain writes: the file's pages are not mapped here
+        for i in sorted(present):
+            if i not in arrays:
+                raise SourceError(f"shard {i} kept rows but shipped no {parts[0][1].set} vectors")
+            targets = np.flatnonzero(shard_idx == i)
+            vec_rows = np.load(shards_dir / f"{i:05d}.vecrows.npy")[seq[targets]]
+            src = open_array(arrays[i])
+            if src.shape[1] != dim:
+                raise SourceError(
+                    f"{arrays[i].set} vectors have different dimensions across shards: {dim}-d "
+                    f"in {parts[0][1].where} but {src.shape[1]}-d in {arrays[i].where}"
+                )
+            for lo in range(0, len(targets), COPY_ROWS):
+                _write_rows(out, header, src, targets[lo : lo + COPY_ROWS],
+                            vec_rows[lo : lo + COPY_ROWS], stored)  # fmt: skip
+            del src
     return {"dim": dim, "given_dtype": str(given), "dtype": str(stored)}
+
+
+def _create(dest: Path, dtype: np.dtype, shape: tuple[int, int]) -> int:
+    """An ``.npy`` of ``shape`` (its data zero-filled, sparse); returns where the data starts."""
+    arr = np.lib.format.open_memmap(dest, "w+", dtype, shape)
+    offset = int(arr.offset)
+    del arr
+    return offset
+
+
+def _write_rows(out, header: int, src, targets: np.ndarray, rows: np.ndarray, dtype) -> None:
+    """Source ``rows`` written at row positions ``targets`` (ascending) of the open file: one
+    contiguous read of the source, one write per run of consecutive targets."""
+    if len(rows) == 0:
+        return
+    lo = int(rows.min())
+    if rows[-1] - rows[0] == len(rows) - 1 and (np.diff(rows) == 1).all():
+        block = src[lo : lo + len(rows)]
+    else:
+        block = src[lo : int(rows.max()) + 1][rows - lo]
+    block = np.ascontiguousarray(block, dtype=dtype)
+    width = block.shape[1] * block.itemsize
+    cuts = [0, *(np.flatnonzero(np.diff(targets) != 1) + 1).tolist(), len(targets)]
+    for a, b in zip(cuts[:-1], cuts[1:], strict=True):
+        out.seek(header + int(targets[a]) * width)
+        out.write(memoryview(block[a:b]).cast("B"))
 
 
 def save_registry(out: Path, sets: dict[str, dict[str, Any]]) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from backend.embedding_sets import embed_kinds, gather, same_model, save_registr
 from backend.executor import Executor, Unit
 from backend.images import BadImage, probe
 from backend.manifest import now, read_manifest, step_record, write_json_atomic
-from backend.sources import Reject, Sample, Shard, SourceError, detect_format, reader_for
+from backend.sources import Reject, Sample, Shard, SourceError, columnar, detect_format, reader_for
 from backend.store import create_store, swap_in
 
 CORE_SCHEMA = pa.schema([
@@ -131,21 +131,26 @@ def ingest_shard(
     ``options``: the reader's (a forced profile, columns mapped by hand).
     """
     reader = reader_for(fmt, options)
-    kept: list[Sample] = []
-    rejects: list[Reject] = []
-    vec_rows: list[int] = []  # each kept row's index in the shard's shipped vectors
-    for item in reader.read(shard):
-        if isinstance(item, Sample):
-            item = _validate(item)
-        if isinstance(item, Reject):
-            rejects.append(item)
-            continue
-        if shard.vectors:
-            vec_rows.append(item.vec_row)
-        kept.append(item)
-    _add_domains(kept)
+    fast = columnar.read(reader, shard, shard_idx) if columnar.wanted(reader) else None
+    if fast is not None:  # a URL-only parquet shard: column at a time, the same table
+        table, rejects, vec_rows = fast
+    else:
+        kept: list[Sample] = []
+        rejects: list[Reject] = []
+        vec_rows: list[int] = []  # each kept row's index in the shard's shipped vectors
+        for item in reader.read(shard):
+            if isinstance(item, Sample):
+                item = _validate(item)
+            if isinstance(item, Reject):
+                rejects.append(item)
+                continue
+            if shard.vectors:
+                vec_rows.append(item.vec_row)
+            kept.append(item)
+        _add_domains(kept)
+        table = _samples_table(kept, shard, shard_idx)
     stem = f"{shard_idx:05d}"
-    _write_parquet(_samples_table(kept, shard, shard_idx), out_dir / f"{stem}.samples.parquet")
+    _write_parquet(table, out_dir / f"{stem}.samples.parquet")
     rej = pa.table(
         {
             "key": [r.key for r in rejects],
@@ -163,12 +168,12 @@ def ingest_shard(
     done = {
         "shard": shard.name,
         "fingerprint": shard.fingerprint,
-        "rows": len(kept),
+        "rows": table.num_rows,
         "rejects": len(rejects),
-        "vector_sets": [source_dict(v) for v in shard.vectors] if kept else [],
+        "vector_sets": [source_dict(v) for v in shard.vectors] if table.num_rows else [],
     }
     write_json_atomic(out_dir / f"{stem}.done.json", done)
-    return len(kept), len(rejects)
+    return table.num_rows, len(rejects)
 
 
 def _pending(shards: list[Shard], out_dir: Path) -> list[int]:

@@ -1,6 +1,13 @@
 """Ingest throughput on the demo dataset at 5,000 and 100,000 rows.
 
     .venv/bin/python bench/ingest.py [--rows 5000 100000] [--workers 1 2]
+    .venv/bin/python bench/ingest.py --datacomp 1000000 [--workers 2] [--dir /tmp/x]
+    .venv/bin/python bench/ingest.py --precision
+
+``--datacomp N``: the DataComp-style case instead (N rows of metadata with ViT-L/14 vectors,
+768-d float16, in a ``.npz`` beside each parquet; ~3 GB at 10^6 rows, deleted afterwards),
+against plain pyarrow + numpy loading the same files: see ``bench/ingest_datacomp.py``.
+``--precision``: recall cost of storing float32 vectors as float16.
 
 Baseline, measured in the same run on the same tars: the least work any ingest must do, a
 single process that iterates each tar with ``tarfile`` and fully decodes every image with PIL
@@ -48,10 +55,25 @@ def main() -> None:
     ap.add_argument("--rows", type=int, nargs="+", default=[5000, 100_000])
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--dir", type=Path, default=None, help="keep generated sources here")
+    ap.add_argument("--datacomp", type=int, default=None, metavar="ROWS",
+                    help="run the DataComp-style case (npz vectors) at ROWS rows instead")
+    ap.add_argument("--shards", type=int, default=10, help="DataComp case: parquet+npz shards")
+    ap.add_argument("--precision", action="store_true", help="float16 storage recall cost")
     args = ap.parse_args()
     work = args.dir or Path(tempfile.mkdtemp(prefix="tailscope-bench-"))
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"python {platform.python_version()}")
+    if args.precision:
+        from bench.ingest_datacomp import precision
+
+        precision()
+        return
+    if args.datacomp:
+        from bench.ingest_datacomp import run
+
+        print(f"{'rows':>8} {'what':<34} {'seconds':>8} {'rows/s':>9} {'vs baseline':>11}")
+        run(args.datacomp, args.shards, work, args.workers, keep=args.dir is not None)
+        return
     print(f"{'rows':>8} {'what':<28} {'seconds':>8} {'rows/s':>9} {'vs baseline':>12}")
     for rows in args.rows:
         source = work / f"demo-{rows}" / "source"
