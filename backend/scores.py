@@ -10,7 +10,10 @@ thresholds and exports keep meaning what the pool meant, and the two can be comp
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
+
+from backend.profiles import MEANING
 
 COMPUTED_SUFFIX = "_computed"
 NOT_SCORES = {"phash", "ocr_text"}  # scorer columns that are not a number to threshold
@@ -53,7 +56,22 @@ def catalog(manifest: dict[str, Any], columns: Iterable[str] | None = None) -> d
     if columns is not None:
         have = {c.lower() for c in columns}
         out = {k: v for k, v in out.items() if k.lower() in have}
+        for col in columns:  # a canonical score that came in as a column of that name
+            if col in MEANING and col not in out:
+                out[col] = _own_column(col, manifest)
     return out
+
+
+def _own_column(col: str, manifest: dict[str, Any]) -> dict[str, Any]:
+    """A score column the source carried under its canonical name, with no profile field:
+    shipped by the source, or synthetic when the source is the generated demo (its folder
+    holds the generator's ``ground_truth.json``)."""
+    source = manifest.get("source")
+    synthetic = bool(source) and (Path(source) / "ground_truth.json").is_file()
+    label = ("synthetic: planted by the demo generator" if synthetic
+             else f"shipped: the source's own column ({col})")  # fmt: skip
+    return {"column": col, "canonical": col, "source": "synthetic" if synthetic else "shipped",
+            "origin": col, "model": "unknown", "label": label, "units": ""}  # fmt: skip
 
 
 def pairs(cat: dict[str, dict]) -> list[tuple[str, str]]:

@@ -274,6 +274,7 @@ def test_laion_safety_counts_equal_a_direct_count_and_name_the_source(pools, mon
     assert "shipped: LAION's watermark detector (pwatermark)" in metrics["Watermarks"].help
     sources = " ".join(c.value for c in at.caption)
     assert "`nsfw` shipped: LAION's CLIP-based NSFW detector (punsafe)" in sources
+    assert "scores: `python -m backend score laion`" in sources  # shipped is not `score` run
 
 
 def test_laion_threshold_slider_names_the_shipped_source(pools, monkeypatch):
@@ -336,3 +337,26 @@ def test_every_page_opens_on_each_pool_with_data(pools, monkeypatch, name: str):
 
 def test_scores_catalog_without_a_profile_is_empty():
     assert catalog({}) == {}
+
+
+def test_a_score_column_of_its_own_name_is_shipped_or_synthetic(tmp_path):
+    (tmp_path / "demo").mkdir()
+    (tmp_path / "demo" / "ground_truth.json").write_text("{}")
+    cat = catalog({"source": str(tmp_path / "demo")}, ["row_id", "aesthetic", "width"])
+    assert list(cat) == ["aesthetic"] and cat["aesthetic"]["source"] == "synthetic"
+    cat = catalog({"source": str(tmp_path)}, ["aesthetic"])
+    assert cat["aesthetic"]["source"] == "shipped"
+    assert cat["aesthetic"]["label"] == "shipped: the source's own column (aesthetic)"
+
+
+def test_score_cli_keeps_shipped_scores_and_says_so(tmp_path, workspace, capsys):
+    path, truth = pf.laion(tmp_path / "laion", n=30)
+    assert main(["build", "l", "--source", str(path), "--executor", "in-process"]) == 0
+    capsys.readouterr()
+    assert main(["score", "l", "--scorers", "nsfw,clip", "--executor", "in-process"]) == 0
+    out = capsys.readouterr()
+    assert "kept shipped nsfw: nsfw is shipped: LAION's CLIP-based NSFW detector (punsafe)" \
+        in out.err and "--recompute" in out.err  # fmt: skip
+    assert "nothing to compute" in out.out
+    got = [r[0] for r in sql(workspace, "l", "SELECT nsfw FROM samples ORDER BY row_id")]
+    assert got == pytest.approx(truth["punsafe"])  # untouched

@@ -111,6 +111,13 @@ def safety_pairs(cat: dict[str, dict]) -> list[tuple[str, str]]:
     return pairs(cat)
 
 
+def shipped_columns(name: str) -> set[str]:
+    """The score columns the pool shipped (they do not mean `score` ran)."""
+    from ui import safety_view
+
+    return {c for c, v in safety_view.catalog(name).items() if v.get("source") == "shipped"}
+
+
 def missing_help(name: str) -> None:
     st.markdown(
         style.empty_html(
@@ -132,7 +139,8 @@ def not_run_note(
     and the command that adds it; None when every step ran."""
     skipped = skipped or {}
     notes = []
-    if not {"toxicity", "nsfw", "blur"} & set(cols):
+    computed = set(cols) - shipped_columns(name)  # a pool's nsfw does not mean `score` ran
+    if not {"toxicity", "nsfw", "nsfw_computed", "blur"} & computed:
         notes.append(f"scores: `python -m backend score {name}`")
     for col, info in skipped.items():
         if col.startswith("dup_") or col not in cols:
