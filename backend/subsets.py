@@ -103,9 +103,10 @@ def resolve(name: str, sel: Selection, root: Path | None = None) -> Selection:
 
 def select_ids(name: str, sel: Selection, root: Path | None = None) -> np.ndarray:
     """Sorted int64 row ids the (resolved) Selection matches, after its sort and limit."""
+    from backend import bounded
     from backend.browse import columns
 
-    con = connect(name, root)
+    con = bounded.wrap(connect(name, root))  # the user's filters: bounded (the CLI: no time limit)
     try:
         cols = columns(con)
         where, params = sel.where(cols)

@@ -16,7 +16,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from backend import paths
+from backend import bounded, paths
 from backend.browse import columns as table_columns
 from backend.manifest import read_manifest
 from backend.selection import Selection, quote_ident
@@ -166,7 +166,7 @@ def plan(
         raise ExportError("give one of a selection, a subset or row ids, not several")
     recipe: dict[str, Any] = {"selection": None, "subset": None, "sql": None, "row_ids": None}
     notes: list[str] = []
-    con = connect(name, root)
+    con = bounded.wrap(connect(name, root))  # the user's filters: bounded (the CLI: no time limit)
     try:
         cols = table_columns(con)
         if subset is not None:
