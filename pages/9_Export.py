@@ -11,7 +11,7 @@ from backend.export import FORMATS, BadExportName, ExportError, check_export_nam
 from backend.export import jobs as export_jobs
 from backend.export import plan as export_plan
 from ui import export as ui_export
-from ui import page, selection_bar, state, style
+from ui import page, selection_bar, shared, state, style
 
 name, con, info, sel = page.open_dataset(
     "Export", state.EXPORT_PAGE, "Write a selection or a saved subset for training.", "export"
@@ -98,8 +98,11 @@ with dl, st.container(border=True):
         ready = ss.get("ts.export.ready")
         if st.button("Prepare download", icon=":material/package_2:", key="w.export.prep"):
             try:
-                with st.spinner(f"Writing {matched:,} rows…"):
-                    fname, data, mime, n = ui_export.download_bytes(name, fmt_, **spec)
+                with shared.download_slot() as free:
+                    if not free:  # a few at once, for the whole server
+                        raise ValueError("other downloads are being prepared; try again soon")
+                    with st.spinner(f"Writing {matched:,} rows…"):
+                        fname, data, mime, n = ui_export.download_bytes(name, fmt_, **spec)
                 ss["ts.export.ready"] = ready = {"key": key, "file": fname, "data": data,
                                                  "mime": mime, "rows": n}  # fmt: skip
             except (ValueError, OSError) as e:
@@ -110,12 +113,13 @@ with dl, st.container(border=True):
                                icon=":material/download:", key="w.export.dl")  # fmt: skip
         else:
             st.caption(f"Builds the {ui_export.format_label(fmt_)} file of these "
-                       f"{matched:,} rows in memory, then offers it to save.")  # fmt: skip
+                       f"{matched:,} rows (up to {ui_export.download_cap_mb():,} MB), then "
+                       "offers it to save.")  # fmt: skip
 
 with job, st.container(border=True):
     st.markdown("##### Save under the export folder")
-    st.caption(f"`{exports_dir(name, root)}` · runs in the background; progress survives a "
-               "reload.")  # fmt: skip
+    st.caption(f"`{shared.show_path(exports_dir(name, root))}` · runs in the background; "
+               "progress survives a reload.")  # fmt: skip
     default = f"{subset or 'selection'}-{fmt_}-{time.strftime('%Y%m%d-%H%M')}"
     out_name = st.text_input("Export name", default, key=f"w.export.name.{fmt_}.{subset}",
                              help="A plain folder name (letters, digits, _ - .)")  # fmt: skip

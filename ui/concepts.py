@@ -16,7 +16,7 @@ from backend import paths
 from backend.browse import CARD_COLUMNS, columns
 from backend.concepts.run import concepts_dir
 from backend.selection import Selection, quote_ident
-from ui import cards, fmt, state, style, uploads
+from ui import cards, fmt, shared, state, style, uploads
 
 W_VOCAB = "w.concepts.vocab"
 FLASH = "ts.concepts.flash"
@@ -53,6 +53,9 @@ def run_form(name: str, con, expanded: bool) -> None:
         plurals = c2.toggle("Fold plurals", value=True, help="circle also counts circles")
         images = c3.toggle("Image side", value=False, help="tag images too: CLIP zero-shot, "
                            "else the packaged ImageNet model (ImageNet vocabulary only)")
+        if not shared.builds_allowed():
+            shared.cli_instead(f"python -m backend concepts {name} --vocab imagenet")
+            return
         if not st.button("Count concepts", type="primary", icon=":material/play_arrow:",
                          key="w.concepts.run"):
             return

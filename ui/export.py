@@ -3,8 +3,8 @@ background jobs' progress, and the list of past exports with their manifests."""
 
 from __future__ import annotations
 
-import io
 import json
+import os
 import shutil
 import tempfile
 import zipfile
@@ -17,9 +17,19 @@ from backend import paths
 from backend.export import jobs, list_exports
 from backend.export.run import export
 from backend.selection import Selection
-from ui import fmt, style
+from ui import fmt, shared, style
 
 DOWNLOAD_MAX = 50_000  # rows: above this, write under the export folder in the background
+DOWNLOAD_MB_ENV = "TAILSCOPE_DOWNLOAD_MAX_MB"  # bytes: a bigger file is refused (default 500)
+
+
+class DownloadTooBig(ValueError):
+    """A "download now" file over the byte cap: the background export is the way."""
+
+
+def download_cap_mb() -> int:
+    raw = os.environ.get(DOWNLOAD_MB_ENV, "").strip()
+    return max(1, int(raw)) if raw.isdigit() else 500
 FORMAT_HELP = {
     "parquet": ("Parquet", "One parquet file with all or the chosen columns."),
     "jsonl": ("JSON lines", "One JSON object per row."),
@@ -49,7 +59,9 @@ def download_bytes(
     shard_size: int,
 ) -> tuple[str, bytes, str, int]:
     """(file name, bytes, mime, rows) of a small export built in a temp folder: the one data
-    file itself, or a zip of the files and the manifest when there are several."""
+    file itself, or a zip of the files and the manifest when there are several (zipped to a
+    temp file, not in memory). Over ``TAILSCOPE_DOWNLOAD_MAX_MB`` it is refused
+    (:class:`DownloadTooBig`) before its bytes are read."""
     tmp = Path(tempfile.mkdtemp(prefix="tailscope-export-"))
     try:
         res = export(name, selection=selection, subset=subset, fmt=fmt_, out=tmp / "x",
@@ -58,13 +70,18 @@ def download_bytes(
         base = f"{name}-{subset or 'selection'}-{fmt_}"
         if len(res.files) == 1 and fmt_ != "webdataset":
             f = res.out / res.files[0]["path"]
-            mime = MIME.get(f.suffix, "application/octet-stream")
-            return f"{base}{f.suffix}", f.read_bytes(), mime, res.count
-        buf = io.BytesIO()
-        with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
-            for f in sorted(res.out.iterdir()):
-                z.write(f, f"{base}/{f.name}")
-        return f"{base}.zip", buf.getvalue(), MIME[".zip"], res.count
+            file, mime = f"{base}{f.suffix}", MIME.get(f.suffix, "application/octet-stream")
+        else:
+            f, file, mime = tmp / f"{base}.zip", f"{base}.zip", MIME[".zip"]
+            with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED) as z:
+                for part in sorted(res.out.iterdir()):
+                    z.write(part, f"{base}/{part.name}")
+        cap = download_cap_mb()
+        if f.stat().st_size > cap * 1_000_000:
+            raise DownloadTooBig(f"the file is {f.stat().st_size / 1e6:,.0f} MB, over the "
+                                 f"{cap:,} MB a download may hold: save it under the export "
+                                 "folder instead")  # fmt: skip
+        return file, f.read_bytes(), mime, res.count
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -154,7 +171,8 @@ def past_exports(name: str) -> None:
             f"**{m['export_name']}** · {format_label(m.get('format', 'parquet'))} · "
             f"{fmt.num(m.get('count'))} rows · {fmt.size(size)} · {fmt.when(m.get('created_at'))}"
         ):
-            st.markdown(f"Rows: {style.esc(recipe_text(m))}  \nFolder: `{m['dir']}`")
+            folder = shared.show_path(m["dir"])
+            st.markdown(f"Rows: {style.esc(recipe_text(m))}  \nFolder: `{folder}`")
             for note in m.get("notes", []):
                 st.caption(note)
             st.dataframe(

@@ -10,7 +10,7 @@ import streamlit as st
 
 from backend import browse, catalog, paths
 from backend.store import StoreMissing
-from ui import fmt, state
+from ui import fmt, shared, state
 from ui.style import esc, icon
 
 DEMO_ROWS = 5000
@@ -40,12 +40,12 @@ def _kv_html(info: dict[str, Any]) -> str:
         else '<span style="color:var(--ts-muted)">none yet (embed has not run)</span>'
     )
     items = [
-        ("Source", f"<code>{esc(info.get('source'))}</code>"),
+        ("Source", f"<code>{esc(shared.show_path(info.get('source')))}</code>"),
         ("Format", esc(info.get("format") or "—")),
         *([("Profile", _profile_html(info))] if info.get("profile") else []),
         ("Models", model_txt),
         ("Built", esc(fmt.when(info.get("built_at")))),
-        ("Stored at", f"<code>{esc(info.get('path'))}</code>"),
+        ("Stored at", f"<code>{esc(shared.show_path(info.get('path')))}</code>"),
     ]
     return (
         '<div class="ts-kv">'
@@ -282,7 +282,8 @@ def empty_state() -> None:
         st.markdown(
             f'<div class="ts-empty"><div class="ts-empty-icon">{icon("dataset")}</div>'
             "<h3>No datasets yet</h3>"
-            f"<p>The workspace <code>{esc(paths.workspace())}</code> holds no built dataset. "
+            f"<p>The workspace <code>{esc(shared.show_path(paths.workspace()))}</code> holds no "
+            "built dataset. "
             "Build the demo (about 5,000 captioned images, real photos and synthetic scenes, "
             "with a few broken items on purpose), "
             "or ingest your own folder, WebDataset tars or parquet.</p></div>",
@@ -293,6 +294,9 @@ def empty_state() -> None:
             st.code("python -m backend demo", language="bash")
             st.code("python -m backend build NAME --source PATH", language="bash")
             generate = _demo_generator()
+            if not shared.builds_allowed():
+                shared.cli_instead("python -m backend demo")
+                return
             clicked = st.button(
                 "Build the demo dataset here",
                 type="primary",

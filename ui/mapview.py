@@ -13,7 +13,7 @@ import streamlit as st
 
 from backend import browse, mapview, paths
 from backend.selection import BadSelection, Selection
-from ui import cards, fmt, selection_bar, state, style
+from ui import cards, fmt, selection_bar, shared, state, style
 from ui.map_figure import CONTEXT, LABELS, POINTS, figure
 
 CHART = "map-chart"  # the chart widget's key
@@ -304,6 +304,9 @@ def needs_map(name: str) -> None:
         if not embedded:
             st.code(f"python -m backend embed {name}", language="bash")
         st.code(f"python -m backend map {name}", language="bash")
+        if not shared.builds_allowed():
+            shared.cli_instead(f"python -m backend map {name}")
+            return
         if embedded and st.button("Build the map now", type="primary", key="map-build",
                                   icon=":material/play_arrow:"):  # fmt: skip
             _build(name)

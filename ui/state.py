@@ -262,13 +262,19 @@ def _on_pick() -> None:
     set_active(st.session_state[W_DATASET])
 
 
+def _shown(path: Path) -> str:
+    from ui.shared import show_path  # relative, or in full with TAILSCOPE_SHOW_PATHS=1
+
+    return show_path(path)
+
+
 def dataset_picker() -> str | None:
     """The sidebar selector of the active dataset; returns its name, or None if there is none."""
     names = datasets()
     ss = st.session_state
     with st.sidebar:
         if not names:
-            st.caption(f"No datasets in `{paths.workspace()}` yet.")
+            st.caption(f"No datasets in `{_shown(paths.workspace())}` yet.")
             return None
         if ss.get(DATASET) not in names:
             wanted = st.query_params.get(URL_DATASET) or st.query_params.get("dataset")
@@ -287,7 +293,7 @@ def dataset_picker() -> str | None:
             help="Shared by every page. Add datasets with `python -m backend build`.",
         )
         name = ss[DATASET]
-        st.caption(f"Workspace `{paths.workspace()}`")
+        st.caption(f"Workspace `{_shown(paths.workspace())}`")
     if st.query_params.get(URL_DATASET) != name:
         st.query_params[URL_DATASET] = name
     if "dataset" in st.query_params:  # the old name of the parameter
