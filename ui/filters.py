@@ -176,12 +176,15 @@ def _top_domains(name: str, store: str, mtime_ns: int) -> list[tuple[str, int]]:
     return top_domains(state.connection(name), TOP_DOMAINS)
 
 
-def _domain_facet(name: str, sel: Selection) -> list[str]:
+def _domain_facet(name: str, sel: Selection) -> list[str] | None:
     """The "Domain" facet: the dataset's commonest registered domains with their row counts;
-    the picked ones become ``domain IN (…)`` in the Selection."""
+    the picked ones become ``domain IN (…)`` in the Selection. None (no facet) when every row
+    has the same domain and none is picked."""
     top = _top_domains(name, str(state.store_file(name)), state.store_mtime(name))
     counts = dict(top)
     current = [str(d) for d in sel.values.get(DOMAIN, [])]
+    if len(counts) < 2 and not current:
+        return None
     _seed(K_DOMAINS, current)
     options = list(dict.fromkeys([*counts, *current]))
     return st.multiselect(
