@@ -44,6 +44,9 @@ def cmd_build(args: argparse.Namespace) -> int:
     from backend.profiles import parse_mapping
 
     mapping = parse_mapping(args.map_column)
+    joined = {"profile": args.profile, "mapping": mapping} if args.metadata else {}
+    if joined:  # the profile and mapping are the metadata's, not the downloaded shards'
+        args.profile, mapping = None, {}
     bar, update = _bar_progress(f"ingest {args.name}")
     try:
         result = build(
@@ -61,6 +64,14 @@ def cmd_build(args: argparse.Namespace) -> int:
     finally:
         bar.close()
     _print_build(result, args.json)
+    if joined:
+        from backend.metadata_join import join_metadata
+
+        rec = join_metadata(args.name, args.metadata, **joined)
+        print(f"joined {args.metadata} by {rec['joined_on']} ({rec['name'] or 'no known'} "
+              f"profile): {rec['matched_rows']} of {rec['rows']} rows matched; "
+              f"{rec['metadata_rows_not_downloaded']} metadata rows were not downloaded",
+              file=sys.stderr if args.json else sys.stdout)  # fmt: skip
     return 0
 
 
@@ -359,6 +370,10 @@ def parser() -> argparse.ArgumentParser:
                    "columns); a profile that does not fit is an error naming what is missing")
     b.add_argument("--map-column", action="append", default=None, metavar="CANONICAL=COLUMN",
                    help="map a column by hand, e.g. nsfw=my_nsfw_score, caption=alt (repeatable)")
+    b.add_argument("--metadata", type=Path, default=None,
+                   help="the pool's metadata parquet (file or folder) to join to downloaded "
+                   "shards by uid (img2dataset output of DataComp …); --profile and "
+                   "--map-column then apply to it")
     b.add_argument("--keep-precision", action="store_true",
                    help="keep shipped vectors in the precision given (default: float16)")
     b.add_argument("--embedding-model", default=None, metavar="MODEL",

@@ -360,3 +360,56 @@ def test_score_cli_keeps_shipped_scores_and_says_so(tmp_path, workspace, capsys)
     assert "nothing to compute" in out.out
     got = [r[0] for r in sql(workspace, "l", "SELECT nsfw FROM samples ORDER BY row_id")]
     assert got == pytest.approx(truth["punsafe"])  # untouched
+
+
+# -- img2dataset output joined back to its metadata by uid -------------------------------------
+
+
+def _downloaded(folder: Path, meta_path: Path, take: list[int]) -> None:
+    """img2dataset's WebDataset layout for rows ``take`` of a metadata parquet (+ one stray)."""
+    import io
+    import tarfile
+
+    from PIL import Image
+
+    meta = pq.read_table(meta_path).to_pylist()
+    folder.mkdir(parents=True)
+    items = [(i, meta[i]["uid"], meta[i]["url"], meta[i]["text"]) for i in take]
+    items.append((999, "f" * 32, "https://stray.example.net/x.jpg", "not in the metadata"))
+    with tarfile.open(folder / "00000.tar", "w") as tar:
+        for n, (i, uid, url, text) in enumerate(items):
+            buf = io.BytesIO()
+            Image.new("RGB", (20 + n % 7, 16), (i % 255, 80, 120)).save(buf, format="JPEG")
+            sidecar = {"url": url, "key": f"{n:09d}", "status": "success", "uid": uid,
+                       "original_width": 640, "original_height": 480}  # fmt: skip
+            for ext, data in ((".jpg", buf.getvalue()), (".txt", text.encode()),
+                              (".json", json.dumps(sidecar).encode())):  # fmt: skip
+                info = tarfile.TarInfo(f"{n:09d}{ext}")
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+
+
+def test_downloaded_shards_join_their_metadata_by_uid(tmp_path, workspace, capsys):
+    meta, truth = pf.datacomp(tmp_path / "meta", n=40)
+    take = list(range(0, 40, 2))  # half of the pool was downloaded
+    _downloaded(tmp_path / "tars", meta, take)
+    assert main(["build", "dl", "--source", str(tmp_path / "tars"), "--metadata", str(meta),
+                 "--executor", "in-process"]) == 0  # fmt: skip
+    assert "20 of 21 rows matched; 20 metadata rows were not downloaded" in capsys.readouterr().out
+    info = summary("dl", workspace)
+    assert info["profile"]["name"] == "datacomp" and info["profile"]["matched_rows"] == 20
+    assert info["scores"]["clip_similarity"]["origin"] == "clip_b32_similarity_score"
+    got = sql(workspace, "dl", "SELECT uid, clip_similarity, faces, meta_url FROM samples "
+                               "ORDER BY row_id")  # fmt: skip
+    by_uid = {u: i for i, u in enumerate(truth["uids"])}
+    for uid, sim, faces, url in got[:-1]:
+        i = by_uid[uid]
+        assert sim == pytest.approx(truth["b32"][i], rel=1e-6) and faces == truth["faces"][i]
+        assert url.endswith(".jpg")
+    assert got[-1][1:] == (None, None, None)  # the stray row: kept, nothing invented
+    # a rerun replaces the joined columns instead of piling up meta_meta_… copies
+    from backend.metadata_join import join_metadata
+
+    join_metadata("dl", meta, workspace)
+    cols = [r[0] for r in sql(workspace, "dl", "DESCRIBE samples")]
+    assert not [c for c in cols if c.startswith("meta_meta_")] and cols.count("faces") == 1
