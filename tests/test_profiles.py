@@ -413,3 +413,16 @@ def test_downloaded_shards_join_their_metadata_by_uid(tmp_path, workspace, capsy
     join_metadata("dl", meta, workspace)
     cols = [r[0] for r in sql(workspace, "dl", "DESCRIBE samples")]
     assert not [c for c in cols if c.startswith("meta_meta_")] and cols.count("faces") == 1
+
+
+def test_a_source_column_named_like_a_canonical_score_is_kept_as_src(tmp_path, workspace):
+    """LAION-400M's ``NSFW`` tag ("UNLIKELY"…) beside ``punsafe``: DuckDB names are
+    case-insensitive, so the tag is kept as ``src_NSFW`` and ``nsfw`` is the probability."""
+    path, truth = pf.laion(tmp_path / "l", n=12)
+    table = pq.read_table(path)
+    tags = ["NSFW" if p > 0.5 else "UNLIKELY" for p in truth["punsafe"]]
+    pq.write_table(table.append_column("NSFW", pa.array(tags)), path)
+    build("l4", path, root=workspace, executor=Executor("inline"))
+    got = sql(workspace, "l4", "SELECT nsfw, src_NSFW FROM samples ORDER BY row_id")
+    assert [r[0] for r in got] == pytest.approx(truth["punsafe"])
+    assert [r[1] for r in got] == tags
