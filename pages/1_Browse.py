@@ -8,7 +8,7 @@ import streamlit as st
 
 from backend import browse
 from backend.selection import BadSelection
-from ui import cards, page, selection_bar, state, style
+from ui import cards, page, selection_bar, shared, state, style
 
 PAGE_SIZES = (24, 48, 96)
 GRID_COLUMNS = (4, 5, 6)
@@ -39,7 +39,8 @@ def _on_cols() -> None:
 
 head, tools = st.columns([3, 2], vertical_alignment="bottom")
 with head:
-    style.hero(f"Browse · {name}", f"{info['format'] or 'unknown format'} · {info['source']}")
+    source = shared.show_path(info["source"])  # no absolute server path for visitors
+    style.hero(f"Browse · {name}", f"{info['format'] or 'unknown format'} · {source}")
 with tools, st.container(horizontal=True, horizontal_alignment="right", gap="medium"):
     st.segmented_control("Per page", PAGE_SIZES, key=K_SIZE, on_change=_on_size, required=True)
     st.segmented_control("Columns", GRID_COLUMNS, key=K_COLS, on_change=_on_cols, required=True)
