@@ -295,7 +295,7 @@ def empty_state() -> None:
             st.code("python -m backend build NAME --source PATH", language="bash")
             generate = _demo_generator()
             if not shared.builds_allowed():
-                shared.cli_instead("python -m backend demo")
+                shared.cli_instead(None)
                 return
             clicked = st.button(
                 "Build the demo dataset here",

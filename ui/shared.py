@@ -50,10 +50,12 @@ def builds_allowed() -> bool:
     return not is_shared()
 
 
-def cli_instead(command: str) -> None:
-    """Where a build button would be on a private server: the command that does it."""
+def cli_instead(command: str | None) -> None:
+    """Where a build button would be on a private server: the command that does it (None:
+    the commands are shown just above)."""
+    where = f": `{command}`" if command else " (the commands above)"
     st.caption(f":material/terminal: This server is shared, so builds run from the command "
-               f"line on the server: `{command}`")  # fmt: skip
+               f"line on the server{where}")  # fmt: skip
 
 
 def show_path(path: str | Path | None) -> str:
