@@ -12,6 +12,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -291,29 +292,22 @@ def _assemble(
     new_store = staging / "store.duckdb"
     new_store.unlink(missing_ok=True)
     con = create_store(new_store)
+    vectors = None
     try:
-        con.execute(
-            "CREATE TEMP TABLE raw AS SELECT *, row_number() OVER "
-            "(PARTITION BY key ORDER BY shard_idx, seq) AS _nth "
-            "FROM read_parquet(?, union_by_name=true)",
-            [sample_files],
-        )
         con.execute(
             "INSERT INTO rejects SELECT key, shard, reason, detail FROM read_parquet(?)",
             [reject_files],
         )
-        con.execute(
-            "INSERT INTO rejects SELECT r.key, r.shard, 'duplicate key', "
-            "'first seen in ' || f.shard FROM raw r JOIN raw f ON f.key = r.key AND f._nth = 1 "
-            "WHERE r._nth > 1 ORDER BY r.shard_idx, r.seq"
-        )
-        con.execute(
-            "CREATE TABLE samples AS SELECT (row_number() OVER (ORDER BY shard_idx, seq) - 1)"
-            "::BIGINT AS row_id, * EXCLUDE (_nth) FROM raw WHERE _nth = 1 ORDER BY row_id"
-        )
-        order = con.execute("SELECT shard_idx, seq FROM samples ORDER BY row_id").fetchnumpy()
-        con.execute("ALTER TABLE samples DROP COLUMN shard_idx")
-        con.execute("ALTER TABLE samples DROP COLUMN seq")
+        order = _unique_order(con, sample_files)
+        if order is not None:  # the vectors are copied while DuckDB writes the table
+            with ThreadPoolExecutor(1) as pool:
+                copying = pool.submit(
+                    gather, shards_dir, staging / "embeddings", order, n, **(vec_opts or {})
+                )
+                _create_in_order(con, sample_files, order["offsets"])
+                vectors = copying.result()
+        else:
+            order = _union_first_of_each_key(con, sample_files)
         rows = con.execute("SELECT count(*) FROM samples").fetchone()[0]
         rejects = con.execute("SELECT count(*) FROM rejects").fetchone()[0]
         reasons = dict(
@@ -323,8 +317,61 @@ def _assemble(
         )
     finally:
         con.close()
-    vectors = gather(shards_dir, staging / "embeddings", order, n, **(vec_opts or {}))
+    if vectors is None:
+        vectors = gather(shards_dir, staging / "embeddings", order, n, **(vec_opts or {}))
     return {"rows": rows, "rejects": rejects, "reasons": reasons, "vectors": vectors}
+
+
+def _unique_order(con, sample_files: list[str]) -> dict[str, np.ndarray] | None:
+    """When no key repeats (the usual case) each row's id is its shard's offset + its seq:
+    the (shard_idx, seq) of every row id, and each shard's offset. None when keys repeat."""
+    repeated = con.execute(
+        "SELECT count(*) FROM (SELECT key FROM read_parquet(?, union_by_name=true) "
+        "GROUP BY key HAVING count(*) > 1)",
+        [sample_files],
+    ).fetchone()[0]
+    if repeated:
+        return None
+    counts = np.array([pq.ParquetFile(f).metadata.num_rows for f in sample_files], np.int64)
+    return {
+        "shard_idx": np.repeat(np.arange(len(counts), dtype=np.int32), counts),
+        "seq": np.concatenate([np.arange(c) for c in counts]) if len(counts) else np.zeros(0),
+        "offsets": np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64),
+    }
+
+
+def _create_in_order(con, sample_files: list[str], offsets: np.ndarray) -> None:
+    """``samples`` as one ordered scan of the shards: no window or sort over all rows (the
+    general path's window over keys costs 3x more at 10^6 rows)."""
+    con.execute(
+        "CREATE TABLE samples AS SELECT (seq + list_extract(?::BIGINT[], shard_idx + 1))::BIGINT "
+        "AS row_id, * EXCLUDE (shard_idx, seq) FROM read_parquet(?, union_by_name=true) "
+        "ORDER BY row_id",
+        [offsets.tolist(), sample_files],
+    )
+
+
+def _union_first_of_each_key(con, sample_files: list[str]) -> dict[str, np.ndarray]:
+    """``samples`` keeping the first row of each key (the others become rejects)."""
+    con.execute(
+        "CREATE TEMP TABLE raw AS SELECT *, row_number() OVER "
+        "(PARTITION BY key ORDER BY shard_idx, seq) AS _nth "
+        "FROM read_parquet(?, union_by_name=true)",
+        [sample_files],
+    )
+    con.execute(
+        "INSERT INTO rejects SELECT r.key, r.shard, 'duplicate key', "
+        "'first seen in ' || f.shard FROM raw r JOIN raw f ON f.key = r.key AND f._nth = 1 "
+        "WHERE r._nth > 1 ORDER BY r.shard_idx, r.seq"
+    )
+    con.execute(
+        "CREATE TABLE samples AS SELECT (row_number() OVER (ORDER BY shard_idx, seq) - 1)"
+        "::BIGINT AS row_id, * EXCLUDE (_nth) FROM raw WHERE _nth = 1 ORDER BY row_id"
+    )
+    order = con.execute("SELECT shard_idx, seq FROM samples ORDER BY row_id").fetchnumpy()
+    con.execute("ALTER TABLE samples DROP COLUMN shard_idx")
+    con.execute("ALTER TABLE samples DROP COLUMN seq")
+    return order
 
 
 def _finish(

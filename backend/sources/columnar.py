@@ -101,8 +101,8 @@ def _extra(col: pa.ChunkedArray) -> pa.Array:
     if _binary(t):
         return pa.nulls(len(col))
     if _nested(t):
-        vals = [None if v is None else json.dumps(v, ensure_ascii=False, default=str)
-                for v in col.to_pylist()]  # fmt: skip
+        encode = json.JSONEncoder(ensure_ascii=False, default=str).encode  # = json.dumps(...)
+        vals = [None if v is None else encode(v) for v in col.to_pylist()]
         return _as_python_would(pa.array(vals, pa.string()))
     if pa.types.is_floating(t):
         col = pc.if_else(pc.is_nan(col), pa.scalar(None, t), col)

@@ -223,6 +223,14 @@ def with_vectors(shard: Shard, items: Iterator[Item], rows: int) -> Iterator[Ite
         yield item
 
 
+def _finite_rows(chunk: np.ndarray) -> np.ndarray:
+    """Rows with only finite values. Float16 (what DataComp ships) is tested on its bits: the
+    exponent all ones is inf or NaN; twice as fast as ``isfinite``, which converts first."""
+    if chunk.dtype == np.float16 and chunk.flags.c_contiguous:
+        return (chunk.view(np.uint16) & np.uint16(0x7FFF)).max(axis=1, initial=0) < 0x7C00
+    return np.isfinite(chunk).all(axis=1)
+
+
 def screen(arrays: dict[str, np.ndarray]) -> dict[int, tuple[str, str]]:
     """Rows whose vectors cannot be kept: ``{row: (reason, detail)}`` — non-finite values, or
     values float16 cannot hold (they would turn into inf when stored)."""
@@ -234,7 +242,7 @@ def screen(arrays: dict[str, np.ndarray]) -> dict[int, tuple[str, str]]:
     for name, arr in arrays.items():
         for lo in range(0, n, SCREEN_ROWS):
             chunk = np.asarray(arr[lo : lo + SCREEN_ROWS])
-            finite = np.isfinite(chunk).all(axis=1)
+            finite = _finite_rows(chunk)
             for r in np.flatnonzero(~finite):
                 nonfinite.setdefault(lo + int(r), []).append(name)
             if chunk.dtype.itemsize > 2:
