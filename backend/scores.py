@@ -25,10 +25,17 @@ def shipped(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {k: v for k, v in fields.items() if v.get("score")}
 
 
-def computed_name(column: str, manifest: dict[str, Any]) -> str:
+def given(manifest: dict[str, Any], columns: Iterable[str]) -> dict[str, str]:
+    """Score columns the source gave (mapped by its profile, or carried under a canonical
+    name) -> their provenance words: what the ``score`` step must not overwrite."""
+    cat = catalog(manifest, columns)
+    return {k: str(v["label"]) for k, v in cat.items() if v["source"] != "computed"}
+
+
+def computed_name(column: str, given_columns: Iterable[str]) -> str:
     """Where a scorer's ``column`` is stored: its own name, or ``<name>_computed`` when the
-    pool shipped a score of that name."""
-    return f"{column}{COMPUTED_SUFFIX}" if column in shipped(manifest) else column
+    source gave a score of that name (:func:`given`)."""
+    return f"{column}{COMPUTED_SUFFIX}" if column in set(given_columns) else column
 
 
 def catalog(manifest: dict[str, Any], columns: Iterable[str] | None = None) -> dict[str, dict]:

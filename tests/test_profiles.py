@@ -426,3 +426,20 @@ def test_a_source_column_named_like_a_canonical_score_is_kept_as_src(tmp_path, w
     got = sql(workspace, "l4", "SELECT nsfw, src_NSFW FROM samples ORDER BY row_id")
     assert [r[0] for r in got] == pytest.approx(truth["punsafe"])
     assert [r[1] for r in got] == tags
+
+
+def test_a_score_the_source_carries_under_its_own_name_is_not_overwritten(tmp_path, workspace):
+    from backend.safety.run import score
+
+    path, _ = pf.hf(tmp_path / "hf", n=8)
+    own = np.linspace(0.05, 0.95, 8)
+    pq.write_table(pq.read_table(path).append_column("nsfw", pa.array(own)), path)
+    build("own", path, root=workspace, executor=Executor("inline"))
+    rec = score("own", ["nsfw"], root=workspace)
+    assert rec["kept_shipped"]["nsfw"].startswith("nsfw is shipped: the source's own column")
+    score("own", ["nsfw"], root=workspace, recompute=True)
+    got = sql(workspace, "own", "SELECT nsfw, nsfw_computed FROM samples ORDER BY row_id")
+    assert [r[0] for r in got] == pytest.approx(own.tolist())
+    assert all(r[1] is not None for r in got)
+    rec = score("own", ["nsfw"], root=workspace, recompute=True)  # a rerun: same columns
+    assert rec["scorers"]["nsfw"]["columns"] == ["nsfw_computed"]

@@ -34,7 +34,7 @@ from backend.manifest import (
     write_json_atomic,
 )
 from backend.safety import Context, Row, Scorer, ScorerUnavailable, resolve
-from backend.scores import computed_name, shipped
+from backend.scores import computed_name, given
 from backend.store import connect
 
 CHUNK = 256
@@ -294,16 +294,15 @@ def read_errors(name: str, root: Path | None = None) -> pa.Table:
     return pq.read_table(path)
 
 
-def _kept_shipped(scorers: list[Scorer], manifest: dict, recompute: bool) -> dict[str, str]:
-    """Scorer name -> why it is not run: the pool shipped its score (unless ``recompute``)."""
+def _kept_shipped(scorers: list[Scorer], ship: dict[str, str], recompute: bool) -> dict[str, str]:
+    """Scorer name -> why it is not run: the source gave its score (unless ``recompute``)."""
     if recompute:
         return {}
-    ship = shipped(manifest)
     out = {}
     for s in scorers:
         have = [c for c in s.columns if c in ship]
         if have:
-            out[s.name] = "; ".join(f"{c} is {ship[c].get('label')}" for c in have) + (
+            out[s.name] = "; ".join(f"{c} is {ship[c]}" for c in have) + (
                 " — not recomputed (--recompute computes it here too, kept as "
                 + ", ".join(f"{c}_computed" for c in have) + ")")  # fmt: skip
     return out
@@ -334,6 +333,7 @@ def score(
     con = connect(name, root)
     try:
         n = con.execute("SELECT count(*) FROM samples").fetchone()[0]
+        store_cols = [r[0] for r in con.execute("DESCRIBE samples").fetchall()]
     except BaseException:
         con.close()
         raise
@@ -342,7 +342,8 @@ def score(
     skipped: dict[str, str] = {}
     manifest = read_manifest(paths.manifest_path(name, root))
     candidates = instances if instances is not None else [cls() for cls in resolve(scorers)]
-    kept_shipped = _kept_shipped(candidates, manifest, recompute)
+    ship = given(manifest, store_cols)
+    kept_shipped = _kept_shipped(candidates, ship, recompute)
     for s in candidates:
         if s.name in kept_shipped:
             continue
@@ -398,7 +399,7 @@ def score(
     for s in loaded:
         t = tables[s.name]
         for col in s.columns:
-            joined[computed_name(col, manifest)] = t[col]
+            joined[computed_name(col, ship)] = t[col]
         bad = t.filter(pc.is_valid(t["_error"]))
         err_parts.append(pa.table({
             "scorer": pa.array([s.name] * bad.num_rows, pa.string()),
@@ -411,7 +412,7 @@ def score(
             "version": s.version,
             "model": s.model,
             "reads": list(s.reads),
-            "columns": [computed_name(c, manifest) for c in s.columns],
+            "columns": [computed_name(c, ship) for c in s.columns],
             "errors": int(pc.sum(pc.is_valid(t["_error"])).as_py() or 0),
             "resumed_chunks": resumed[s.name],
             "rows_per_s": round(max(computed[s.name], 0) / seconds[s.name], 1)
