@@ -374,5 +374,5 @@ class Searcher:
         hits = [{**by_id[i], "score": float(score)} for i, score in fused]
         return Result(
             hits, f"keywords + {sem.space} (rank fusion)", time.perf_counter() - t0, sem.notes,
-            sem.vectors, f"{KEYWORD_MODEL} + {sem.model}",
+            sem.vectors, sem.model,
         )

@@ -111,8 +111,10 @@ with st.container(horizontal=True, vertical_alignment="center", gap="small"):
         width="content",
     )
     selection_bar.render(name, sel)
+if provenance := search.provenance_md(result):
+    st.caption(provenance)
 for note in result.notes:
-    if "CLIP" not in note:  # the banner above already says it, with what to do
+    if not search.shown_elsewhere(note):  # the banner above already says it, with what to do
         st.caption(note)
 
 if not result.hits:

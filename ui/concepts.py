@@ -4,6 +4,7 @@ of a class list, and the MetaCLIP balancing preview with "Save as subset"."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from backend import concepts as bc
-from backend import paths
+from backend import paths, provenance
 from backend.browse import CARD_COLUMNS, columns
 from backend.concepts.run import concepts_dir
 from backend.selection import Selection, quote_ident
@@ -116,8 +117,27 @@ def metrics(res: bc.Result) -> None:
     mis = s.get("misalignment")
     cols[4].metric("Misaligned rows", "—" if not mis or mis["rate"] is None else
                    f"{100 * mis['rate']:.0f}%", border=True,
-                   help="of the rows whose caption names a concept, the share whose image "
-                   "shows none of them" if mis else s.get("image_note", ""))
+                   help=misalignment_help(s))  # fmt: skip
+
+
+def misalignment_help(s: dict) -> str:
+    """How the misalignment rate is computed and with which model (or why it was not)."""
+    note = str(s.get("image_note") or "")
+    mis = s.get("misalignment")
+    if not mis:
+        return f"Not run: the image side was not counted ({note})."
+    how = note.removeprefix("image side: ")
+    if note.startswith("image side: CLIP"):
+        how += (": each image vector is compared by cosine with the mean text vector of "
+                "open_clip's simple ImageNet prompts (“a photo of the small {concept}.”, “art of "
+                "the {concept}.” …); the concepts within the margin of "
+                "its best count as shown")  # fmt: skip
+    model = re.search(r"open_clip:\S+", note)
+    demo = provenance.demo_note(model.group(0) if model else None)
+    return (f"Of the {mis['rows_named']:,} rows whose image was tagged and whose caption names "
+            f"a concept (caption matching), the {mis['rows_misaligned']:,} whose image shows "
+            f"none of the concepts its caption names. Image concepts: {how}."
+            + (f" Model: {demo}." if demo else ""))  # fmt: skip
 
 
 def long_tail_figure(res: bc.Result, balanced: np.ndarray | None = None) -> go.Figure:

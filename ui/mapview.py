@@ -233,6 +233,18 @@ def cluster_picker(name: str, clusters: list[dict[str, Any]], sel: Selection) ->
     )
 
 
+def layout_note(name: str) -> None:
+    """Which vectors and model laid the map out, from the map step's record (and the demo
+    CLIP's note when it is that model): a layout by caption vectors groups captions, not
+    pictures."""
+    from backend.provenance import map_layout
+
+    info = map_layout(name, paths.workspace())
+    if info:
+        st.caption(f":material/scatter_plot: {info['line']}"
+                   + (f" · **{info['demo_note']}**" if info["demo_note"] else ""))  # fmt: skip
+
+
 def sampled_note(pts: mapview.MapPoints) -> None:
     if pts.sampled:
         st.caption(

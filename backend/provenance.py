@@ -1,0 +1,49 @@
+"""Which vectors and which model an analysis used, in the words every page and verb shares.
+
+Every analysis must say what it ran on: the map's layout, a search, the concepts' image side.
+The build steps record it in the manifest (the map step's ``vectors``, the embed step's
+``kinds``); this module reads those records and phrases them, and names the demo CLIP with
+its note wherever it is the model (it knows generated scenes and nothing else).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from backend import paths
+from backend.democlip import DEMO_CLIP_NOTE, is_demo_clip
+from backend.manifest import read_manifest
+
+KIND_WORDS = {"img": "image vectors", "text": "caption vectors"}
+
+
+def demo_note(model: str | None) -> str | None:
+    """The demo CLIP's note when ``model`` is the demo CLIP, else None."""
+    return DEMO_CLIP_NOTE if is_demo_clip(model) else None
+
+
+def vectors_phrase(kind: str | None, model: str | None) -> str:
+    """E.g. "image vectors of open_clip:ViT-B-32/laion2b_s34b_b79k"."""
+    what = KIND_WORDS.get(str(kind), f"{kind} vectors" if kind else "vectors")
+    return f"{what} of {model}" if model else what
+
+
+def map_layout(name: str, root: Path | None = None) -> dict[str, Any] | None:
+    """What laid the map out: kind, model, method, rows and clusters from the map step's record
+    (None before the map step ran). ``line`` says it in one sentence."""
+    rec = read_manifest(paths.manifest_path(name, root)).get("steps", {}).get("map")
+    if not rec:
+        return None
+    vec = rec.get("vectors") or {}
+    kind = vec.get("kind") or rec.get("params", {}).get("vectors")
+    model = vec.get("model")
+    method = rec.get("method") or "?"
+    rows, k = rec.get("mapped", rec.get("n")), rec.get("k")
+    line = (f"Laid out by {vectors_phrase(kind, model)} ({method}"
+            + (f" of {rows:,} rows" if isinstance(rows, int) else "")
+            + (f"; {k} clusters" if k else "") + ")")  # fmt: skip
+    if rec.get("method_note"):
+        line += f". {rec['method_note']}"
+    return {"kind": kind, "model": model, "method": method, "rows": rows, "clusters": k,
+            "line": line, "demo_note": demo_note(model)}  # fmt: skip

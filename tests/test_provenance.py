@@ -1,0 +1,60 @@
+"""Every analysis says which vectors and model it used, and names the demo CLIP with its note:
+the map's layout line, a search's provenance, the Concepts page's misalignment help."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from backend import provenance
+from backend.democlip import DEMO_CLIP_NOTE
+from backend.manifest import update_manifest
+from backend.search import Result, _provenance
+from ui import concepts as ui_concepts
+from ui import search as ui_search
+
+DEMO = "open_clip:tailscope-demo-clip/demo-clip.pt"
+REAL = "open_clip:ViT-B-32/laion2b_s34b_b79k"
+
+
+def test_map_layout_line_names_the_vectors_and_the_demo_clip(tmp_path: Path) -> None:
+    assert provenance.map_layout("d", tmp_path) is None  # no map step yet: nothing claimed
+    rec = {"method": "umap", "mapped": 1200, "k": 9, "params": {"vectors": "img"},
+           "vectors": {"kind": "img", "model": DEMO, "dim": 256}}  # fmt: skip
+    update_manifest(tmp_path / "d" / "manifest.json", "map", rec)
+    got = provenance.map_layout("d", tmp_path)
+    assert got["line"] == f"Laid out by image vectors of {DEMO} (umap of 1,200 rows; 9 clusters)"
+    assert got["demo_note"] == DEMO_CLIP_NOTE
+    rec["vectors"] = {"kind": "text", "model": "minilm"}
+    update_manifest(tmp_path / "d" / "manifest.json", "map", rec)
+    got = provenance.map_layout("d", tmp_path)
+    assert got["line"].startswith("Laid out by caption vectors of minilm") and not got["demo_note"]
+
+
+def test_search_provenance_names_the_model_and_the_demo_clip() -> None:
+    embed = {"kinds": {"img": {"model": DEMO}, "text": {"model": DEMO}}}
+    assert _provenance(embed, "img") == (DEMO, [f"Searched with the {DEMO_CLIP_NOTE}."])
+    assert _provenance({"kinds": {"img": {"model": REAL}}}, "img") == (REAL, [])
+    demo = Result([], "images (CLIP text→image)", 0.01, [], "img", DEMO)
+    line = ui_search.provenance_md(demo)
+    assert line == f":material/neurology: Searched image vectors of {DEMO} · **{DEMO_CLIP_NOTE}**"
+    assert ui_search.shown_elsewhere(f"Searched with the {DEMO_CLIP_NOTE}.")
+    hybrid = Result([], "keywords + images (CLIP text→image) (rank fusion)", 0.01, [], "img", REAL)
+    assert ui_search.provenance_md(hybrid) == (
+        f":material/neurology: Searched caption keywords (BM25) and image vectors of {REAL}"
+    )
+    keywords = Result([], "captions (keywords, BM25)", 0.01, model="BM25 over captions (tantivy)")
+    assert ui_search.provenance_md(keywords) == (
+        ":material/neurology: Searched BM25 over captions (tantivy)"
+    )
+
+
+def test_misalignment_help_says_how_and_with_which_model() -> None:
+    s = {"image_note": f"image side: CLIP {DEMO} zero-shot, top-3 within 0.02 of the best",
+         "misalignment": {"rows_named": 1000, "rows_misaligned": 42, "rate": 0.042}}  # fmt: skip
+    text = ui_concepts.misalignment_help(s)
+    assert text.startswith("Of the 1,000 rows whose image was tagged and whose caption names")
+    assert "the 42 whose image shows none of the concepts its caption names" in text
+    assert f"CLIP {DEMO} zero-shot, top-3 within 0.02 of the best" in text
+    assert "“a photo of the small {concept}.”" in text and text.endswith(f"Model: {DEMO_CLIP_NOTE}.")
+    off = ui_concepts.misalignment_help({"image_note": "image side not run: count again"})
+    assert off.startswith("Not run: the image side was not counted")
