@@ -231,6 +231,25 @@ def run_unit(fn: Callable[..., Any], args: tuple) -> Any:
     return fn(*args)
 
 
+def _local_token() -> None:
+    """A local cluster's servers (GCS, raylet, workers) listen on every interface: Ray binds
+    them to the node's address, not to loopback, whatever ``_node_ip_address`` says. So a local
+    cluster gets Ray's token authentication with a random token for this process and its
+    children, unless ``RAY_AUTH_MODE`` is set (docs/scaling.md: securing a real cluster)."""
+    if os.environ.get("RAY_AUTH_MODE"):
+        return
+    import secrets
+
+    os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))
+    os.environ["RAY_AUTH_MODE"] = "token"
+    try:  # Ray reads the mode when it is imported: make an already imported Ray see it
+        from ray._private.authentication.authentication_token_setup import _enable_token_auth
+    except ImportError:  # an older Ray without token authentication
+        os.environ["RAY_AUTH_MODE"] = "disabled"
+        return
+    _enable_token_auth()
+
+
 def _ensure_ray(address: str | None, workers: int | None) -> bool:
     """Connect to ``address`` (or start a local cluster of ``workers`` CPUs); True when this
     call started it, so the step shuts it down again."""
@@ -242,7 +261,8 @@ def _ensure_ray(address: str | None, workers: int | None) -> bool:
     if address:
         ray.init(address=address, runtime_env=env, log_to_driver=False)
     else:
-        os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a private local cluster
+        env = {"env_vars": {"PYTHONPATH": str(paths.REPO_ROOT)}}
+        _local_token()
         ray.init(
             num_cpus=workers or os.cpu_count() or 1,
             include_dashboard=False,
