@@ -11,11 +11,19 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     HF_HUB_OFFLINE=0 \
     TAILSCOPE_HOME=/app/indexes
 
+# opencv-python (pulled in by rapidocr for OCR) links libGL.so.1 and glib, which the slim
+# image lacks; scripts/ldd_check.py then fails the build if any extension still misses a library.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libgl1 libglib2.0-0 \
+    && rm -rf /var/lib/apt/lists/*
+
 RUN useradd --create-home --uid 10001 tailscope
 WORKDIR /app
 
 COPY requirements.txt constraints.txt ./
 RUN pip install -r requirements.txt -c constraints.txt
+COPY scripts/ldd_check.py scripts/
+RUN python scripts/ldd_check.py
 
 COPY --chown=tailscope:tailscope . .
 RUN mkdir -p /app/indexes && chown tailscope:tailscope /app/indexes
