@@ -24,6 +24,7 @@ from backend.safety.ocr import OCR
 from backend.safety.ocr import THRESHOLD as OCR_THRESHOLD
 from backend.safety.quality import measure
 from backend.safety.run import read_errors, score, score_rows, scores_dir
+from backend.safety.toxicity import FLAGGED as TOX_FLAGGED
 from backend.safety.toxicity import THRESHOLD as TOX_THRESHOLD
 from backend.store import connect
 
@@ -68,12 +69,12 @@ def test_registry_defaults_and_unknown_names():
 def test_step_joins_columns_and_records_scorers(demo):
     root, truth, keys, rec = demo
     assert rec["errors"] == 0 and rec["rows"] == len(keys)
-    assert set(rec["columns"]) == {"toxicity", "nsfw", "aspect", "brightness", "contrast",
-                                   "blur", "grayscale"}  # fmt: skip
+    assert set(rec["columns"]) == {"toxicity", "profanity", "nsfw", "aspect", "brightness",
+                                   "contrast", "blur", "grayscale"}  # fmt: skip
     manifest = json.loads((root / "demo" / "manifest.json").read_text())
     step = manifest["steps"]["score"]
     assert step["scorers"]["nsfw"]["model"].startswith("yahoo open_nsfw")
-    assert step["scorers"]["toxicity"]["version"] == "1"
+    assert step["scorers"]["toxicity"]["version"] == "2"
     assert "score.quality" in manifest["models"]
     nulls = connect("demo", root).execute(
         "SELECT count(*) FROM samples WHERE toxicity IS NULL OR nsfw IS NULL OR blur IS NULL"
@@ -81,17 +82,36 @@ def test_step_joins_columns_and_records_scorers(demo):
     assert nulls == 0
 
 
-def test_every_planted_offensive_caption_scores_above_threshold(demo):
+def test_the_offensive_rule_flags_exactly_the_planted_captions(demo):
+    """toxicity > 0.8 OR a listed word: every planted offensive caption, and no other row (the
+    demo's colour captions, which the model alone rates 0.5-0.7, stay unflagged)."""
     root, truth, keys, _ = demo
-    tox = _values(root, "toxicity, caption")
     assert truth["offensive"], "the demo plants offensive captions"
-    for key in truth["offensive"]:
-        assert tox[keys[key]][0] > TOX_THRESHOLD, tox[keys[key]]
+    con = connect("demo", root)
+    flagged = {r[0] for r in con.execute(f"SELECT row_id FROM samples WHERE {TOX_FLAGGED}")
+               .fetchall()}  # fmt: skip
+    assert flagged == {keys[k] for k in truth["offensive"]}
     clean = ["a tabby cat looking at the camera", "a cup of coffee on a saucer",
              "a rocket on a launch pad", "old coins on a dark background"]  # fmt: skip
     from profanity_check import predict_prob
 
     assert (predict_prob(clean) < TOX_THRESHOLD).all()
+
+
+def test_colour_words_fool_the_model_not_the_rule():
+    """The known failure (docs/scorers.md): alt-profanity-check rates plain colour captions
+    above its own 0.5 cut-off; they hold no listed word and stay below the chosen 0.8."""
+    from profanity_check import predict_prob
+
+    from backend.safety.toxicity import profane_words
+
+    colour = ["two white pentagons", "Two white diamonds.", "two black squares lying on gravel"]
+    probs = predict_prob(colour)
+    assert (probs > 0.5).all() and (probs < TOX_THRESHOLD).all()
+    assert [profane_words(c) for c in colour] == [0, 0, 0]
+    assert profane_words("this is dumb as hell") == 1  # the model gives this one 0.25
+    assert profane_words("what a piece of sh1t") == 1  # leetspeak undone
+    assert profane_words("a bull-shit story") == 1 and profane_words("a class assessment") == 0
 
 
 def test_nsfw_of_real_photographs_stays_low(demo):
@@ -309,12 +329,12 @@ def test_safety_page_counts_flags_and_shows_the_worst_rows(demo, monkeypatch):
     assert not at.exception, [e.value for e in at.exception]
     metrics = {m.label: m.value for m in at.metric}
     n_offensive = connect("demo", root).execute(
-        "SELECT count(*) FROM samples WHERE toxicity > 0.5").fetchone()[0]
+        f"SELECT count(*) FROM samples WHERE {TOX_FLAGGED}").fetchone()[0]
     assert metrics["Offensive captions"] == f"{n_offensive:,}"
     assert n_offensive >= len(truth["offensive"])
     assert "NSFW images" in metrics and "Text / watermark" not in metrics  # OCR not run here
     top = connect("demo", root).execute(
-        "SELECT caption FROM samples WHERE toxicity > 0.5 ORDER BY toxicity DESC, row_id LIMIT 1"
+        f"SELECT caption FROM samples WHERE {TOX_FLAGGED} ORDER BY toxicity DESC, row_id LIMIT 1"
     ).fetchone()[0]
     shown = " ".join(html.unescape(m.value) for m in at.markdown)
     assert top in shown  # the worst caption is on the first card

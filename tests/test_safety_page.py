@@ -190,9 +190,9 @@ def test_rates_per_cluster_and_concept_match_sql(ws: Path):
     at = safety_page("By cluster / concept")
     df = at.dataframe[0].value
     assert set(df["kind"]) == {"cluster", "concept"}
-    col = "toxicity > 0.5"
+    col = "toxicity > 0.8"  # the default threshold, chosen from the demo's planted truth
     assert list(df[col]) == sorted(df[col], reverse=True)  # highest rate first
-    got = sql(ws, "SELECT cluster, count(*), avg((toxicity > 0.5)::DOUBLE), "
+    got = sql(ws, "SELECT cluster, count(*), avg((toxicity > 0.8)::DOUBLE), "
                   "avg((blur < 50)::DOUBLE) FROM samples GROUP BY 1")  # fmt: skip
     for k, n, tox, blur in got:
         (row,) = df[df["group"] == f"group {k} (#{k})"].to_dict("records")
@@ -204,7 +204,7 @@ def test_rates_per_cluster_and_concept_match_sql(ws: Path):
     result = load("demo", "shapes", ws)
     for concept in ("circle", "square"):  # the concepts step's caption hits
         ids = rows_with(result, [concept]).tolist()
-        ((n, tox),) = sql(ws, "SELECT count(*), avg((toxicity > 0.5)::DOUBLE) FROM samples "
+        ((n, tox),) = sql(ws, "SELECT count(*), avg((toxicity > 0.8)::DOUBLE) FROM samples "
                               "WHERE row_id IN (SELECT unnest(?::BIGINT[]))", [ids])  # fmt: skip
         (row,) = df[df["group"] == concept].to_dict("records")
         assert row["rows"] == n > 0 and row[col] == pytest.approx(tox)
@@ -301,3 +301,18 @@ def test_a_skipped_duplicate_kind_says_not_run_never_none_found(ws: Path):
         c.value for c in at.code
     ]
     assert not [s for s in at.success if "No duplicate group" in s.value]
+
+
+def test_flag_counts_show_their_measured_precision_and_recall(ws: Path):
+    """Beside the counts: each check's precision and recall on the demo's planted truth (the
+    committed figures of backend.scorer_eval); the threshold view says it at its threshold."""
+    at = safety_page()
+    (line,) = [c.value for c in at.caption if c.value.startswith("Measured on the demo's")]
+    assert "`toxicity > 0.8 OR profanity > 0` precision 1.00, recall 1.00" in line
+    assert "nothing nsfw is planted in the demo" in line
+    at = safety_page("Thresholds")
+    at.session_state["w.safety.score"] = "toxicity"
+    run_ok(at)
+    assert at.slider(key="w.safety.t::toxicity").value == pytest.approx(0.8)
+    assert any(c.value.startswith("On the ") and "toxicity > 0.8 flags" in c.value
+               for c in at.caption)  # fmt: skip

@@ -11,9 +11,11 @@ import streamlit as st
 
 from backend import not_run, paths
 from backend.browse import CARD_COLUMNS, columns
+from backend.safety.toxicity import FLAGGED as TOXIC
+from backend.safety.toxicity import THRESHOLD as TOXIC_T
 from backend.scores import COMPUTED_SUFFIX
 from backend.selection import Selection, quote_ident
-from ui import cards, safety_scores, selection_bar, style
+from ui import cards, safety_measured, safety_scores, selection_bar, style
 
 
 @dataclass(frozen=True)
@@ -26,13 +28,14 @@ class Check:
 
 
 CHECKS = (
-    Check("Offensive captions", "toxicity", "toxicity > 0.5", "toxicity DESC",
-          "caption toxicity > 0.5 (alt-profanity-check)"),
+    Check("Offensive captions", "toxicity", TOXIC, "toxicity DESC",
+          f"caption toxicity > {TOXIC_T:g} (alt-profanity-check) or a listed profane word "
+          "(better-profanity's list); thresholds from the demo's planted truth"),
     Check("NSFW images", "nsfw", "nsfw > 0.5", "nsfw DESC", "NSFW probability > 0.5"),
     Check("Watermarks", "watermark", "watermark > 0.5", "watermark DESC",
           "watermark probability > 0.5"),
-    Check("Text / watermark", "text_overlay", "text_overlay >= 0.01", "text_overlay DESC",
-          "OCR text over ≥ 1% of the image (a proxy for overlays)"),
+    Check("Text / watermark", "text_overlay", "text_overlay >= 0.02", "text_overlay DESC",
+          "OCR text over ≥ 2% of the image (a proxy for overlays)"),
     Check("Blurriest", "blur", "blur < 50", "blur ASC",
           "variance of the Laplacian < 50 at 512 px"),
     Check("Grayscale", "grayscale", "grayscale", "contrast ASC", "no colour"),
@@ -54,8 +57,11 @@ def available(cols: dict[str, str], cat: dict[str, dict] | None = None) -> list[
         for col, suffix in ((c.column, ""), (twin, " · computed")):
             if col not in cols:
                 continue
+            flagged = c.flagged
+            if flagged == TOXIC and "profanity" not in cols:  # toxicity without the word list
+                flagged = f"toxicity > {TOXIC_T}"
             out.append(replace(c, label=c.label + suffix, column=col,
-                               flagged=c.flagged.replace(c.column, col),
+                               flagged=flagged.replace(c.column, col),
                                order=c.order.replace(c.column, col),
                                help=safety_scores.with_source(c.help, col, cat)))  # fmt: skip
     return out
@@ -193,6 +199,9 @@ def draw(name: str, con: duckdb.DuckDBPyConnection, sel: Selection, total_rows: 
     sources = sources_line(checks, cat)
     if sources:
         st.caption(sources)
+    measured = safety_measured.check_line([c.column for c in checks])
+    if measured:
+        st.caption(measured)
     note = not_run_note(name, cols, not_run.skipped(name, paths.workspace()))
     if note:
         st.caption(note)

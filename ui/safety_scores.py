@@ -37,11 +37,14 @@ class Score:
 
 
 SCORES = (
-    Score("toxicity", "Caption toxicity", True, 0.5,
-          "alt-profanity-check probability that the caption is offensive"),
+    Score("toxicity", "Caption toxicity", True, 0.8,
+          "alt-profanity-check probability that the caption is offensive (it rates colour "
+          "words such as “white” 0.5–0.7: 0.8 is chosen from the demo's planted truth)"),
+    Score("profanity", "Profane words", True, 0.0,
+          "listed profane words or phrases in the caption (better-profanity's list)"),
     Score("nsfw", "NSFW", True, 0.5, "probability that the image is not safe for work"),
     Score("watermark", "Watermark", True, 0.5, "probability that the image carries a watermark"),
-    Score("text_overlay", "Text / watermark", True, 0.01,
+    Score("text_overlay", "Text / watermark", True, 0.02,
           "OCR confidence × share of the image covered by text (a proxy for overlays)"),
     Score("clip_similarity", "Image–caption agreement", False, 0.2,
           "CLIP cosine of image and caption: low means the caption does not describe the image"),

@@ -13,7 +13,7 @@ from backend import not_run, paths
 from backend.browse import columns
 from backend.map import load_clusters
 from backend.selection import Selection
-from ui import cards, safety_dups, safety_rates, safety_scores, state, style
+from ui import cards, safety_dups, safety_measured, safety_rates, safety_scores, state, style
 from ui.safety_scores import Score
 
 THRESHOLDS = "ts.safety.thresholds"  # column -> threshold (canonical; the sliders seed from it)
@@ -108,6 +108,8 @@ def threshold_view(name: str, con, sel: Selection) -> None:
         format="%.3f" if hi <= 1 else "%g",
     ))  # fmt: skip
     thresholds()[score.column] = t
+    if measured := safety_measured.score_line(score.column, t):
+        st.caption(measured)
     total, gone, nulls = safety_scores.removed(con, sel, score, t)
     chart, side = st.columns([3, 1], gap="medium")
     with chart:
