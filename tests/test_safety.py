@@ -234,15 +234,42 @@ def test_missing_package_is_skipped_with_what_to_install(demo_home, tmp_path, mo
     assert rec["status"] == "skipped" and "pip install frobnicate" in rec["skipped"]["broken"]
 
 
-def test_clip_similarity_runs_or_says_what_to_download(demo_home, tmp_path):
-    root = copy_demo(demo_home, tmp_path)
+def test_clip_similarity_without_weights_says_what_to_download(demo_pristine, tmp_path,
+                                                               monkeypatch):  # fmt: skip
+    """No CLIP vectors and no weights to load: skipped, saying how to get them (no column)."""
+    from backend import models
+
+    def no_weights(*a, **kw):
+        raise models.ModelUnavailable("CLIP ViT-B-32 is unavailable (offline, test)")
+
+    monkeypatch.setattr(models, "load_clip", no_weights)
+    root = copy_demo(demo_pristine, tmp_path)
     rec = score("demo", ["clip"], root=root)
-    if rec.get("skipped"):
-        msg = rec["skipped"]["clip"]
-        assert "CLIP" in msg and "--clip-checkpoint" in msg and "embed demo --model clip" in msg
-    else:
-        sims = _values(root, "clip_similarity")
-        assert all(-1 <= v[0] <= 1 for v in sims.values())
+    msg = rec["skipped"]["clip"]
+    assert msg.startswith("clip needs CLIP weights: CLIP ViT-B-32 is unavailable")
+    assert "--clip-checkpoint" in msg and "embed demo --model clip" in msg
+    cols = {r[0] for r in connect("demo", root).execute("DESCRIBE samples").fetchall()}
+    assert "clip_similarity" not in cols
+
+
+def test_clip_similarity_is_the_cosine_of_the_stored_clip_vectors(demo_pristine, tmp_path):
+    """Plumbing on random weights (tiny-test-clip): with CLIP embeddings the score is each
+    row's image·caption dot product, read from the stored vectors (semantics: test_democlip)."""
+    from backend.embed import embed, load_vectors
+    from backend.models import load_clip
+
+    root = copy_demo(demo_pristine, tmp_path)
+    tiny = load_clip("tiny-test-clip", pretrained=None, device="cpu")
+    embed("demo", root=root, encoders={"img": tiny, "text": tiny}, workers=0)
+    rec = score("demo", ["clip"], root=root)
+    assert rec["scorers"]["clip"]["reads"] == ["embedding"] and not rec["skipped"]
+    img = np.asarray(load_vectors("demo", "img", root), np.float32)
+    txt = np.asarray(load_vectors("demo", "text", root), np.float32)
+    sims = _values(root, "clip_similarity")
+    want = (img * txt).sum(axis=1)
+    got = np.array([sims[i][0] for i in range(len(want))], np.float32)
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    assert got.std() > 0 and (np.abs(got) <= 1.0001).all()
 
 
 def test_ocr_reads_planted_watermarks_not_clean_photos(demo):
