@@ -27,6 +27,8 @@ from backend import paths
 from backend.store import connect
 
 MEASURED = Path(__file__).with_name("scorer_eval.json")
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "scorers.md"
+BEGIN, END = "<!-- scorer-eval:begin -->", "<!-- scorer-eval:end -->"
 PROB_GRID = tuple(round(x, 2) for x in np.arange(0.05, 1.0, 0.05))
 
 
@@ -221,11 +223,12 @@ def describe(name: str, threshold: float | None = None) -> str | None:
 
 def table(figs: dict[str, Any]) -> str:
     """The figures as a Markdown table (docs/scorers.md carries one)."""
-    lines = ["| score | finds | planted | rule | flagged | precision | recall |",
-             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = ["| score | finds | demo rows | planted | rule | flagged | precision | recall |",
+             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for name, s in figs["scores"].items():
         if s.get("not_run"):
-            lines.append(f"| `{name}` | {s['truth']} | – | not run: {s['not_run']} | – | – | – |")
+            lines.append(f"| `{name}` | {s['truth']} | – | – | not run: {s['not_run']} "
+                         "| – | – | – |")  # fmt: skip
             continue
         for label, c in (("before", s.get("before")), ("chosen", s["chosen"])):
             if c is None or (label == "before" and c["t"] == s["chosen"]["t"]):
@@ -233,9 +236,20 @@ def table(figs: dict[str, Any]) -> str:
             p = "–" if c["precision"] is None else f"{c['precision']:.2f}"
             r = "–" if c["recall"] is None else f"{c['recall']:.2f}"
             rule = s["rule"].format(t=c["t"]) + (" (old default)" if label == "before" else "")
-            lines.append(f"| `{name}` | {s['truth']} | {s['positives']} | {rule} | "
-                         f"{c['flagged']} | {p} | {r} |")  # fmt: skip
+            lines.append(f"| `{name}` | {s['truth']} | {s['rows']:,} | {s['positives']} | "
+                         f"{rule} | {c['flagged']} | {p} | {r} |")  # fmt: skip
     return "\n".join(lines)
+
+
+def _write_docs(text: str) -> None:
+    """The table between docs/scorers.md's scorer-eval markers (when the file has them)."""
+    if not DOCS.is_file():
+        return
+    doc = DOCS.read_text()
+    head, sep, rest = doc.partition(BEGIN)
+    _, sep2, tail = rest.partition(END)
+    if sep and sep2:
+        DOCS.write_text(f"{head}{BEGIN}\n{text}\n{END}{tail}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -255,7 +269,8 @@ def main(argv: list[str] | None = None) -> int:
             figs["scores"][k].get("not_run") and not v.get("not_run"))}  # fmt: skip
         figs["scores"] = {**figs["scores"], **keep}
         MEASURED.write_text(json.dumps(figs, indent=1) + "\n")
-        print(f"wrote {MEASURED}", file=sys.stderr)
+        _write_docs(table(figs))
+        print(f"wrote {MEASURED} and its table in {DOCS}", file=sys.stderr)
     return 0
 
 
