@@ -205,6 +205,7 @@ def embed_kinds(reg: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def words(info: dict[str, Any]) -> str:
     """A set in words: ``OpenAI CLIP ViT-L/14, shipped (DataComp .npz, set l14_img)``."""
     label = info.get("label") or info.get("model") or "?"
+    label = "a model it does not name" if label == UNKNOWN else label
     if info.get("source") == "shipped" or info.get("given_by_source"):
         return f"{label}, shipped ({info.get('origin', 'by the source')}, set {info.get('set')})"
     return f"{label}, computed here"

@@ -40,8 +40,13 @@ def text_target(embed: dict[str, Any]) -> str:
 def no_text_vectors(name: str, embed: dict[str, Any], why: str | None) -> str:
     """Why text search cannot run on image vectors alone, and what would make it run."""
     img = embed.get("kinds", {}).get("img", {})
-    tower = f"the text tower of {_label(img)}"
-    if img.get("model") in (None, "unknown"):
+    unknown = img.get("model") in (None, "unknown")
+    tower = (
+        "the text tower of the model that made them"
+        if unknown
+        else f"the text tower of {_label(img)}"
+    )
+    if unknown:
         fix = (
             f"name the image vectors' model (`python -m backend embeddings {name} --model "
             f"ViT-B-32/openai`, then `python -m backend index {name}`) so its text tower can load"
@@ -55,9 +60,7 @@ def no_text_vectors(name: str, embed: dict[str, Any], why: str | None) -> str:
     )
 
 
-def by_keyword_captions(
-    s: Searcher, query: str, k: int, sel: Selection | None, why: str
-) -> Result:
+def by_keyword_captions(s: Searcher, query: str, k: int, sel: Selection | None, why: str) -> Result:
     """The mean shipped text vector of the captions that best match ``query`` as keywords,
     searched against the image vectors (or the captions when the towers differ)."""
     import time
@@ -130,8 +133,9 @@ def like_caption(s: Searcher, row_id: int, k: int, sel: Selection | None) -> Res
 
 def upload_refused(name: str, info: dict[str, Any], why: str) -> str:
     """Why an uploaded image cannot be searched: no image tower for the shipped vectors."""
+    model = "the model of the shipped vectors" if info.get("model") == "unknown" else _label(info)
     return (
-        f"an uploaded image needs the image tower of {_label(info)} to become a vector, and it "
-        f"is not loaded here ({why}); {name!r}'s shipped image vectors still answer "
-        "“more like this” on any row"
+        f"An uploaded image needs the image tower of {model} to become a vector, and it is not "
+        f"loaded here ({why}). The shipped image vectors of {name} still answer “more like "
+        "this” on any row"
     )

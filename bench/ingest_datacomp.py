@@ -10,6 +10,7 @@ pages they share are counted twice: an upper bound).
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import threading
 import time
@@ -64,6 +65,15 @@ def baseline(folder: Path) -> tuple[int, float]:
             for k in z.files:
                 _ = z[k]
     return n, time.perf_counter() - t0
+
+
+def _cpu() -> float:
+    """CPU seconds of this process and its finished children."""
+    me, kids = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def _tree_rss() -> int:
@@ -128,13 +138,19 @@ def run(rows: int, shards: int, work: Path, workers: list[int], keep: bool = Fal
     print(f"{rows:>8} {'baseline: pyarrow + numpy load':<34} {secs:>8.2f} {base:>9.0f} "
           f"{1.0:>10.2f}x")  # fmt: skip
     for w in workers:
+        cpu0 = _cpu()
         with PeakRSS() as rss:
             res = build(f"dc{rows}w{w}", src, root=work / "ws", workers=w)
+        cpu = _cpu() - cpu0
         rate = (res.rows + res.rejects) / res.seconds
         verdict = "ok" if rate >= 100_000 and rss.peak <= 2 * 2**30 else "MISSES TARGET"
         print(f"{rows:>8} {f'tailscope ingest, {w} worker(s)':<34} {res.seconds:>8.2f} "
               f"{rate:>9.0f} {rate / base:>10.2f}x  peak RSS {rss.peak / 2**20:,.0f} MiB "
               f"(target >= 100k rows/s, <= 2048 MiB: {verdict})")  # fmt: skip
+        print(f"{'':>8} CPU {cpu:.1f} s (this process and its workers): "
+              f"{rows / (cpu / min(w, os.cpu_count() or 1)):,.0f} rows/s if the {w} core(s) "
+              f"were ours alone; load average {os.getloadavg()[0]:.1f} on "
+              f"{os.cpu_count()} cores")  # fmt: skip
         emb = work / "ws" / f"dc{rows}w{w}" / "embeddings"
         stored = np.load(emb / "img.npy", mmap_mode="r")
         print(f"{'':>8} stored {stored.shape[0]:,} x {stored.shape[1]} {stored.dtype} image "
@@ -157,5 +173,7 @@ def precision(rows: int = 100_000, queries: int = 200, k: int = 10, seed: int = 
     half = np.argsort(-(q @ x.astype(np.float16).astype(np.float32).T), axis=1)[:, :k]
     recall = np.mean([len(set(a) & set(b)) / k for a, b in zip(exact, half, strict=True)])
     err = np.abs(x.astype(np.float16).astype(np.float32) - x).max()
-    print(f"float16 storage of float32 vectors: recall@{k} {recall:.4f} over {queries} queries "
-          f"on {rows:,} x {DIM} clustered unit vectors; max abs component error {err:.1e}")
+    print(
+        f"float16 storage of float32 vectors: recall@{k} {recall:.4f} over {queries} queries "
+        f"on {rows:,} x {DIM} clustered unit vectors; max abs component error {err:.1e}"
+    )

@@ -201,6 +201,9 @@ def shown_elsewhere(note: str) -> bool:
 
 
 def clip_banner(name: str, embed: dict[str, Any]) -> None:
+    if any(v.get("given_by_source") for v in embed.get("kinds", {}).values()):
+        st.info(_shipped_banner(name, embed), icon=":material/info:")
+        return
     why = embed.get("clip_unavailable") or "the dataset was embedded with the packaged models."
     why = why.strip().replace("[", "(").replace("]", ")")  # it goes inside :small[…]
     st.info(
@@ -212,6 +215,27 @@ def clip_banner(name: str, embed: dict[str, Any]) -> None:
         f"once with internet access.\n\n"
         f":small[**Why no CLIP:** {why}]",
         icon=":material/info:",
+    )
+
+
+def _shipped_banner(name: str, embed: dict[str, Any]) -> str:
+    """What Meaning searches when the dataset's vectors were shipped with it (no CLIP pair)."""
+    from backend.embedding_sets import words
+
+    kinds = embed.get("kinds", {})
+    img, text = kinds.get("img"), kinds.get("text")
+    if img and not text:
+        return (
+            f"**{name} ships image vectors only** ({words(img)}). *Meaning* and *Both* need "
+            "text vectors of the same model: name the model "
+            f"(`python -m backend embeddings {name} --model ViT-B-32/openai`) so its text tower "
+            f"can load, or compute caption vectors (`python -m backend embed {name}`: caption "
+            "meaning, not pixels). **≈ Similar** on any card works now, from the shipped vectors."
+        )
+    return (
+        f"**Image and caption vectors come from different models:** images {words(img or {})}; "
+        f"captions {words(text or {})}. So *Meaning* searches the captions' meaning, not the "
+        "pixels."
     )
 
 
