@@ -93,3 +93,25 @@ def test_the_demo_runs_every_build_step(cli_demo):
     assert {"map_x", "cluster", "toxicity", "nsfw", "blur", "is_dup_rep"} <= cols
     assert (home / "demo" / "concepts" / "mined" / "summary.json").is_file()
     assert (home / "demo" / "index" / "text.faiss").is_file()
+
+
+def test_offline_the_cli_demo_is_embedded_with_the_demo_clip(cli_demo):
+    """No real CLIP weights here: `python -m backend demo` falls back to the demo CLIP through
+    the checkpoint path, says so, and text→image search answers from the image vectors."""
+    from backend.democlip import CHECKPOINT, DEMO_CLIP_NOTE, is_demo_clip
+
+    home, _, _ = cli_demo
+    embed = json.loads((home / "demo" / "manifest.json").read_text())["steps"]["embed"]
+    assert embed["cross_modal"] is True and embed["clip_unavailable"] is None
+    for kind in ("img", "text"):
+        assert is_demo_clip(embed["kinds"][kind]["model"])
+        assert embed["kinds"][kind]["checkpoint"] == str(CHECKPOINT.resolve())
+    env = {"TAILSCOPE_HOME": str(home), "PATH": "/usr/bin:/bin"}
+    cmd = [sys.executable, "-m", "backend", "search", "demo", "--text", "a photo of a red star",
+           "-k", "5", "--json"]  # fmt: skip
+    out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    res = json.loads(out.stdout)
+    assert res["vectors"] == "img" and is_demo_clip(res["model"])
+    assert any(DEMO_CLIP_NOTE in n for n in res["notes"])
+    assert sum("star" in r["caption"] for r in res["results"]) >= 3

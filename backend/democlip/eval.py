@@ -57,7 +57,7 @@ def evaluate_model(model, tokenizer, size: int, n: int = 1200) -> dict:
     """:func:`evaluate` for an open_clip model in memory (training's own check)."""
     import torch
 
-    from backend.democlip.train import to_tensor
+    from backend.democlip.data import to_tensor
 
     def images(x: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
