@@ -104,7 +104,7 @@ def gather(
         named = _model_name(model) if first.model == UNKNOWN and model else None
         sets[set_name] = {
             "kind": first.kind,
-            "model": named or first.model,
+            "model": named or _model_name(first.model) or first.model,
             "label": (model if named else first.label),
             "origin": first.origin,
             "source": "shipped",
@@ -261,6 +261,11 @@ def use(name: str, wanted: str, root: Path | None = None) -> dict[str, Any]:
         old = reg["default"].get(kind)
         if old == set_name:
             continue
+        if old is None and (folder / KIND_FILES[kind]).exists():  # computed here: keep them
+            raise ValueError(
+                f"{name!r}'s {kind} vectors were computed here ({KIND_FILES[kind]}); a shipped "
+                f"set cannot replace them: rebuild the dataset to use {set_name}"
+            )
         if old:
             aside = f"sets/{old}.npy"
             (folder / "sets").mkdir(exist_ok=True)

@@ -288,7 +288,7 @@ def test_clip_retrieval_model_unknown_named_by_folder_or_by_hand(tmp_path, monke
     np.testing.assert_array_equal(np.load(tmp_path / "ws" / "a32" / "embeddings" / "img.npy"), img)
     _clip_folder(tmp_path / "b", model="ViT-L-14/openai")
     build("b", tmp_path / "b", workers=1)
-    assert embedding_sets.summary("b")["img"]["model"] == "ViT-L-14/openai"
+    assert embedding_sets.summary("b")["img"]["model"] == "open_clip:ViT-L-14/openai"
 
 
 def test_hf_vector_column_is_an_embedding_set(tmp_path, monkeypatch) -> None:
