@@ -80,9 +80,82 @@ class KeywordIndexMissing(KeywordError, FileNotFoundError):
     """No usable index (never built, corrupt, or built by an older format): say how to build."""
 
 
+class KeywordIndexStale(KeywordIndexMissing):
+    """The index was built from an earlier build of the store: its row ids would be wrong."""
+
+
 def index_dir(name: str, root: Path | None = None) -> Path:
     """Where dataset ``name`` keeps its keyword index (a symlink to the current build)."""
     return paths.dataset_dir(name, root) / "keyword"
+
+
+_BUILDS: dict[tuple[str, str], str] = {}  # (dataset folder, store file) -> ingest build id
+
+
+def store_build(out_dir: Path) -> str | None:
+    """The ingest build id (:func:`backend.subsets.build_fingerprint`) of the store beside the
+    index at ``out_dir``, or None where there is none (an index built on its own). Derived
+    columns (map, scores) swap in a new store file but keep the build; a rebuild changes it.
+    Cached per store file, so a check on every query costs a readlink."""
+    from backend.subsets import build_fingerprint
+
+    ds = Path(out_dir).absolute().parent
+    try:
+        key = (str(ds), (ds / "store.duckdb").resolve(strict=True).name)
+    except OSError:
+        return None
+    with _CACHE_LOCK:
+        if key in _BUILDS:
+            return _BUILDS[key]
+    try:
+        fp = build_fingerprint(ds.name, ds.parent)
+    except (duckdb.Error, OSError, ValueError):  # a store being swapped, or not one of ours
+        return None
+    with _CACHE_LOCK:
+        if len(_BUILDS) > 256:
+            _BUILDS.clear()
+        _BUILDS[key] = fp
+    return fp
+
+
+def _fingerprint(con: duckdb.DuckDBPyConnection) -> str | None:
+    from backend.subsets import fingerprint_of
+
+    try:
+        return fingerprint_of(con)
+    except duckdb.Error:  # a bare table without our build_manifest (tests, benches)
+        return None
+
+
+def _older_than_ingest(out_dir: Path, meta: dict) -> bool:
+    """For an index from before build ids were recorded: built before the store's ingest?"""
+    from datetime import datetime
+
+    ingest = paths.manifest_path(Path(out_dir).absolute().parent.name,
+                                 Path(out_dir).absolute().parent.parent)  # fmt: skip
+    try:
+        steps = json.loads(ingest.read_text(encoding="utf-8")).get("steps", {})
+        store_at = datetime.fromisoformat(steps["ingest"]["finished_at"])
+        index_at = datetime.strptime(str(meta.get("built_at")), "%Y-%m-%dT%H:%M:%S%z")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False  # nothing to judge by: keep the index
+    return index_at < store_at
+
+
+def _check_store(out_dir: Path, meta: dict) -> None:
+    """Refuse an index built from another ingest build of the store: a rebuild renumbers rows
+    and changes captions, so its hits would be stale."""
+    built = meta.get("store_build")
+    if built is None and not _older_than_ingest(out_dir, meta):
+        return
+    now = store_build(out_dir)
+    if now is None or built == now:
+        return
+    raise KeywordIndexStale(
+        f"the keyword index of {Path(out_dir).absolute().parent.name!r} was built from an "
+        f"earlier build of the store, so its hits would be wrong: rebuild it with "
+        f"`{build_command(out_dir)}`"
+    )
 
 
 def build_command(out_dir: Path) -> str:
@@ -157,8 +230,9 @@ def build_index(
     _remove_stale(out_dir)
     tmp = parent / f".{out_dir.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
     tmp.mkdir()
+    store = _fingerprint(con)  # the build this index is made from
     try:
-        stats = _write(con, tmp, progress, heap_mb, threads, chunk_rows, commit_rows)
+        stats = _write(con, tmp, progress, heap_mb, threads, chunk_rows, commit_rows, store)
         final = parent / f".{out_dir.name}.{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(4)}"
         os.rename(tmp, final)
         _fsync_dir(parent)
@@ -181,6 +255,7 @@ def _write(
     threads: int,
     chunk_rows: int,
     commit_rows: int,
+    store: str | None = None,
 ) -> dict:
     t0 = time.perf_counter()
     total, lo, hi = con.execute("SELECT count(*), min(row_id), max(row_id) FROM samples").fetchone()
@@ -232,6 +307,7 @@ def _write(
         "heap_mb": heap_mb,
         "tantivy": getattr(tantivy, "__version__", "?"),
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "store_build": store,
     }
     meta = folder / "meta.json"
     with open(meta, "w", encoding="utf-8") as f:
@@ -503,7 +579,8 @@ class KeywordIndex:
 
     @classmethod
     def open(cls, out_dir: Path) -> KeywordIndex:
-        """The index at ``out_dir``, or :class:`KeywordIndexMissing` naming the build command."""
+        """The index at ``out_dir``, or :class:`KeywordIndexMissing` naming the build command
+        (:class:`KeywordIndexStale` when the store beside it was rebuilt since)."""
         out_dir = Path(out_dir).absolute()
         key = str(out_dir)
         for attempt in range(2):  # a concurrent rebuild may delete the folder we just resolved
@@ -512,7 +589,9 @@ class KeywordIndex:
                 hit = _CACHE.get(key)
                 if hit is not None and hit[0] == str(real):
                     _CACHE.move_to_end(key)
-                    return hit[1]
+            if hit is not None and hit[0] == str(real):
+                _check_store(out_dir, hit[1].meta)  # outside the lock: it takes it too
+                return hit[1]
             try:
                 obj = cls._load(out_dir, real)
                 break
@@ -524,6 +603,7 @@ class KeywordIndex:
             _CACHE.move_to_end(key)
             while len(_CACHE) > _CACHE_SIZE:
                 _CACHE.popitem(last=False)
+        _check_store(out_dir, obj.meta)
         return obj
 
     @classmethod

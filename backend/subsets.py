@@ -80,10 +80,15 @@ def build_fingerprint(name: str, root: Path | None = None) -> str:
     columns (map, scores) keeps them, so it changes only when the dataset is rebuilt."""
     con = connect(name, root)
     try:
-        row = con.execute("SELECT body FROM build_manifest WHERE name = 'manifest'").fetchone()
-        rows = con.execute("SELECT count(*) FROM samples").fetchone()[0]
+        return fingerprint_of(con)
     finally:
         con.close()
+
+
+def fingerprint_of(con: Any) -> str:
+    """:func:`build_fingerprint` of the store ``con`` is connected to."""
+    row = con.execute("SELECT body FROM build_manifest WHERE name = 'manifest'").fetchone()
+    rows = con.execute("SELECT count(*) FROM samples").fetchone()[0]
     body = json.loads(row[0]) if row else {}
     ingest = body.get("steps", {}).get("ingest")
     key = json.dumps([body.get("built_at"), body.get("source"), rows, ingest], sort_keys=True)

@@ -283,3 +283,62 @@ def test_export_page_reload_shows_the_jobs_format(home: Path, monkeypatch) -> No
     # the user's own choice is kept on the next run
     at.selectbox(key="w.export.fmt").set_value("csv").run()
     assert at.selectbox(key="w.export.fmt").value == "csv"
+
+
+# -- the keyword index follows the store: a rebuilt store refuses the old index ----------------
+
+
+def test_keyword_index_refused_after_a_store_rebuild(workspace: Path, photo_folder: Path,
+                                                     capsys) -> None:  # fmt: skip
+    import json
+
+    import pyarrow as pa
+
+    from backend import keyword
+    from backend.cli import main
+    from backend.columns import add_columns
+    from backend.ingest import build
+    from backend.search import resolve_keywords
+    from backend.selection import Selection
+    from backend.store import connect
+
+    def cat_keys() -> list[str]:
+        sel = resolve_keywords("photos", Selection(keywords="tabby"), workspace)
+        con = connect("photos", workspace)
+        try:
+            ids = list(sel.keyword_ids)
+            return [k for (k,) in con.execute(
+                "SELECT key FROM samples WHERE list_contains(?, row_id) ORDER BY key", [ids])
+                .fetchall()]  # fmt: skip
+        finally:
+            con.close()
+
+    build("photos", photo_folder, root=workspace, workers=1)
+    keyword.build_dataset("photos", workspace)
+    assert cat_keys() == ["chelsea"]
+    # derived columns swap in a new store file but keep the build: the index stays usable
+    add_columns("photos", pa.table({"row_id": pa.array([0], pa.int64()), "x": [1.0]}), workspace)
+    assert cat_keys() == ["chelsea"]
+    # a rebuild from changed captions (and one more row: row ids move)
+    (photo_folder / "chelsea.txt").write_text("a cat looking at the camera")
+    (photo_folder / "aaa.txt").write_text("a tabby kitten asleep")
+    (photo_folder / "aaa.jpg").write_bytes((photo_folder / "coffee.jpg").read_bytes())
+    build("photos", photo_folder, root=workspace, workers=1)
+    with pytest.raises(keyword.KeywordIndexStale, match="python -m backend index photos"):
+        cat_keys()
+    assert main(["search", "photos", "--keywords", "tabby"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "earlier build of the store" in err[0]
+    keyword.build_dataset("photos", workspace)
+    assert cat_keys() == ["aaa"]
+    # an index from before build ids were recorded: judged by its build time
+    meta_path = keyword.index_dir("photos", workspace).resolve() / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["store_build"]
+    meta_path.write_text(json.dumps(meta))
+    keyword._CACHE.clear()
+    assert cat_keys() == ["aaa"]  # built after the store's ingest: kept
+    meta_path.write_text(json.dumps({**meta, "built_at": "2001-01-01T00:00:00+0000"}))
+    keyword._CACHE.clear()
+    with pytest.raises(keyword.KeywordIndexStale):
+        cat_keys()

@@ -48,7 +48,8 @@ def _resolved(name: str, sel: Selection) -> Selection:
     if not sel.keywords.strip():
         return sel
     try:
-        index_build = str(keyword.index_dir(name, paths.workspace()).resolve())
+        ix_dir = keyword.index_dir(name, paths.workspace())
+        index_build = f"{ix_dir.resolve()}|{keyword.store_build(ix_dir)}"  # either may change
         ids = _keyword_ids(name, sel.keywords, index_build)
     except (keyword.KeywordError, SearchError) as e:
         st.sidebar.error(str(e), icon=":material/error:")
