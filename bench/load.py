@@ -10,7 +10,12 @@ Keywords search on the Search page (results and thumbnails loaded) → Map (poin
 interaction is timed from ``goto``/submit to its content visible and the script run finished.
 
 Baseline, in the same run: one session alone (after a warm-up round that loads the caches
-every session then shares). Ratios are concurrent ÷ alone. Prints p50/p95 per interaction, the
+every session then shares). With ``--attack DATASET``, instead of the N concurrent sessions,
+N - 1 ordinary users run without and then with one attacker that keeps opening Browse on DATASET
+with a heavy SQL condition (``HEAVY``, made of allowed functions, a new text each time so no
+cache answers it); it prints the others' p95 with ÷ without the attacker, the attacker's
+refusals, and the server's peak RSS against ``TAILSCOPE_QUERY_MEMORY``.
+Ratios are concurrent ÷ alone. Prints p50/p95 per interaction, the
 server's RSS (``/proc``, the streamlit process and its children) before and after, and errors:
 a timeout, a page exception or Streamlit exception box on a page counts; there must be none.
 Bounded: every wait has a timeout (``--timeout`` s) and the whole run a deadline.
@@ -163,6 +168,42 @@ async def session(browser, url: str, args, times: dict[str, list[float]], errors
         await ctx.close()
 
 
+HEAVY = "regexp_matches(repeat(caption, 160), '(a|e)+z') AND width <> {i}"
+STOPPED = "took longer than"
+
+
+async def attacker(browser, url: str, args, stop: asyncio.Event, got: dict[str, int]) -> None:
+    """Keeps submitting a heavy condition on ``args.attack`` until ``stop``; counts how each
+    one ended (the time-limit message, or something else)."""
+    import base64
+    import json
+
+    t = int(args.timeout * 1000)
+    ctx = await browser.new_context(viewport=VIEWPORT)
+    page = await ctx.new_page()
+    i = 0
+    try:
+        while not stop.is_set():
+            i += 1
+            sel = base64.urlsafe_b64encode(json.dumps({"sql": HEAVY.format(i=i)}).encode())
+            await page.goto(f"{url}/Browse?ds={args.attack}&sel={sel.decode().rstrip('=')}")
+            try:
+                await page.wait_for_selector('[data-testid="stAlertContentError"]', timeout=t)
+                text = await page.locator('[data-testid="stAlertContentError"]').first.inner_text()
+                key = "stopped by the time limit" if STOPPED in text else text[:80]
+            except Exception as e:  # noqa: BLE001 - counted, the attack goes on
+                key = f"no refusal shown: {type(e).__name__}"
+            got[key] = got.get(key, 0) + 1
+    finally:
+        await ctx.close()
+
+
+async def peak_rss(pid: int, stop: asyncio.Event, out: list[int]) -> None:
+    while not stop.is_set():
+        out.append(tree_rss(pid))
+        await asyncio.sleep(0.5)
+
+
 async def run_sessions(browser, url: str, n: int, args) -> tuple[dict, list[str], float]:
     times: dict[str, list[float]] = {}
     errors: list[str] = []
@@ -184,7 +225,7 @@ def pct(xs: list[float], p: float) -> float:
 
 
 def report(title: str, times: dict[str, list[float]], base: dict[str, list[float]] | None):
-    print(f"\n{title}")
+    print(f"\n{title}", flush=True)
     print(f"  {'interaction':<12}{'n':>5}{'p50 s':>9}{'p95 s':>9}{'max s':>9}"
           + ("{:>16}".format("p50 vs alone") if base else ""))  # fmt: skip
     for label in ("browse", "search", "map"):
@@ -193,7 +234,7 @@ def report(title: str, times: dict[str, list[float]], base: dict[str, list[float
         row += f"{max(xs, default=float('nan')):>9.2f}"
         if base and base.get(label):
             row += f"{pct(xs, 50) / statistics.median(base[label]):>15.1f}×"
-        print(row)
+        print(row, flush=True)
 
 
 async def main_async(url: str, args) -> int:
@@ -208,6 +249,15 @@ async def main_async(url: str, args) -> int:
             _, warm_errors, _ = await run_sessions(browser, url, 1, warm)
             rss_before = tree_rss(pid)
             alone, alone_errors, _ = await run_sessions(browser, url, 1, args)
+            print(f"server: {url} (pid {pid}), dataset {args.dataset!r}, {os.cpu_count()} CPUs")
+            report("one session alone (baseline), after a warm-up round:", alone, None)
+            if args.attack:  # the attack runs have their own baseline (no attacker)
+                attack = await attack_runs(browser, url, pid, args)
+                errors = attack_report(attack, args)
+                print(f"errors: {len(warm_errors + alone_errors + errors)}")
+                for e in (warm_errors + alone_errors + errors)[:20]:
+                    print(f"  {e}")
+                return 1 if warm_errors + alone_errors + errors else 0
             cpu0 = cpu_seconds(pid)
             many, errors, wall = await run_sessions(browser, url, args.sessions, args)
             cpu = cpu_seconds(pid) - cpu0
@@ -215,8 +265,6 @@ async def main_async(url: str, args) -> int:
         finally:
             await browser.close()
     mib = 1 / 2**20
-    print(f"server: {url} (pid {pid}), dataset {args.dataset!r}, {os.cpu_count()} CPUs")
-    report("one session alone (baseline), after a warm-up round:", alone, None)
     report(f"{args.sessions} concurrent sessions × {args.rounds} rounds "
            f"(wall {wall:.1f} s):", many, alone)  # fmt: skip
     print(f"\nserver RSS: {rss_start * mib:.0f} MiB at start, {rss_before * mib:.0f} MiB after "
@@ -233,6 +281,41 @@ async def main_async(url: str, args) -> int:
     return 1 if all_errors else 0
 
 
+async def attack_runs(browser, url: str, pid: int, args) -> dict:
+    """N - 1 ordinary sessions without, then with, one attacker; the peak RSS of each run."""
+    out: dict = {}
+    for label in ("without", "with"):
+        stop, rss = asyncio.Event(), []
+        got: dict[str, int] = {}
+        side = [asyncio.create_task(peak_rss(pid, stop, rss))]
+        if label == "with":
+            side.append(asyncio.create_task(attacker(browser, url, args, stop, got)))
+        times, errors, wall = await run_sessions(browser, url, args.sessions - 1, args)
+        stop.set()
+        await asyncio.gather(*side)
+        out[label] = {"times": times, "errors": errors, "wall": wall, "rss": max(rss or [0]),
+                      "attacks": got}  # fmt: skip
+        report(f"{args.sessions - 1} sessions, {label} the attacker (wall {wall:.1f} s):", times,
+               None)  # fmt: skip
+        print(f"  peak RSS {max(rss or [0]) / 2**20:.0f} MiB; attacker: {got}", flush=True)
+    return out
+
+
+def attack_report(attack: dict, args) -> list[str]:
+    """Prints the comparison; returns the errors of both runs."""
+    mib = 1 / 2**20
+    every = [x for v in attack["without"]["times"].values() for x in v]
+    under = [x for v in attack["with"]["times"].values() for x in v]
+    print(f"\nothers' p95 over every interaction: {pct(every, 95):.2f} s without, "
+          f"{pct(under, 95):.2f} s with the attacker ({pct(under, 95) / pct(every, 95):.2f}×; "
+          "target ≤ 1.5×)")
+    print(f"attacker's conditions: {attack['with']['attacks']}")
+    limit = os.environ.get("TAILSCOPE_QUERY_MEMORY", "2GB")
+    print(f"server peak RSS: {attack['without']['rss'] * mib:.0f} MiB without, "
+          f"{attack['with']['rss'] * mib:.0f} MiB with the attacker (memory_limit {limit})")
+    return attack["without"]["errors"] + attack["with"]["errors"]
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--home", type=Path, help="workspace with the dataset (default: build demo)")
@@ -242,6 +325,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keywords", default='"grace hopper"', help="the Keywords query")
     p.add_argument("--timeout", type=float, default=120, help="seconds any one wait may take")
     p.add_argument("--deadline", type=float, default=900, help="seconds the whole run may take")
+    p.add_argument("--attack", metavar="DATASET", help="also run the sessions without and with "
+                   "one attacker submitting heavy SQL conditions on DATASET (in the workspace)")
     args = p.parse_args(argv)
     if not chromium_path():
         raise SystemExit("no chromium found (looked for /usr/bin/chromium and on PATH)")
