@@ -38,6 +38,7 @@ from backend import paths
 from backend.manifest import write_json_atomic
 
 FLAT_MAX_CELLS = 1 << 25  # n·d up to which one exact query takes ≤ ~10 ms (65,536 rows at d=512)
+CROSS_MODAL_PROBE = 4  # IVF lists probed for a text query on image vectors, × nprobe (bench)
 EXACT_FILTER_MAX = 20_000  # allowed rows scored exactly: ~1 µs a row from vectors, ~2 µs decoded
 BATCH = 100_000  # rows converted to float32 and added at a time
 TRAIN_PER_LIST = (16, 32, 131_072)  # k-means rows a list: at least 16, 32 while ≤ 131k in all
@@ -488,6 +489,7 @@ def search(
     allowed: np.ndarray | None = None,
     vectors: np.ndarray | None = None,
     k_factor: int | None = None,
+    cross_modal: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-k rows per query: (scores q×k float32, ids q×k int64), best first.
 
@@ -496,7 +498,9 @@ def search(
     original embeddings (memmap), used to re-rank ``k·k_factor`` candidates exactly and to score
     small allowed sets; without them compressed tiers (SQ4/PQ) lose recall. ``k_factor``
     overrides the index's (1 for SQ8: pass 2 with vectors for exact cosine scores, which SQ8
-    otherwise approximates to ~±0.005). Missing slots are
+    otherwise approximates to ~±0.005). ``cross_modal``: the queries come from the other
+    tower (text queries on image vectors): an IVF index probes :data:`CROSS_MODAL_PROBE` times
+    more lists (the modality gap, measured in ``bench/search.py --modality-gap``). Missing slots are
     id -1, score -inf: drop them. Queries are L2-normalised here (on a copy). One query runs on
     one OpenMP thread (measured faster than two, and it leaves the other core free).
     """
@@ -508,13 +512,16 @@ def search(
     if len(q) == 1:
         faiss.omp_set_num_threads(1)  # per calling thread in OpenMP; restored below
     try:
+        ivf = _ivf(index)
         if allowed is None:
-            return _ann(index, q, k, vectors, None, k_factor)
+            params = None
+            if cross_modal and ivf is not None:
+                params = _search_params(index, None, CROSS_MODAL_PROBE * ivf.nprobe)
+            return _ann(index, q, k, vectors, params, k_factor)
         allowed = np.asarray(allowed, dtype=np.int64)
         allowed = allowed[(allowed >= 0) & (allowed < index.ntotal)]
         if allowed.size == 0:
             return _top_k(np.zeros((len(q), 0), np.float32), np.zeros((len(q), 0), np.int64), k)
-        ivf = _ivf(index)
         fast_scan = isinstance(ivf, faiss.IndexIVFFastScan)  # its reconstruct crashes (1.15)
         if allowed.size <= EXACT_FILTER_MAX and (vectors is not None or not fast_scan):
             return _exact_subset(index, q, k, allowed, vectors)
@@ -526,8 +533,9 @@ def search(
         # allowed: recall 0.95 at nprobe, 0.976 at 4×). When probed lists still hold fewer than
         # k (filters often follow clusters) probe 4× more, up to every list. Fast-scan without
         # vectors lands here for small sets: all lists.
+        base = ivf.nprobe * (CROSS_MODAL_PROBE if cross_modal else 1)
         probe = ivf.nlist if allowed.size <= EXACT_FILTER_MAX else max(
-            ivf.nprobe, min(8 * ivf.nprobe, math.ceil(64 * k * ivf.nlist / allowed.size)))
+            base, min(8 * base, math.ceil(64 * k * ivf.nlist / allowed.size)))
         scores, ids = _ann(index, q, k, vectors, _search_params(index, sel, probe), k_factor)
         need = min(k, allowed.size)
         short = (ids >= 0).sum(axis=1) < need

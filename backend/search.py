@@ -252,12 +252,15 @@ class Searcher:
         return hits(self.name, ids, scores, self.root)
 
     def _vector_search(
-        self, kind: str, vec: np.ndarray, k: int, sel: Selection | None, exclude: int | None = None
+        self, kind: str, vec: np.ndarray, k: int, sel: Selection | None, exclude: int | None = None,
+        cross_modal: bool = False,
     ) -> tuple[list[int], list[float]]:
+        """``cross_modal``: a text vector against image vectors (IVF probes more lists)."""
         idx, vectors = self._index(kind)
         allowed = self._allowed(sel)
         scores, ids = vindex.search(
-            idx, vec[None], k + (1 if exclude is not None else 0), allowed=allowed, vectors=vectors
+            idx, vec[None], k + (1 if exclude is not None else 0), allowed=allowed,
+            vectors=vectors, cross_modal=cross_modal,
         )
         pairs = [
             (int(i), float(s))
@@ -297,7 +300,8 @@ class Searcher:
             if not kinds["text"].get("given_by_source"):
                 raise
             return shipped_search.by_keyword_captions(self, query.strip(), k, sel, str(e))
-        ids, scores = self._vector_search(kind, enc.encode_texts([query.strip()])[0], k, sel)
+        ids, scores = self._vector_search(kind, enc.encode_texts([query.strip()])[0], k, sel,
+                                          cross_modal=kind == "img")  # fmt: skip
         model, more = _provenance(self.embed, kind)
         return Result(self._hits(ids, scores), space, time.perf_counter() - t0, notes + more,
                       kind, model)  # fmt: skip

@@ -1,6 +1,10 @@
 """Vector search: the index ``backend.index.choose`` picks vs exact Flat, on clustered vectors.
 
     .venv/bin/python bench/search.py [--n 1000000] [--d 512] [--queries 1000] [--dir DIR]
+    .venv/bin/python bench/search.py --modality-gap [--n 200000] [--scenes 4000]
+
+``--modality-gap``: text→image queries of the demo CLIP against its image index (see
+``bench/modality_gap.py``); everything below is about the synthetic vectors.
 
 Data: a seeded Gaussian mixture written in chunks to a float16 memmap (as the embed step writes
 it): ~n/250 clusters (1,000-10,000) with log-normal sizes, centres sharing a common direction and
@@ -219,9 +223,30 @@ def row(what, build_s, file_mb, ram_mb, rec, lat, qps):
             "p50": p50, "p95": p95, "qps": qps}
 
 
+def modality_gap(args: argparse.Namespace) -> None:
+    """The modality-gap case on the demo CLIP (its own module: bench/modality_gap.py)."""
+    from backend.democlip import load_demo_clip
+    from backend.models import ModelUnavailable
+    from bench.modality_gap import run
+
+    try:
+        enc = load_demo_clip()
+    except ModelUnavailable as e:
+        sys.exit(f"the demo CLIP is needed: {e}")
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, faiss {faiss.__version__}; "
+          f"model {enc.name} ({enc.dim}-d)")
+    t0 = time.perf_counter()
+    run(enc, args.n or 200_000, args.scenes, min(args.queries, 500))
+    print(f"\ntotal {time.perf_counter() - t0:.0f} s")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=1_000_000)
+    ap.add_argument("--n", type=int, default=None, help="rows (1,000,000; 200,000 with "
+                    "--modality-gap)")
+    ap.add_argument("--modality-gap", action="store_true",
+                    help="demo CLIP text queries on its image vectors (bench/modality_gap.py)")
+    ap.add_argument("--scenes", type=int, default=4000, help="--modality-gap: real scenes")
     ap.add_argument("--d", type=int, default=512)
     ap.add_argument("--queries", type=int, default=1000)
     ap.add_argument("--flat-queries", type=int, default=100, help="single-query Flat timings")
@@ -229,7 +254,10 @@ def main() -> None:
     ap.add_argument("--budget-gb", type=float, default=None, help="memory budget for choose()")
     ap.add_argument("--dir", type=Path, default=None, help="keep vectors and indexes here")
     args = ap.parse_args()
-    n, d = args.n, args.d
+    if args.modality_gap:
+        modality_gap(args)
+        return
+    n, d = args.n or 1_000_000, args.d
     clusters = args.clusters or int(min(10_000, max(1_000, n // 250)))
     work = args.dir or Path(tempfile.mkdtemp(prefix="tailscope-search-"))
     work.mkdir(parents=True, exist_ok=True)

@@ -260,3 +260,25 @@ def test_two_level_training_for_many_lists(data, monkeypatch):
     index = build(x, choose(N, D, kind="ivf-sq8"))
     _, i_true = brute(x, q, K)
     assert recall(search(index, q, K)[1], i_true) >= 0.95
+
+
+def test_text_queries_on_image_vectors_probe_more_lists(data, ivf):
+    """The modality gap on small data: queries that sit apart from the vectors they look for
+    (cosine ≈ 0.4 to their own image, as CLIP's text vectors do) miss recall@10 0.95 at the
+    IVF's nprobe; ``cross_modal`` (what Searcher.text passes for text→image) probes
+    CROSS_MODAL_PROBE times more lists and meets it. bench/search.py --modality-gap measures
+    the same on the demo CLIP."""
+    x, q = data
+    gap = np.random.default_rng(1).standard_normal(D).astype(np.float32)
+    text = 0.45 * q + gap / np.linalg.norm(gap)
+    text /= np.linalg.norm(text, axis=1, keepdims=True)
+    assert 0.35 < float(np.mean(np.sum(text * q, axis=1))) < 0.5
+    _, truth = brute(x, text, K)
+    plain = recall(search(ivf, text, K)[1], truth)
+    _, ids = search(ivf, text, K, cross_modal=True)
+    crossed = recall(ids, truth)
+    assert plain < 0.95 <= crossed
+    lists = vindex.CROSS_MODAL_PROBE * faiss.extract_index_ivf(ivf).nprobe
+    _, raw = ivf.search(text, K, params=faiss.SearchParametersIVF(nprobe=lists))
+    assert (raw == ids).all()  # exactly CROSS_MODAL_PROBE × nprobe lists, nothing else
+    assert recall(search(ivf, q, K)[1], brute(x, q, K)[1]) >= 0.95  # image queries need no more
