@@ -27,6 +27,8 @@ from backend import paths
 from backend.store import connect
 
 MEASURED = Path(__file__).with_name("scorer_eval.json")
+SCORER = {"profanity": "toxicity", "toxicity_or_profanity": "toxicity", "text_overlay": "ocr",
+          "clip_similarity": "clip", "dup_phash_group": "phash"}  # target -> the scorer behind it
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "scorers.md"
 BEGIN, END = "<!-- scorer-eval:begin -->", "<!-- scorer-eval:end -->"
 PROB_GRID = tuple(round(x, 2) for x in np.arange(0.05, 1.0, 0.05))
@@ -175,9 +177,15 @@ def evaluate(name: str, root: Path | None = None) -> dict[str, Any]:
     for c in cols:
         if c.startswith("dup_"):
             cols[c] = np.nan_to_num(cols[c], nan=-1)
+    from backend.manifest import read_manifest
     from backend.not_run import skipped
 
     not_run = skipped(name, root)
+    steps = read_manifest(paths.manifest_path(name, root)).get("steps", {})
+    ran = steps.get("score", {}).get("scorers", {})
+    scorer_models = {k: v.get("model") for k, v in ran.items()}
+    models = {t.name: scorer_models.get(SCORER.get(t.name, t.name)) for t in TARGETS}
+    models["dup_semantic_group"] = steps.get("dedup", {}).get("semantic", {}).get("model")
     scores = {}
     for t in TARGETS:
         if not all(c in cols for c in t.columns):
@@ -187,7 +195,8 @@ def evaluate(name: str, root: Path | None = None) -> dict[str, Any]:
                               "not_run": not_run[t.columns[0]]["why"]}  # fmt: skip
             continue
         pos = np.array([k in sets[t.truth] for k in keys])
-        scores[t.name] = {**evaluate_target(t, cols, pos), "dataset": name}
+        scores[t.name] = {**evaluate_target(t, cols, pos), "dataset": name,
+                          "model": models.get(t.name)}  # fmt: skip
     return {"dataset": name, "rows": int(len(keys)), "seed": truth.get("seed"),
             "rows_requested": truth.get("rows_requested"), "scores": scores}  # fmt: skip
 

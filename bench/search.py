@@ -1,7 +1,7 @@
 """Vector search: the index ``backend.index.choose`` picks vs exact Flat, on clustered vectors.
 
     .venv/bin/python bench/search.py [--n 1000000] [--d 512] [--queries 1000] [--dir DIR]
-    .venv/bin/python bench/search.py --modality-gap [--n 200000] [--scenes 4000]
+    .venv/bin/python bench/search.py --modality-gap [--n 600000] [--scenes 2000]
 
 ``--modality-gap``: text→image queries of the demo CLIP against its image index (see
 ``bench/modality_gap.py``); everything below is about the synthetic vectors.
@@ -236,17 +236,17 @@ def modality_gap(args: argparse.Namespace) -> None:
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, faiss {faiss.__version__}; "
           f"model {enc.name} ({enc.dim}-d)")
     t0 = time.perf_counter()
-    run(enc, args.n or 200_000, args.scenes, min(args.queries, 500))
+    run(enc, args.n or 600_000, args.scenes, min(args.queries, 300))
     print(f"\ntotal {time.perf_counter() - t0:.0f} s")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=None, help="rows (1,000,000; 200,000 with "
+    ap.add_argument("--n", type=int, default=None, help="rows (1,000,000; 600,000 with "
                     "--modality-gap)")
     ap.add_argument("--modality-gap", action="store_true",
                     help="demo CLIP text queries on its image vectors (bench/modality_gap.py)")
-    ap.add_argument("--scenes", type=int, default=4000, help="--modality-gap: real scenes")
+    ap.add_argument("--scenes", type=int, default=2000, help="--modality-gap: real scenes")
     ap.add_argument("--d", type=int, default=512)
     ap.add_argument("--queries", type=int, default=1000)
     ap.add_argument("--flat-queries", type=int, default=100, help="single-query Flat timings")
