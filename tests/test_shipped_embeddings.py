@@ -363,3 +363,35 @@ def test_text_search_on_image_only_clip_retrieval_folder(tmp_path, monkeypatch, 
     out = json.loads(capsys.readouterr().out)
     assert out["vectors"] == "img" and len(out["results"]) == 5
     assert Searcher("io").like_row(0, k=3, sel=Selection()).hits
+
+
+def test_hf_images_with_vector_columns_take_the_per_row_path(tmp_path, monkeypatch) -> None:
+    """HF parquet with image structs and an image and a text vector column: two sets, the
+    rows with image bytes kept, a null vector rejected and the rest aligned."""
+    from tests import pool_fixtures
+
+    monkeypatch.setenv("TAILSCOPE_HOME", str(tmp_path / "ws"))
+    path, truth = pool_fixtures.hf(tmp_path / "src", n=6)
+    img = [[float(i), 0.0, 1.0] for i in range(6)]
+    img[4] = None
+    txt = [[0.0, float(i)] for i in range(6)]
+    t = pq.read_table(path)
+    t = t.append_column("image_embedding", pa.array(img, pa.list_(pa.float32())))
+    t = t.append_column("text_embedding", pa.array(txt, pa.list_(pa.float64())))
+    pq.write_table(t, path)
+    res = build("hfimg", path, workers=1)
+    assert (res.rows, res.reasons) == (5, {"non-finite embedding": 1})
+    sets = embedding_sets.summary("hfimg")
+    assert {k: (v["kind"], v["dim"], v["default"]) for k, v in sets.items()} == {
+        "image_embedding": ("img", 3, True),
+        "text_embedding": ("text", 2, True),
+    }
+    emb = tmp_path / "ws" / "hfimg" / "embeddings"
+    np.testing.assert_array_equal(np.load(emb / "img.npy")[:, 0], [0, 1, 2, 3, 5])
+    np.testing.assert_array_equal(np.load(emb / "text.npy")[:, 1], [0, 1, 2, 3, 5])
+    con = connect("hfimg")
+    try:
+        widths = [r[0] for r in con.execute("SELECT width FROM samples ORDER BY row_id").fetchall()]
+    finally:
+        con.close()
+    assert widths == [truth["width"][i] for i in (0, 1, 2, 3, 5)]  # image bytes were read
