@@ -55,6 +55,17 @@ def test_misalignment_help_says_how_and_with_which_model() -> None:
     assert text.startswith("Of the 1,000 rows whose image was tagged and whose caption names")
     assert "the 42 whose image shows none of the concepts its caption names" in text
     assert f"CLIP {DEMO} zero-shot, top-3 within 0.02 of the best" in text
-    assert "“a photo of the small {concept}.”" in text and text.endswith(f"Model: {DEMO_CLIP_NOTE}.")
+    assert "“a photo of the small {concept}.”" in text
+    assert text.endswith(f"Model: {DEMO_CLIP_NOTE}.")
     off = ui_concepts.misalignment_help({"image_note": "image side not run: count again"})
     assert off.startswith("Not run: the image side was not counted")
+
+
+def test_safety_names_the_demo_clip_behind_its_scores() -> None:
+    from ui.safety_measured import demo_clip_line
+
+    embed = {"kinds": {"img": {"model": DEMO}}}
+    line = demo_clip_line(embed, ["toxicity", "clip_similarity", "dup_semantic_group"])
+    assert line == f"`clip_similarity` and `dup_semantic_group` come from the **{DEMO_CLIP_NOTE}**."
+    assert demo_clip_line(embed, ["toxicity"]) is None  # no CLIP score shown: nothing to name
+    assert demo_clip_line({"kinds": {"img": {"model": REAL}}}, ["clip_similarity"]) is None

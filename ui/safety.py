@@ -15,7 +15,7 @@ from backend.safety.toxicity import FLAGGED as TOXIC
 from backend.safety.toxicity import THRESHOLD as TOXIC_T
 from backend.scores import COMPUTED_SUFFIX
 from backend.selection import Selection, quote_ident
-from ui import cards, safety_measured, safety_scores, selection_bar, style
+from ui import cards, safety_measured, safety_scores, selection_bar, state, style
 
 
 @dataclass(frozen=True)
@@ -202,6 +202,9 @@ def draw(name: str, con: duckdb.DuckDBPyConnection, sel: Selection, total_rows: 
     measured = safety_measured.check_line([c.column for c in checks])
     if measured:
         st.caption(measured)
+    demo = safety_measured.demo_clip_line(state.embed_info(name), list(cols))
+    if demo:
+        st.caption(demo)
     note = not_run_note(name, cols, not_run.skipped(name, paths.workspace()))
     if note:
         st.caption(note)

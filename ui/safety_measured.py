@@ -40,3 +40,14 @@ def check_line(columns: list[str]) -> str | None:
 def score_line(column: str, threshold: float) -> str | None:
     """Precision and recall of ``column`` at the measured threshold nearest ``threshold``."""
     return scorer_eval.describe(column, threshold)
+
+
+def demo_clip_line(embed: dict, columns: list[str]) -> str | None:
+    """Which of the shown scores come from the demo CLIP, with what it knows (None: none)."""
+    from backend.provenance import demo_note
+
+    note = demo_note(embed.get("kinds", {}).get("img", {}).get("model"))
+    used = [c for c in ("clip_similarity", "dup_semantic_group") if c in columns]
+    if not note or not used:
+        return None
+    return f"{' and '.join(f'`{c}`' for c in used)} come from the **{note}**."
