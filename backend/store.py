@@ -8,6 +8,7 @@ open in this process: a new path per build is what makes a rebuilt store visible
 
 from __future__ import annotations
 
+import atexit
 import os
 import threading
 import time
@@ -96,6 +97,19 @@ def _lock_down(con: duckdb.DuckDBPyConnection, parts: list[str]) -> None:
 
 _SHARED: dict[str, duckdb.DuckDBPyConnection] = {}
 _SHARED_LOCK = threading.Lock()
+
+
+@atexit.register
+def _close_shared() -> None:
+    """Close the shared connections while modules still exist: DuckDB's binding (nanobind)
+    otherwise reports every object alive at teardown as a "leak" on stderr."""
+    with _SHARED_LOCK:
+        for con in _SHARED.values():
+            try:
+                con.close()
+            except duckdb.Error:
+                pass
+        _SHARED.clear()
 
 
 def cursor(name: str, root: Path | None = None) -> duckdb.DuckDBPyConnection:

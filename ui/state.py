@@ -8,7 +8,9 @@ drops the state of widgets that a page does not draw).
 
 from __future__ import annotations
 
+import atexit
 import base64
+import gc
 import json
 import threading
 from pathlib import Path
@@ -129,6 +131,18 @@ class _Connections:
 @st.cache_resource(show_spinner=False)
 def _connections() -> _Connections:
     return _Connections()
+
+
+@atexit.register
+def _drop_cached_connections() -> None:
+    """Close the cached store connections before the interpreter tears modules down: DuckDB's
+    binding (nanobind) otherwise lists every object still alive then as a "leak" on stderr,
+    a page of noise at the end of every pytest run and server stop."""
+    try:
+        st.cache_resource.clear()
+    except Exception:  # noqa: BLE001 - exiting: nothing left to tell anyone
+        pass
+    gc.collect()
 
 
 def connection(name: str) -> duckdb.DuckDBPyConnection:
