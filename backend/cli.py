@@ -502,6 +502,9 @@ def parser() -> argparse.ArgumentParser:
     from backend.count_cli import add_parser as add_count_parser
 
     add_count_parser(sub)
+    from backend.relocate import add_parser as add_relocate_parser
+
+    add_relocate_parser(sub)
     return p
 
 

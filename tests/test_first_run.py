@@ -376,3 +376,60 @@ def test_no_nanobind_leak_report_after_the_app_ran(home: Path) -> None:
     bare = run("import atexit, ui.state; atexit.unregister(ui.state._drop_cached_connections)")
     assert bare.returncode == 0, bare.stderr[-2000:]
     assert "nanobind: leaked" in bare.stderr
+
+
+# -- relocate: the source folder moved ----------------------------------------------------------
+
+
+def test_relocate_after_moving_the_source(workspace: Path, photo_folder: Path, tmp_path: Path,
+                                          capsys) -> None:  # fmt: skip
+    import hashlib
+
+    from backend import browse
+    from backend.cli import main
+    from backend.ingest import build
+    from backend.media import MediaError, image_bytes
+    from backend.relocate import RelocateError, relocate
+    from backend.selection import Selection
+    from backend.store import connect
+    from backend.subsets import build_fingerprint
+
+    def rows() -> list[dict]:
+        con = connect("photos", workspace)
+        try:
+            return [{**r, **browse.row(con, r["row_id"])}
+                    for r in browse.page(con, Selection(), limit=100)]  # fmt: skip
+        finally:
+            con.close()
+
+    build("photos", photo_folder, root=workspace, workers=1)
+    before = rows()
+    assert len(before) == 8 and all(image_bytes(r) for r in before)
+    fingerprint = build_fingerprint("photos", workspace)
+    moved = tmp_path / "elsewhere" / "photos-moved"
+    moved.parent.mkdir()
+    shutil.move(str(photo_folder), str(moved))
+    for r in before:
+        with pytest.raises(MediaError):
+            image_bytes(r)
+    # a folder holding files of the same names but other bytes is refused, nothing changes
+    impostor = tmp_path / "impostor"
+    shutil.copytree(moved, impostor)
+    (impostor / "coffee.jpg").write_bytes((impostor / "rocket.jpg").read_bytes())
+    (impostor / "chelsea.jpg").write_bytes((impostor / "rocket.jpg").read_bytes())
+    with pytest.raises(RelocateError, match="not the file that was ingested"):
+        relocate("photos", impostor, workspace)
+    assert [r["path"] for r in rows()] == [r["path"] for r in before]
+    assert main(["relocate", "photos", "--source", str(tmp_path / "nowhere")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    # the real new place
+    assert main(["relocate", "photos", "--source", str(moved)]) == 0
+    assert "8 rows now read from" in capsys.readouterr().out
+    after = rows()
+    assert [r["row_id"] for r in after] == [r["row_id"] for r in before]
+    for r in after:
+        assert r["path"].startswith(str(moved) + "/")
+        assert hashlib.sha256(image_bytes(r)).hexdigest() == r["sha256"]
+    assert build_fingerprint("photos", workspace) == fingerprint  # same build: indexes hold
+    m = read_manifest(paths.manifest_path("photos", workspace))
+    assert m["source"] == str(moved) and m["relocated"][-1]["checked"] == 8
