@@ -295,23 +295,36 @@ def test_hf_vector_column_is_an_embedding_set(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("TAILSCOPE_HOME", str(tmp_path / "ws"))
     vecs = [[float(i), 1.0, 0.0, 0.5] for i in range(5)]
     vecs[2] = None  # a row without its vector: rejected, the others stay aligned
+    vecs[3] = [1.0, 2.0]  # and one of another length
     table = pa.table({
         "url": [f"http://e/{i}.jpg" for i in range(5)], "text": [f"c{i}" for i in range(5)],
         "clip_embedding": pa.array(vecs, pa.list_(pa.float32())),
     })  # fmt: skip
     pq.write_table(table, tmp_path / "hf.parquet")
     res = build("hf", tmp_path / "hf.parquet", workers=1)
-    assert (res.rows, res.reasons) == (4, {"non-finite embedding": 1})
+    assert (res.rows, res.reasons) == (3, {"missing embedding": 2})
+    assert reject_detail("hf") == {
+        "hf:2": "clip_embedding: no vector",
+        "hf:3": "clip_embedding: 2 values, not 4",
+    }
     s = embedding_sets.summary("hf")["clip_embedding"]
     assert (s["kind"], s["dim"], s["source"], s["default"]) == ("img", 4, "shipped", True)
     stored = np.load(tmp_path / "ws" / "hf" / "embeddings" / "img.npy")
-    np.testing.assert_array_equal(stored[:, 0], [0, 1, 3, 4])
+    np.testing.assert_array_equal(stored[:, 0], [0, 1, 4])
     con = connect("hf")
     try:
         cols = [r[0] for r in con.execute("DESCRIBE samples").fetchall()]
     finally:
         con.close()
     assert "clip_embedding" not in cols  # a set, not a JSON text column
+
+
+def reject_detail(name: str) -> dict[str, str]:
+    con = connect(name)
+    try:
+        return dict(con.execute("SELECT key, detail FROM rejects").fetchall())
+    finally:
+        con.close()
 
 
 # -- prerequisites: one line naming the command, exit 2 ------------------------------------------
@@ -380,7 +393,7 @@ def test_hf_images_with_vector_columns_take_the_per_row_path(tmp_path, monkeypat
     t = t.append_column("text_embedding", pa.array(txt, pa.list_(pa.float64())))
     pq.write_table(t, path)
     res = build("hfimg", path, workers=1)
-    assert (res.rows, res.reasons) == (5, {"non-finite embedding": 1})
+    assert (res.rows, res.reasons) == (5, {"missing embedding": 1})
     sets = embedding_sets.summary("hfimg")
     assert {k: (v["kind"], v["dim"], v["default"]) for k, v in sets.items()} == {
         "image_embedding": ("img", 3, True),

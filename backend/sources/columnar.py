@@ -175,7 +175,7 @@ def read(reader: Any, shard: Shard, shard_idx: int) -> tuple[pa.Table, list[Reje
 
 def _rows(table: pa.Table, cols: Any, shard: Shard, stem: str, n: int):
     """Which rows are kept, the rejects (row order), and the kept rows' vector indexes."""
-    from backend.sources.vectors import VectorFileError, open_shard, screen
+    from backend.sources.vectors import VectorFileError, list_problems, open_shard, screen
 
     raw = table.column(cols.caption).to_pylist()
     keep = np.array([isinstance(c, str) and bool(c.strip()) for c in raw], bool)
@@ -185,7 +185,7 @@ def _rows(table: pa.Table, cols: Any, shard: Shard, stem: str, n: int):
             arrays = open_shard(shard.vectors, n)
         except VectorFileError:
             return None, [], []  # the per-row path rejects the shard with its reason
-        bad = screen(arrays)
+        bad = {**screen(arrays), **list_problems(shard.vectors)}
         del arrays
     all_keys = _keys(table, cols, stem, np.arange(n))
     rejects = []
