@@ -90,7 +90,9 @@ def test_home_lists_built_dataset_with_counts_and_steps(photos: Path) -> None:
     for pending in ("embed", "index", "map", "score", "concepts", "dedup"):
         assert re.search(rf'class="ts-step"[^>]*>○ {pending}<', steps), pending
     assert "folder" in markdown_text(at)  # the format
-    assert str(photos / "photos") in markdown_text(at)  # where it is stored
+    # where it is stored, relative to the workspace: no absolute server path (issue 16)
+    assert "<code>photos</code>" in markdown_text(at)
+    assert str(photos) not in markdown_text(at)
     assert at.sidebar.selectbox[0].value == "photos"
 
 
@@ -118,7 +120,7 @@ def test_empty_workspace_shows_how_to_build(workspace: Path) -> None:
     at = run_ok(app())
     text = markdown_text(at)
     assert "No datasets yet" in text
-    assert str(workspace) in text
+    assert f"<code>{workspace.name}</code>" in text and str(workspace) not in text  # relative
     assert any(c.value == "python -m backend demo" for c in at.code)
     assert at.button(key="build-demo").label == "Build the demo dataset here"
     assert not at.metric  # no dataset cards
