@@ -24,7 +24,7 @@ from backend.ingest import build
 from backend.map import build_map, load_clusters
 from backend.selection import BadSelection, Selection
 from backend.store import connect
-from ui.map_figure import MAX_LABELS
+from ui.map_figure import MAX_LABELS, MAX_LEGEND, figure, place_labels
 
 REPO = Path(__file__).resolve().parent.parent
 MAP, BROWSE = "pages/3_Map.py", "pages/1_Browse.py"
@@ -108,12 +108,15 @@ def test_the_map_draws_every_row_with_cluster_labels(mapped: Path) -> None:
     assert "Map · demo" in " ".join(m.value for m in at.markdown)
     fig = spec(at)
     kinds = [t["type"] for t in fig["data"]]
-    assert kinds == ["scattergl", "scatter"]  # the points, then the cluster labels
+    k = len(load_clusters("demo", mapped))
+    # the points, the cluster labels, then one legend key per cluster colour
+    assert kinds == ["scattergl", "scatter"] + ["scatter"] * min(k, MAX_LEGEND)
     assert len(c["row_id"]) < mapview.DRAW_LIMIT and "heatmap" not in kinds  # no sampling
     labels = sorted(load_clusters("demo", mapped), key=lambda d: -d["size"])[:MAX_LABELS]
-    assert fig["data"][1]["text"] == [  # the biggest clusters' labels
-        d["label"] if len(d["label"]) <= 28 else d["label"][:27] + "…" for d in labels
-    ]
+    shown = fig["data"][1]["text"]  # the biggest clusters' labels, shortened where they collide
+    assert shown and shown[0] == (labels[0]["label"] if len(labels[0]["label"]) <= 28
+                                  else labels[0]["label"][:27] + "…")  # fmt: skip
+    assert all(any(d["label"].startswith(t.rstrip("…")) for d in labels) for t in shown)
     assert count_text(at) == f"{len(c['row_id'])} rows"
     assert len(at.get("image")) == 6  # the side panel's thumbnails
     assert "Drag a box or a lasso" in " ".join(at.caption.values)
@@ -314,3 +317,37 @@ def test_colour_by_a_concept_marks_exactly_its_rows(homes, tmp_path: Path, monke
     codes = typed(points["marker"]["color"]).astype(int)
     assert 0 < len(want) < len(drawn)
     assert {int(r) for r, c in zip(drawn, codes, strict=True) if c == 1} == want
+
+
+def test_demo_map_labels_do_not_collide_frame_and_legend(mapped: Path) -> None:
+    """In data space, on the demo's own map: no two label boxes overlap, every box is inside
+    the frame, the frame holds nearly every row, and the legend names each cluster colour."""
+    c = coords(mapped)
+    con = connect("demo", mapped)
+    try:
+        pts = mapview.points(con, Selection(), "cluster")
+        frame, view = mapview.extent(con), mapview.view(con)
+        clusters = mapview.clusters(con, Selection(), mapview.load_labels("demo", mapped))
+    finally:
+        con.close()
+    fig, roles = figure(pts, frame, "cluster", clusters, None, (), view)
+    ranges = (*fig.layout.xaxis.range, *fig.layout.yaxis.range)
+    placed = place_labels(clusters, ranges)
+    assert len(placed) >= min(len(clusters), 5)
+    boxes = [p["box"] for p in placed]
+    for i, a in enumerate(boxes):
+        assert ranges[0] <= a[0] < a[1] <= ranges[1] and ranges[2] <= a[2] < a[3] <= ranges[3]
+        for b in boxes[i + 1 :]:
+            assert not (a[0] < b[1] and b[0] < a[1] and a[2] < b[3] and b[2] < a[3]), (a, b)
+    # the labels drawn are exactly those placed
+    drawn = fig.data[roles.index("labels")]
+    assert list(drawn.text) == [p["text"] for p in placed]
+    # the frame: at least 98% of the rows inside the axes
+    x, y = np.asarray(c["map_x"], float), np.asarray(c["map_y"], float)
+    inside = (x >= ranges[0]) & (x <= ranges[1]) & (y >= ranges[2]) & (y <= ranges[3])
+    assert inside.mean() >= 0.98
+    # the legend: one key per cluster colour (the biggest), named by its label
+    keys = [t for t, r in zip(fig.data, roles, strict=True) if r == "legend"]
+    biggest = sorted(clusters, key=lambda d: -d["size"])[:MAX_LEGEND]
+    assert [t.name.split(" · ")[0] for t in keys] == [str(d["cluster"]) for d in biggest]
+    assert fig.layout.legend.title.text == "Colour: cluster" and fig.layout.showlegend

@@ -14,11 +14,17 @@ from plotly.colors import qualitative
 
 from backend.mapview import Density, MapPoints
 
-POINTS, CONTEXT, LABELS, DENSITY = "points", "context", "labels", "density"
+POINTS, CONTEXT, LABELS, DENSITY, LEGEND = "points", "context", "labels", "density", "legend"
 MAX_LABELS = 14
+MAX_LEGEND = 12  # colour keys listed under the map; the cluster list below has them all
 PALETTE = qualitative.Dark24 + qualitative.Light24
 MUTED = "#c9ccd3"
 HEIGHT = 620
+# Label boxes are placed in data space from the plot's size in pixels: the chart is about this
+# wide in the page's left column (wider screens only give labels more room), and 12 px semibold
+# text is about 7.2 px a character and 16 px a line.
+PLOT_PX = (680, HEIGHT - 70)
+CHAR_PX, LINE_PX, PAD_PX = 7.2, 16.0, 3.0
 
 
 def _marker_size(n: int) -> float:
@@ -51,6 +57,73 @@ def _marker(pts: MapPoints, keep: np.ndarray, color_by: str | None, n: int) -> d
         bar = {"title": {"text": color_by or ""}, "thickness": 12, "len": 0.6}
         m.update(color=vals, colorscale="Viridis", showscale=True, colorbar=bar)
     return m
+
+
+Box = tuple[float, float, float, float]  # x0, x1, y0, y1
+
+
+def _variants(label: str) -> list[str]:
+    """The label, then shorter: its first two terms, its first term."""
+    terms = [t.strip() for t in label.split(",") if t.strip()]
+    out = [_short(label), _short(", ".join(terms[:2])), _short(terms[0] if terms else label)]
+    return list(dict.fromkeys(out))
+
+
+def _overlaps(a: Box, b: Box) -> bool:
+    return a[0] < b[1] and b[0] < a[1] and a[2] < b[3] and b[2] < a[3]
+
+
+def place_labels(
+    labels: list[dict[str, Any]],
+    ranges: tuple[float, float, float, float],
+    plot_px: tuple[int, int] = PLOT_PX,
+    limit: int = MAX_LABELS,
+) -> list[dict[str, Any]]:
+    """Cluster labels that do not collide, biggest clusters first, each with its ``box`` in
+    data space (``ranges``: the axes' x0, x1, y0, y1). A label tries its cluster's centre,
+    then just above, below, right and left of it, then the same with shorter text; one that
+    fits nowhere inside the frame is left out (its cluster is in the list under the map)."""
+    x0, x1, y0, y1 = ranges
+    sx, sy = (x1 - x0) / plot_px[0], (y1 - y0) / plot_px[1]
+    hh = (LINE_PX / 2 + PAD_PX) * sy
+    placed: list[dict[str, Any]] = []
+    for c in sorted(labels, key=lambda d: -d.get("size", 0)):
+        if len(placed) >= limit:
+            break
+        spot = _spot(c, placed, (sx, hh), ranges)
+        if spot is not None:
+            placed.append(spot)
+    return placed
+
+
+def _spot(c: dict[str, Any], placed: list[dict[str, Any]], scale: tuple[float, float],
+          ranges: Box) -> dict[str, Any] | None:  # fmt: skip
+    sx, hh = scale
+    for text in _variants(str(c["label"])):
+        hw = (len(text) * CHAR_PX / 2 + PAD_PX) * sx
+        for dx, dy in ((0, 0), (0, 2), (0, -2), (1, 0), (-1, 0)):
+            x, y = c["x"] + dx * (hw + 2 * sx), c["y"] + dy * hh
+            box = (x - hw, x + hw, y - hh, y + hh)
+            inside = ranges[0] <= box[0] and box[1] <= ranges[1] and ranges[2] <= box[2] \
+                and box[3] <= ranges[3]  # fmt: skip
+            if inside and not any(_overlaps(box, p["box"]) for p in placed):
+                return {**c, "x": x, "y": y, "text": text, "box": box}
+    return None
+
+
+def _legend(pts: MapPoints, color_by: str | None, labels: list[dict[str, Any]] | None) -> list:
+    """Invisible one-marker traces whose legend entries say what a colour means."""
+    if pts.color is None or not (color_by == "cluster" or pts.categories):
+        return []
+    if color_by == "cluster":
+        by_size = sorted(labels or [], key=lambda d: -d.get("size", 0))[:MAX_LEGEND]
+        keys = [(int(d["cluster"]), f"{d['cluster']} · {_short(str(d['label']), 24)}")
+                for d in by_size]  # fmt: skip
+    else:
+        keys = [(i, _short(str(v), 24)) for i, v in enumerate(pts.categories[:MAX_LEGEND])]
+    return [go.Scatter(x=[None], y=[None], mode="markers", name=text, showlegend=True,
+                       marker={"size": 9, "color": PALETTE[code % len(PALETTE)]},
+                       hoverinfo="skip") for code, text in keys]  # fmt: skip
 
 
 def figure(
@@ -107,37 +180,43 @@ def figure(
             )
         )
         roles.append(role)
-    if labels:  # the biggest clusters only: more labels overlap; the picker lists them all
-        labels = sorted(labels, key=lambda c: -c.get("size", 0))[:MAX_LABELS]
+    axis = {"showgrid": False, "zeroline": False, "showticklabels": False, "title": None}
+    shown = view or frame
+    ranges = None
+    if shown:
+        # room for the labels of clusters at the edge
+        pad_x, pad_y = (shown[1] - shown[0]) * 0.1 or 1, (shown[3] - shown[2]) * 0.06 or 1
+        ranges = (shown[0] - pad_x, shown[1] + pad_x, shown[2] - pad_y, shown[3] + pad_y)
+        axis_x = {**axis, "range": [ranges[0], ranges[1]]}
+        axis_y = {**axis, "range": [ranges[2], ranges[3]]}
+    else:
+        axis_x = axis_y = axis
+    legend = _legend(pts, color_by, labels)
+    if labels and ranges:  # those that fit without colliding; the picker lists them all
+        placed = place_labels(labels, ranges)
         traces.append(
             go.Scatter(
-                x=[c["x"] for c in labels],
-                y=[c["y"] for c in labels],
+                x=[c["x"] for c in placed],
+                y=[c["y"] for c in placed],
                 mode="markers+text",
-                text=[_short(c["label"]) for c in labels],
+                text=[c["text"] for c in placed],
                 textposition="middle center",
                 cliponaxis=False,
                 textfont={"size": 12, "color": "#1f2430", "family": "Inter, sans-serif",
                           "weight": 600, "shadow": "0 0 3px #fff, 0 0 2px #fff"},  # fmt: skip
                 marker={"size": 22, "color": "rgba(255,255,255,0.55)",
                         "line": {"width": 0}},  # fmt: skip
-                customdata=[c["cluster"] for c in labels],
-                hovertemplate="%{text}<extra>click to select cluster %{customdata}</extra>",
+                customdata=[c["cluster"] for c in placed],
+                hovertext=[c["label"] for c in placed],
+                hovertemplate="%{hovertext}<extra>click to select cluster %{customdata}</extra>",
                 showlegend=False,
                 name="clusters",
             )
         )
         roles.append(LABELS)
+    traces += legend
+    roles += [LEGEND] * len(legend)
     fig = go.Figure(traces)
-    axis = {"showgrid": False, "zeroline": False, "showticklabels": False, "title": None}
-    shown = view or frame
-    if shown:
-        # room for the labels of clusters at the edge
-        pad_x, pad_y = (shown[1] - shown[0]) * 0.1 or 1, (shown[3] - shown[2]) * 0.06 or 1
-        axis_x = {**axis, "range": [shown[0] - pad_x, shown[1] + pad_x]}
-        axis_y = {**axis, "range": [shown[2] - pad_y, shown[3] + pad_y]}
-    else:
-        axis_x = axis_y = axis
     shapes = []
     if polygon:
         path = "M " + " L ".join(f"{x},{y}" for x, y in polygon) + " Z"
@@ -148,6 +227,11 @@ def figure(
         yaxis=axis_y,
         height=HEIGHT,
         margin={"l": 4, "r": 4, "t": 4, "b": 4},
+        showlegend=bool(legend),
+        legend={"orientation": "h", "yanchor": "top", "y": -0.01, "x": 0, "itemclick": False,
+                "itemdoubleclick": False, "font": {"size": 11},
+                "title": {"text": f"Colour: {'cluster' if color_by == 'cluster' else color_by}"
+                          }},  # fmt: skip
         plot_bgcolor="white",
         dragmode="select",
         hovermode="closest",
