@@ -228,10 +228,16 @@ def figure(
         height=HEIGHT,
         margin={"l": 4, "r": 4, "t": 4, "b": 4},
         showlegend=bool(legend),
-        legend={"orientation": "h", "yanchor": "top", "y": -0.01, "x": 0, "itemclick": False,
-                "itemdoubleclick": False, "font": {"size": 11},
-                "title": {"text": f"Colour: {'cluster' if color_by == 'cluster' else color_by}"
-                          }},  # fmt: skip
+        legend={
+            "orientation": "h",
+            "yanchor": "top",
+            "y": -0.01,
+            "x": 0,
+            "itemclick": False,
+            "itemdoubleclick": False,
+            "font": {"size": 11},
+            "title": {"text": f"Colour: {'cluster' if color_by == 'cluster' else color_by}"},
+        },
         plot_bgcolor="white",
         dragmode="select",
         hovermode="closest",
