@@ -19,8 +19,9 @@ KIND_WORDS = {"img": "image vectors", "text": "caption vectors"}
 
 
 def demo_note(model: str | None) -> str | None:
-    """The demo CLIP's note when ``model`` is the demo CLIP, else None."""
-    return DEMO_CLIP_NOTE if is_demo_clip(model) else None
+    """The demo CLIP's note when ``model`` is the demo CLIP and its label does not already say
+    it (load_clip labels it so), else None: a line names it once."""
+    return DEMO_CLIP_NOTE if is_demo_clip(model) and DEMO_CLIP_NOTE not in str(model) else None
 
 
 def vectors_phrase(kind: str | None, model: str | None) -> str:

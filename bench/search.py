@@ -225,7 +225,9 @@ def row(what, build_s, file_mb, ram_mb, rec, lat, qps):
 
 def modality_gap(args: argparse.Namespace) -> None:
     """The modality-gap case on the demo CLIP (its own module: bench/modality_gap.py)."""
-    from backend.democlip import load_demo_clip
+    import hashlib
+
+    from backend.democlip import CHECKPOINT, load_demo_clip
     from backend.models import ModelUnavailable
     from bench.modality_gap import run
 
@@ -233,8 +235,9 @@ def modality_gap(args: argparse.Namespace) -> None:
         enc = load_demo_clip()
     except ModelUnavailable as e:
         sys.exit(f"the demo CLIP is needed: {e}")
+    sha = hashlib.sha256(CHECKPOINT.read_bytes()).hexdigest()[:16]
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, faiss {faiss.__version__}; "
-          f"model {enc.name} ({enc.dim}-d)")
+          f"model {enc.name} ({enc.dim}-d, checkpoint sha256 {sha}…)")
     t0 = time.perf_counter()
     run(enc, args.n or 600_000, args.scenes, min(args.queries, 300))
     print(f"\ntotal {time.perf_counter() - t0:.0f} s")

@@ -38,6 +38,10 @@ def test_search_provenance_names_the_model_and_the_demo_clip() -> None:
     line = ui_search.provenance_md(demo)
     assert line == f":material/neurology: Searched image vectors of {DEMO} · **{DEMO_CLIP_NOTE}**"
     assert ui_search.shown_elsewhere(f"Searched with the {DEMO_CLIP_NOTE}.")
+    labelled = f"{DEMO} ({DEMO_CLIP_NOTE})"  # load_clip's own label: the note is said once
+    assert ui_search.provenance_md(Result([], "images", 0.01, [], "img", labelled)) == (
+        f":material/neurology: Searched image vectors of {labelled}"
+    )
     hybrid = Result([], "keywords + images (CLIP text→image) (rank fusion)", 0.01, [], "img", REAL)
     assert ui_search.provenance_md(hybrid) == (
         f":material/neurology: Searched caption keywords (BM25) and image vectors of {REAL}"
@@ -68,4 +72,8 @@ def test_safety_names_the_demo_clip_behind_its_scores() -> None:
     line = demo_clip_line(embed, ["toxicity", "clip_similarity", "dup_semantic_group"])
     assert line == f"`clip_similarity` and `dup_semantic_group` come from the **{DEMO_CLIP_NOTE}**."
     assert demo_clip_line(embed, ["toxicity"]) is None  # no CLIP score shown: nothing to name
+    labelled = {"kinds": {"img": {"model": f"{DEMO} ({DEMO_CLIP_NOTE})"}}}
+    assert demo_clip_line(labelled, ["clip_similarity"]) == (
+        f"`clip_similarity` comes from the **{DEMO_CLIP_NOTE}**."
+    )
     assert demo_clip_line({"kinds": {"img": {"model": REAL}}}, ["clip_similarity"]) is None

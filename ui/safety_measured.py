@@ -44,10 +44,11 @@ def score_line(column: str, threshold: float) -> str | None:
 
 def demo_clip_line(embed: dict, columns: list[str]) -> str | None:
     """Which of the shown scores come from the demo CLIP, with what it knows (None: none)."""
-    from backend.provenance import demo_note
+    from backend.democlip import DEMO_CLIP_NOTE, is_demo_clip
 
-    note = demo_note(embed.get("kinds", {}).get("img", {}).get("model"))
+    demo = is_demo_clip(embed.get("kinds", {}).get("img", {}).get("model"))
     used = [c for c in ("clip_similarity", "dup_semantic_group") if c in columns]
-    if not note or not used:
+    if not demo or not used:
         return None
-    return f"{' and '.join(f'`{c}`' for c in used)} come from the **{note}**."
+    verb = "comes" if len(used) == 1 else "come"
+    return f"{' and '.join(f'`{c}`' for c in used)} {verb} from the **{DEMO_CLIP_NOTE}**."
