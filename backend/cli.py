@@ -134,13 +134,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _step_bars():
-    """One progress bar per named part of a step (embedding kinds, indexes)."""
+def _step_bars(step: str = ""):
+    """One progress bar per named part of a step (embedding kinds, indexes), named
+    ``"<step> <part>"`` so that a log says which step an ``img`` bar belongs to."""
     bars: dict = {}
 
     def update(part: str, done: int, total: int) -> None:
         bar = bars.get(part) or bars.setdefault(
-            part, progress_bar(part, total=total)
+            part, progress_bar(f"{step} {part}".strip(), total=total)
         )
         bar.total = total
         bar.n = done
@@ -154,7 +155,7 @@ def _run_embed_index(name: str, args: argparse.Namespace) -> None:
     from backend.embed import embed
     from backend.search import build_indexes
 
-    bars, update = _step_bars()
+    bars, update = _step_bars("embed")
     try:
         rec = embed(
             name,
@@ -183,7 +184,7 @@ def _run_embed_index(name: str, args: argparse.Namespace) -> None:
             f"{info.get('rows_per_s', '-')} rows/s)",
             file=out,
         )
-    bars, update = _step_bars()
+    bars, update = _step_bars("index")
     try:
         built = build_indexes(name, progress=update, executor=from_args(args))
     finally:
@@ -204,7 +205,7 @@ def _run_map(name: str, args: argparse.Namespace) -> dict:
     from backend.map import build_map
 
     out = sys.stderr if getattr(args, "json", False) else sys.stdout
-    bars, update = _step_bars()
+    bars, update = _step_bars("map")
     try:
         rec = build_map(
             name,
@@ -239,7 +240,7 @@ def cmd_map(args: argparse.Namespace) -> int:
 def cmd_index(args: argparse.Namespace) -> int:
     from backend.search import build_indexes
 
-    bars, update = _step_bars()
+    bars, update = _step_bars("index")
     try:
         built = build_indexes(args.name, progress=update, executor=from_args(args))
     finally:
