@@ -180,7 +180,7 @@ class _Walk:
         args = [a.get("expression") for a in node.get("arguments") or []]
         sizes = [self.size(a) for a in args]
         if kind == "plain":
-            return max(1, sum(sizes))
+            return max(1, sum(sizes)) * sqlallow.EXPANDS.get(fname.lower(), 1)
         if kind == "pairwise":
             self.steps += sizes[0] * sizes[1] if len(sizes) >= 2 else 0
             if self.steps > MAX_STEPS:

@@ -144,6 +144,11 @@ REFUSED = [
     ("replace(replace(caption, 'a', repeat('b', 300)), 'b', repeat('c', 300)) = ''",
      "would build values too large"),
     ("strftime(now(), repeat('%Y', 100000)) = ''", "would build values too large"),
+    ("length(bin(bin(bin(bin(bin(caption)))))) > 0", "would build values too large"),
+    ("length(to_json(to_json(to_json(to_json(to_json(caption)))))) > 0",
+     "would build values too large"),
+    ("CASE WHEN random() < 2 THEN length(repeat('x', 2000000000)) ELSE 0 END > 0",
+     "would build values too large"),
     ("levenshtein(repeat(caption, 3), repeat(url, 3)) > 0", "is too slow for a filter"),
     # sizes that a column (or an expression) would choose
     ("repeat(caption, width) = ''", "repeat() needs whole-number constants"),
