@@ -71,11 +71,15 @@ if matched == 0:
     st.stop()
 
 cur = state.cursor()
-rows = browse.page(con, sel, after=cur.get("after", -1), before=cur.get("before"), limit=limit)
-if not rows or ("before" in cur and len(rows) < limit):
-    # Back at the start (or the store changed under the cursor): show the first page.
-    state.reset_cursor()
-    rows = browse.page(con, sel, limit=limit)
+try:  # a sort can make a page slower than its count: the time limit's message, not a crash
+    rows = browse.page(con, sel, after=cur.get("after", -1), before=cur.get("before"),
+                       limit=limit)  # fmt: skip
+    if not rows or ("before" in cur and len(rows) < limit):
+        # Back at the start (or the store changed under the cursor): show the first page.
+        state.reset_cursor()
+        rows = browse.page(con, sel, limit=limit)
+except BadSelection as e:
+    selection_bar.stop_bad_filter(name, e)
 
 page_no, pages = state.page_no(), max(1, math.ceil(matched / limit))
 first_shown = (page_no - 1) * limit + 1

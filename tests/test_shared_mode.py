@@ -144,3 +144,17 @@ def test_browse_sql_box_says_when_a_filter_is_too_slow(
     at = _sql(at, "regexp_matches(repeat(caption, 160), '(a|e)+z')")
     errors = [e.value for e in at.error]
     assert any(bounded.too_slow(1.0) in e for e in errors), errors
+
+
+def test_browse_says_so_when_a_page_of_rows_runs_past_the_limit(demo_ws: Path, monkeypatch) -> None:
+    """The count fitted but the page of rows (a sort) did not: the message, not a crash."""
+    from backend import browse
+    from backend.sqlguard import QueryTimeout
+
+    def too_slow(*a, **k):
+        raise QueryTimeout(bounded.too_slow(10))
+
+    monkeypatch.setattr(browse, "page", too_slow)
+    at = run("pages/1_Browse.py")
+    assert any(bounded.too_slow(10) in e.value for e in at.error), [e.value for e in at.error]
+    assert "bad-clear" in [b.key for b in at.button]
