@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from backend.selection import BadSelection
 from ui import concepts, page, selection_bar, state, style
 
 name, con, info, sel = page.open_dataset(
@@ -16,4 +17,7 @@ style.hero(
     "tail and its power-law slope, which benchmark classes are rare, and MetaCLIP balancing.",
 )
 selection_bar.live(name, con, info["rows"], sel)
-concepts.draw(name, con, sel)
+try:  # a query past the time limit (backend.bounded): its message, not a crash
+    concepts.draw(name, con, sel)
+except BadSelection as e:
+    selection_bar.stop_bad_filter(name, e)

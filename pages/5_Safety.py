@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ui import page, safety, state, style
+from backend.selection import BadSelection
+from ui import page, safety, selection_bar, state, style
 
 name, con, info, sel = page.open_dataset(
     "Safety",
@@ -16,4 +17,7 @@ style.hero(
     "you picked: set a threshold per score, keep what passes, keep one image per duplicate "
     "group; the filters hold on every page and in Export.",
 )
-safety.draw(name, con, sel, info["rows"])
+try:  # a query past the time limit (backend.bounded): its message, not a crash
+    safety.draw(name, con, sel, info["rows"])
+except BadSelection as e:
+    selection_bar.stop_bad_filter(name, e)

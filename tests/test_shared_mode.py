@@ -158,3 +158,20 @@ def test_browse_says_so_when_a_page_of_rows_runs_past_the_limit(demo_ws: Path, m
     at = run("pages/1_Browse.py")
     assert any(bounded.too_slow(10) in e.value for e in at.error), [e.value for e in at.error]
     assert "bad-clear" in [b.key for b in at.button]
+
+
+@pytest.mark.parametrize(("page_file", "module"), [("pages/5_Safety.py", "ui.safety"),
+                                                   ("pages/4_Concepts.py", "ui.concepts")])
+def test_safety_and_concepts_say_so_when_a_query_runs_past_the_limit(
+    demo_ws: Path, monkeypatch, page_file: str, module: str
+) -> None:
+    import importlib
+
+    from backend.sqlguard import QueryTimeout
+
+    def too_slow(*a, **k):
+        raise QueryTimeout(bounded.too_slow(10))
+
+    monkeypatch.setattr(importlib.import_module(module), "draw", too_slow)
+    at = run(page_file)
+    assert any(bounded.too_slow(10) in e.value for e in at.error), [e.value for e in at.error]
