@@ -54,7 +54,7 @@ def add_parser(sub) -> None:
     t.add_argument("--scenes", type=int, default=None, help="training scenes to render")
     t.add_argument("--batch", type=int, default=None)
     t.add_argument("--lr", type=float, default=None)
-    t.add_argument("--threads", type=int, default=None, help="torch threads (default 2)")
+    t.add_argument("--threads", type=int, default=None, help="torch threads (default 1)")
     t.add_argument("--seed", type=int, default=0)
     t.set_defaults(func=cmd_train)
     e = verbs.add_parser("eval", help="shape/colour precision@10 etc. on held-out scenes")

@@ -35,13 +35,13 @@ class Settings:
     model: str = MODEL_NAME
     trunk: str = "effnet"  # "effnet": frozen packaged ImageNet trunk; "none": all from scratch
     scenes: int = 12_000
-    epochs: int = 30
+    epochs: int = 15
     batch: int = 120  # 10 groups of the 12 shapes
     lr: float = 2e-3
     weight_decay: float = 0.1
     warmup: int = 100
     seed: int = 0
-    threads: int = 2
+    threads: int = 1  # one thread: the same on any machine, and fast on a busy one
     grouped: bool = True  # batches of whole shape groups, no repeated truth (data.py)
     augment: bool = True  # (from scratch only) crop, flip, brightness
     prompt_mix: float = 0.3  # share of captions re-phrased with generic zero-shot templates
