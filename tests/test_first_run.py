@@ -433,3 +433,13 @@ def test_relocate_after_moving_the_source(workspace: Path, photo_folder: Path, t
     assert build_fingerprint("photos", workspace) == fingerprint  # same build: indexes hold
     m = read_manifest(paths.manifest_path("photos", workspace))
     assert m["source"] == str(moved) and m["relocated"][-1]["checked"] == 8
+
+
+def test_packaged_text_model_loads_without_a_progress_bar() -> None:
+    code = ("from backend.models import load_minilm\n"
+            "print(load_minilm('cpu').encode_texts(['a cat on a mat']).shape)\n")  # fmt: skip
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         cwd=Path(__file__).parent.parent, timeout=300)  # fmt: skip
+    assert out.returncode == 0 and "(1, 384)" in out.stdout, out.stderr
+    assert "Loading weights" not in out.stderr and "\r" not in out.stderr, out.stderr[-500:]
