@@ -218,7 +218,8 @@ def _record(name, root, vocab, plurals, images, executor, started, summary) -> N
     record = step_record(params, started, summary["seconds"], concepts=summary["concepts"],
                          rows=summary["rows"], hits=summary["hits"],
                          rows_with_concept=summary["rows_with_concept"],
-                         image_note=summary["image_note"], vocabs=list_vocabs(name, root))  # fmt: skip
+                         image_note=summary["image_note"],
+                         vocabs=list_vocabs(name, root))  # fmt: skip
     update_manifest(paths.manifest_path(name, root), "concepts", record)
 
 
