@@ -31,6 +31,7 @@ SCORER = {"profanity": "toxicity", "toxicity_or_profanity": "toxicity", "text_ov
           "clip_similarity": "clip", "dup_phash_group": "phash"}  # target -> the scorer behind it
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "scorers.md"
 BEGIN, END = "<!-- scorer-eval:begin -->", "<!-- scorer-eval:end -->"
+EXACT_MAX = 20_000  # rows up to which the semantic sweep compares all pairs
 PROB_GRID = tuple(round(x, 2) for x in np.arange(0.05, 1.0, 0.05))
 
 
@@ -61,6 +62,8 @@ TARGETS = (
     Target("phash", "duplicates", "pHash within {t} bits of another row", ("phash",),
            grid=(0, 2, 4, 6, 8, 10, 12), default=8),
     Target("dup_phash_group", "duplicates", "in a pHash group", ("dup_phash_group",)),
+    Target("semantic", "duplicates", "image cosine ≥ {t} to another row", ("_img_nearest",),
+           grid=(0.95, 0.97, 0.98, 0.99, 0.995, 0.998, 0.999), default=0.95),
     Target("dup_semantic_group", "duplicates", "in a semantic group", ("dup_semantic_group",)),
 )  # fmt: skip
 
@@ -97,9 +100,27 @@ def _nearest_bits(hashes: np.ndarray, most: int = 12) -> np.ndarray:
     return best
 
 
+def _nearest_cosine(name: str, root: Path | None, n: int) -> np.ndarray | None:
+    """Each row's highest image cosine to another row, from CLIP image vectors (exact, so only
+    for demo-sized data); None without CLIP vectors or past :data:`EXACT_MAX` rows."""
+    from backend.embed import describe, load_vectors
+
+    if not describe(name, root).get("cross_modal") or n > EXACT_MAX:
+        return None
+    x = np.asarray(load_vectors(name, "img", root), dtype=np.float32)
+    best = np.full(len(x), -1.0, dtype=np.float32)
+    for lo in range(0, len(x), 2048):
+        s = x[lo:lo + 2048] @ x.T
+        s[np.arange(len(s)), np.arange(lo, lo + len(s))] = -1  # not itself
+        best[lo:lo + 2048] = s.max(axis=1)
+    return best
+
+
 def _flags(t: Target, cols: dict[str, np.ndarray], thr: float) -> np.ndarray:
     if t.name == "phash":
         return cols["_phash_nearest"] <= thr
+    if t.name == "semantic":
+        return cols["_img_nearest"] >= thr
     if t.name == "toxicity_or_profanity":
         return (np.nan_to_num(cols["toxicity"], nan=0) > thr) | (cols["profanity"] > 0)
     v = cols[t.columns[0]]
@@ -177,6 +198,9 @@ def evaluate(name: str, root: Path | None = None) -> dict[str, Any]:
     for c in cols:
         if c.startswith("dup_"):
             cols[c] = np.nan_to_num(cols[c], nan=-1)
+    nearest = _nearest_cosine(name, root, len(keys))
+    if nearest is not None:
+        cols["_img_nearest"] = nearest
     from backend.manifest import read_manifest
     from backend.not_run import skipped
 
@@ -186,6 +210,7 @@ def evaluate(name: str, root: Path | None = None) -> dict[str, Any]:
     scorer_models = {k: v.get("model") for k, v in ran.items()}
     models = {t.name: scorer_models.get(SCORER.get(t.name, t.name)) for t in TARGETS}
     models["dup_semantic_group"] = steps.get("dedup", {}).get("semantic", {}).get("model")
+    models["semantic"] = steps.get("embed", {}).get("kinds", {}).get("img", {}).get("model")
     scores = {}
     for t in TARGETS:
         if not all(c in cols for c in t.columns):
