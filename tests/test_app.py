@@ -138,6 +138,9 @@ def test_build_demo_button_builds_and_activates_it(
     assert "### demo" in markdown_text(at)
     assert at.sidebar.selectbox[0].value == "demo"
     assert int(next(m.value for m in at.metric if m.label == "Rows").replace(",", "")) > 50
+    steps = next(m.value for m in at.markdown if "ts-steps" in m.value)
+    for step in ("ingest", "embed", "index", "map", "score", "concepts", "dedup"):
+        assert re.search(rf'class="ts-step done"[^>]*>✓ {step}<', steps), step  # every pill
 
 
 def test_browse_button_on_a_card_opens_that_dataset(photos: Path, many_folder: Path) -> None:
@@ -340,7 +343,9 @@ def test_detail_dialog_shows_caption_columns_and_source(photos: Path, photo_fold
     run_ok(at)
     text = markdown_text(at)
     assert '<div class="ts-caption-full">a cup of coffee on a saucer</div>' in text
-    assert f"image file <code>{photo_folder.resolve() / 'coffee.jpg'}</code>" in text
+    # outside the workspace: its last two parts, never the absolute server path (issue 16)
+    assert f"image file <code>…/{photo_folder.name}/coffee.jpg</code>" in text
+    assert str(photo_folder.resolve()) not in text
     assert "https://example.invalid/coffee.jpg" in text
     table = at.dataframe[0].value
     values = dict(zip(table["column"], table["value"], strict=True))

@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from backend import browse, media
-from ui import fmt, state
+from ui import fmt, shared, state
 from ui.style import esc, icon, safe_href
 
 THUMB_SIZE = 320  # longer side of grid thumbnails, in pixels (crisp on 2x screens)
@@ -213,7 +213,7 @@ def grid(
 
 
 def _source_html(row: dict[str, Any]) -> str:
-    storage, path = row.get("storage"), row.get("path")
+    storage, path = row.get("storage"), shared.show_path(row.get("path"))  # no server path
     if storage == "tar":
         off, size = row.get("byte_offset") or 0, row.get("byte_size") or 0
         return (
@@ -339,7 +339,8 @@ def _detail(name: str) -> None:
     table = pd.DataFrame(
         {
             "column": list(row),
-            "value": [None if v is None else str(v) for v in row.values()],
+            "value": [None if v is None else shared.show_path(v) if k == "path" else str(v)
+                      for k, v in row.items()],  # the path relative to the workspace
             "type": [types.get(k, "") for k in row],
         }
     )
