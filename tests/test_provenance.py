@@ -77,3 +77,15 @@ def test_safety_names_the_demo_clip_behind_its_scores() -> None:
         f"`clip_similarity` comes from the **{DEMO_CLIP_NOTE}**."
     )
     assert demo_clip_line({"kinds": {"img": {"model": REAL}}}, ["clip_similarity"]) is None
+
+
+def test_measured_figures_are_quoted_at_each_checks_own_threshold() -> None:
+    from ui import safety, safety_measured
+
+    for check in safety.CHECKS:
+        if check.column in safety_measured.CHECK_FIGURES:
+            _, t = safety_measured.CHECK_FIGURES[check.column]
+            assert f"{t:g}" in check.flagged, (check.flagged, t)
+    line = safety_measured.check_line(["toxicity", "clip_similarity"])
+    assert "`toxicity > 0.8 OR profanity > 0` precision 1.00, recall 1.00" in line
+    assert "`clip_similarity < 0.2` precision" in line  # the check's 0.2, not the best-F1 0.1

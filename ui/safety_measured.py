@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from backend import scorer_eval
 
-# the figures that belong to each check's rule (by the check's score column)
+# the figures of each check's rule and the threshold it flags at (by the check's column; a
+# test holds these equal to ui.safety.CHECKS)
 CHECK_FIGURES = {
-    "toxicity": "toxicity_or_profanity",
-    "nsfw": "nsfw",
-    "watermark": "watermark",
-    "text_overlay": "text_overlay",
-    "clip_similarity": "clip_similarity",
+    "toxicity": ("toxicity_or_profanity", 0.8),
+    "nsfw": ("nsfw", 0.5),
+    "watermark": ("watermark", 0.5),
+    "text_overlay": ("text_overlay", 0.02),
+    "clip_similarity": ("clip_similarity", 0.2),
 }
 
 
@@ -21,11 +22,13 @@ def check_line(columns: list[str]) -> str | None:
     parts = []
     figs = scorer_eval.measured().get("scores", {})
     for col in columns:
-        name = CHECK_FIGURES.get(col)
-        s = figs.get(name or "")
+        name, t = CHECK_FIGURES.get(col, ("", None))
+        s = figs.get(name)
         if not s or s.get("not_run") or s.get("note"):
             continue
-        c = s["chosen"]
+        c = next((c for c in s["curve"] if abs(c["t"] - t) < 1e-9), None)
+        if c is None:  # not measured at the check's threshold: say nothing rather than guess
+            continue
         p = "–" if c["precision"] is None else f"{c['precision']:.2f}"
         parts.append(f"`{s['rule'].format(t=c['t'])}` precision {p}, recall {c['recall']:.2f} "
                      f"({s['positives']} planted)")  # fmt: skip
