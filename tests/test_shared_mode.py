@@ -175,3 +175,15 @@ def test_safety_and_concepts_say_so_when_a_query_runs_past_the_limit(
     monkeypatch.setattr(importlib.import_module(module), "draw", too_slow)
     at = run(page_file)
     assert any(bounded.too_slow(10) in e.value for e in at.error), [e.value for e in at.error]
+
+
+def test_shared_concepts_page_names_the_command_of_the_choices(demo_ws: Path, monkeypatch) -> None:
+    monkeypatch.setenv(shared.SHARED_ENV, "0")
+    assert "w.concepts.run" in [b.key for b in run("pages/4_Concepts.py").button]
+    monkeypatch.setenv(shared.SHARED_ENV, "1")
+    at = run("pages/4_Concepts.py")
+    assert "w.concepts.run" not in [b.key for b in at.button]
+    assert "`python -m backend concepts demo --vocab imagenet`" in page_text(at)
+    at.radio(key="w.concepts.kind").set_value("Mined from captions").run()
+    at.toggle[0].set_value(False).run()  # fold plurals off
+    assert "`python -m backend concepts demo --vocab mined --no-plurals`" in page_text(at)

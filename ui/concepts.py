@@ -54,8 +54,12 @@ def run_form(name: str, con, expanded: bool) -> None:
         plurals = c2.toggle("Fold plurals", value=True, help="circle also counts circles")
         images = c3.toggle("Image side", value=False, help="tag images too: CLIP zero-shot, "
                            "else the packaged ImageNet model (ImageNet vocabulary only)")
-        if not shared.builds_allowed():
-            shared.cli_instead(f"python -m backend concepts {name} --vocab imagenet")
+        if not shared.builds_allowed():  # the command these choices make, to run on the server
+            vocab = {"ImageNet-1k classes": "imagenet", "Mined from captions": "mined"}.get(
+                kind, "FILE")
+            flags = (f" --vocab-name {vname}" if vname != default else "") + (
+                "" if plurals else " --no-plurals") + (" --images" if images else "")
+            shared.cli_instead(f"python -m backend concepts {name} --vocab {vocab}{flags}")
             return
         if not st.button("Count concepts", type="primary", icon=":material/play_arrow:",
                          key="w.concepts.run"):
