@@ -144,6 +144,10 @@ def test_browse_sql_box_says_when_a_filter_is_too_slow(
     at = _sql(at, "regexp_matches(repeat(caption, 160), '(a|e)+z')")
     errors = [e.value for e in at.error]
     assert any(bounded.too_slow(1.0) in e for e in errors), errors
+    # remembered by this session (not in the shared cache): the next rerun says it again
+    assert list(at.session_state["ts.sql_timeouts"].values()) == [bounded.too_slow(1.0)]
+    at.run()
+    assert any(bounded.too_slow(1.0) in e.value for e in at.error)
 
 
 def test_browse_says_so_when_a_page_of_rows_runs_past_the_limit(demo_ws: Path, monkeypatch) -> None:

@@ -213,7 +213,16 @@ def _sql_box(name: str, current: str) -> str:
         ).strip()
         if not text:
             return ""
-        err = _sql_error(name, text, str(state.store_file(name)), state.store_mtime(name))
+        from backend.sqlguard import QueryTimeout
+
+        # A timeout is remembered by this session only (a busy moment must not refuse the
+        # condition for every session, nor make each rerun of this one wait for it again).
+        slow = st.session_state.setdefault("ts.sql_timeouts", {})
+        key = (name, text, state.store_mtime(name))
+        try:
+            err = slow.get(key) or _sql_error(name, text, str(state.store_file(name)), key[2])
+        except QueryTimeout as e:
+            err = slow[key] = str(e)
         if err:
             st.error(err, icon=":material/error:")
             return ""
@@ -226,11 +235,13 @@ def _sql_error(name: str, text: str, store: str, mtime_ns: int) -> str | None:
     """Why the condition cannot run (parse check, then a timed count), or None; per store."""
     from backend import browse
     from backend.selection import BadSelection
-    from backend.sqlguard import check_where
+    from backend.sqlguard import QueryTimeout, check_where
 
     con = state.connection(name)
     try:
         check_where(text, browse.columns(con), con)
+    except QueryTimeout:
+        raise  # st.cache_data keeps no exception: the next run tries again
     except BadSelection as e:
         return str(e)
     return None
