@@ -500,12 +500,17 @@ def search(
     overrides the index's (1 for SQ8: pass 2 with vectors for exact cosine scores, which SQ8
     otherwise approximates to ~±0.005). ``cross_modal``: the queries come from the other
     tower (text queries on image vectors): an IVF index probes :data:`CROSS_MODAL_PROBE` times
-    more lists (the modality gap, measured in ``bench/search.py --modality-gap``). Missing slots are
+    more lists, and with ``vectors`` at least 2k candidates are re-ranked exactly. Measured in
+    ``bench/search.py --modality-gap`` (demo CLIP, 600k rows): text→image recall@10 0.972 at
+    nprobe, 1.000 with the re-rank (+0.01 ms); more lists matter where text sits farther from
+    its images (tests/test_index.py: 0.94 → 0.98). Missing slots are
     id -1, score -inf: drop them. Queries are L2-normalised here (on a copy). One query runs on
     one OpenMP thread (measured faster than two, and it leaves the other core free).
     """
     q = np.atleast_2d(np.array(queries, dtype=np.float32, order="C", copy=True))
     faiss.normalize_L2(q)
+    if cross_modal and vectors is not None:
+        k_factor = max(2, k_factor or int(_attached(index).get("params", {}).get("k_factor", 1)))
     if k <= 0:
         raise ValueError(f"k must be positive, got {k}")
     threads = faiss.omp_get_max_threads()

@@ -281,4 +281,7 @@ def test_text_queries_on_image_vectors_probe_more_lists(data, ivf):
     lists = vindex.CROSS_MODAL_PROBE * faiss.extract_index_ivf(ivf).nprobe
     _, raw = ivf.search(text, K, params=faiss.SearchParametersIVF(nprobe=lists))
     assert (raw == ids).all()  # exactly CROSS_MODAL_PROBE × nprobe lists, nothing else
+    scores, reranked = search(ivf, text, K, vectors=x, cross_modal=True)  # + exact re-rank
+    assert recall(reranked, truth) >= crossed
+    np.testing.assert_allclose(scores, np.take_along_axis(text @ x.T, reranked, 1), atol=1e-5)
     assert recall(search(ivf, q, K)[1], brute(x, q, K)[1]) >= 0.95  # image queries need no more
