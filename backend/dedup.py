@@ -362,6 +362,13 @@ def dedup(
     semantic = np.full(n, -1, dtype=np.int64)
     sem_model = None
     img_model = _image_model(name, root)
+    from backend.democlip import SEMANTIC_THRESHOLD as DEMO_THRESHOLD
+    from backend.democlip import is_demo_clip
+
+    if semantic_threshold is None and is_demo_clip(img_model):  # calibrated for that model
+        semantic_threshold = DEMO_THRESHOLD
+        notes.append(f"semantic threshold {DEMO_THRESHOLD}: calibrated for the demo CLIP, whose "
+                     "distinct scenes of one shape and colour reach cosine 0.99")  # fmt: skip
     if semantic_threshold is None and img_model and not img_model.startswith("open_clip"):
         # Measured on the demo: with the packaged ImageNet model, unrelated generated scenes
         # reach cosine 0.99, so no default threshold separates duplicates from look-alikes.
