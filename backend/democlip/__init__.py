@@ -71,7 +71,8 @@ def for_demo(
     try:
         load_clip()
     except ModelUnavailable as e:
-        note = (f"real CLIP weights did not load ({str(e)[:200]}); the demo is embedded with the "
-                f"{DEMO_CLIP_NOTE}.")  # fmt: skip
+        note = (f"real CLIP weights did not load, so the demo is embedded with the "
+                f"{DEMO_CLIP_NOTE}. For real weights pass --clip-model/--clip-pretrained (cached "
+                f"once online) or --clip-checkpoint PATH. Why: {e}")  # fmt: skip
         return MODEL_NAME, None, str(CHECKPOINT), note
     return None, None, None, None
