@@ -101,7 +101,10 @@ except (VectorIndexError, KeywordIndexMissing, ModelUnavailable, FileNotFoundErr
     search.problem(str(e), setup=True)
     st.stop()
 
-within = None if sel.is_empty() else browse.count(con, sel)
+try:
+    within = None if sel.is_empty() else browse.count(con, sel)
+except BadSelection as e:  # a filter that ran past its time limit (backend.bounded)
+    selection_bar.stop_bad_filter(name, e)
 with st.container(horizontal=True, vertical_alignment="center", gap="small"):
     st.markdown(
         search.summary_html(

@@ -61,5 +61,8 @@ with left:
     if clusters:
         view.cluster_picker(name, clusters, sel)
 with right:
-    view.side_panel(name, sel, info["rows"])
+    try:
+        view.side_panel(name, sel, info["rows"])
+    except BadSelection as e:  # a filter that ran past its time limit (backend.bounded)
+        st.error(f"This filter cannot be applied: {e}", icon=":material/filter_alt_off:")
 cards.maybe_open_detail(name)

@@ -351,3 +351,21 @@ def test_demo_map_labels_do_not_collide_frame_and_legend(mapped: Path) -> None:
     biggest = sorted(clusters, key=lambda d: -d["size"])[:MAX_LEGEND]
     assert [t.name.split(" · ")[0] for t in keys] == [str(d["cluster"]) for d in biggest]
     assert fig.layout.legend.title.text == "Colour: cluster" and fig.layout.showlegend
+
+
+def test_a_filter_past_its_time_limit_in_the_side_panel_says_so(
+    mapped: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A query after the map's own (the side panel's rows) that runs past the limit ends in the
+    limit's message on the page, not in Streamlit's traceback box."""
+    from backend.sqlguard import QueryTimeout
+    from ui import mapview
+
+    def slow(*_a, **_k):
+        raise QueryTimeout("this filter took longer than 10 s; narrow it")
+
+    monkeypatch.setattr(mapview, "side_panel", slow)
+    at = map_page()
+    at.run()
+    assert not at.exception, at.exception
+    assert any("took longer than 10 s" in e.value for e in at.error), [e.value for e in at.error]
