@@ -52,14 +52,23 @@ Progress = Callable[[str, int, int], None]
 # Groups ------------------------------------------------------------------------------------
 
 
-def leader_groups(n: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-    """Group id per row (-1 when unique) from similar pairs, leader clustering in row order."""
+def leader_groups(
+    n: int, i: np.ndarray, j: np.ndarray, order: np.ndarray | None = None
+) -> np.ndarray:
+    """Group id per row (-1 when unique) from similar pairs, by leader clustering: rows are
+    taken in ``order`` (default: row order); one not yet grouped leads and takes its neighbours
+    not yet grouped. Every member is similar to its leader (groups never chain); the id is the
+    leader's row."""
     group = np.full(n, -1, dtype=np.int64)
     if len(i) == 0:
         return group
-    a, b = np.minimum(i, j), np.maximum(i, j)
-    order = np.lexsort((b, a))
-    a, b = a[order], b[order]
+    rank = np.arange(n)
+    if order is not None:
+        rank[order] = np.arange(n)
+    first = rank[i] <= rank[j]
+    a, b = np.where(first, i, j), np.where(first, j, i)
+    pairs = np.lexsort((rank[b], rank[a]))
+    a, b = a[pairs], b[pairs]
     for x, y in zip(a.tolist(), b.tolist(), strict=True):
         if group[x] == -1:
             group[x] = x
@@ -190,8 +199,11 @@ def phash_groups(
 ) -> tuple[np.ndarray, str]:
     """Group id per row (-1 when unique) from the rows' pHashes, and how pairs were found.
 
-    Distinct hashes are clustered (leader clustering in the order of each hash's lowest row),
-    then every row takes its hash's group; rows sharing a hash are always together."""
+    Distinct hashes are clustered by leader clustering, the hash with the most neighbours
+    leading first (ties: the lowest row): a re-upload's neighbours are its original's, so the
+    original leads and a copy that lies near it but far from another copy is not left out, as it
+    would be if the first copy in row order led. Every row then takes its hash's group (rows
+    sharing a hash are always together); a group's id is its lowest row."""
     h = np.ascontiguousarray(hashes).view(np.uint64)
     uniq, inverse = np.unique(h, return_inverse=True)
     first_row = np.full(len(uniq), np.iinfo(np.int64).max)
@@ -207,9 +219,12 @@ def phash_groups(
         tables = tables_for(len(uniq))
         a, b = _unique_pairs(uniq, threshold, tables)
         method = f"banding: {tables} tables x {BANDS} bands of 16 bits"
-    g_u = leader_groups(len(uniq), a, b)
+    degree = np.bincount(np.concatenate([a, b]), minlength=len(uniq))
+    g_u = leader_groups(len(uniq), a, b, order=np.lexsort((first_row, -degree)))
     lead = np.where(g_u >= 0, g_u, np.arange(len(uniq)))  # each hash's leading distinct hash
-    rep = first_row[lead[inverse]]
+    lowest = np.full(len(uniq), np.iinfo(np.int64).max)
+    np.minimum.at(lowest, lead, first_row)
+    rep = lowest[lead[inverse]]
     size = np.bincount(lead[inverse], minlength=len(uniq))
     group = np.full(n, -1, dtype=np.int64)
     dup = size[lead[inverse]] > 1

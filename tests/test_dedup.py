@@ -61,17 +61,33 @@ def test_every_planted_exact_duplicate_is_found(deduped):
 
 
 def test_planted_near_duplicates_are_found_at_the_default_threshold(deduped):
+    """Every planted copy whose pHash lies within the threshold of its original's is grouped
+    with it (however the other copies fall), and pHash itself sees nearly all of them: on this
+    fixture one centre crop of a plain circle on a flat background moves 16 of 64 bits."""
     _, truth, by_key, _, rec = deduped
     found = total = 0
     for g in truth["near_duplicates"]:
         orig = by_key[g["original"]]
         for k in g["variants"]:
             total += 1
-            found += orig["dup_phash_group"] is not None and (
+            together = orig["dup_phash_group"] is not None and (
                 by_key[k]["dup_phash_group"] == orig["dup_phash_group"]
             )
-    assert total >= 10 and found / total >= 0.95, (found, total)
+            near = hamming(np.array([orig["phash"]]), np.array([by_key[k]["phash"]]))[0]
+            assert together or near > PHASH_THRESHOLD, (g["original"], k, int(near))
+            found += together
+    assert total >= 10 and found / total >= 0.9, (found, total)
     assert rec["params"]["phash_threshold"] == PHASH_THRESHOLD
+
+
+def test_phash_groups_let_the_best_connected_hash_lead():
+    # copies 0 and 1 each lie near the original 2 but not near each other; 0 comes first in
+    # row order, yet the original leads, so both copies join it (id: the lowest row, 0)
+    h = np.array([0b1111, 0b1111 << 8, 0b1111 | (0b1111 << 8)], dtype=np.uint64).view(np.int64)
+    g, _ = phash_groups(3, np.arange(3), h, threshold=4)
+    assert g.tolist() == [0, 0, 0]
+    g_row_order = leader_groups(3, np.array([0, 1]), np.array([2, 2]))
+    assert g_row_order.tolist() == [0, -1, 0]  # what row order alone would have done
 
 
 def test_group_ids_are_the_lowest_row_and_is_dup_rep_keeps_one_per_group(deduped):
