@@ -110,7 +110,8 @@ def test_browse_renders_thumbnails_and_detail(app_url: str, page) -> None:
     caption = dialog.locator(".ts-caption-full")
     assert caption.inner_text() == PHOTOS["astronaut"]
     assert dialog.locator("img").evaluate("i => i.naturalWidth") > 0
-    assert "ALL 19 COLUMNS" in dialog.inner_text().upper()
+    # 19 of ingest's own columns plus domain and tld, derived from the sidecar URL
+    assert "ALL 21 COLUMNS" in dialog.inner_text().upper()
     dialog.get_by_role("button", name="Next").click()
     page.wait_for_function(
         """c => document.querySelector('[role="dialog"] .ts-caption-full')?.innerText === c""",
