@@ -102,6 +102,10 @@ def test_filter_lasso_save_export_counts_match(mapped: Path) -> None:
         page.locator('[class*="st-key-w-export-subset"] input').click()
         page.get_by_role("option", name="journey", exact=True).click()
         wait_idle(page)
+        # the picker starts on the newest background export's format: ask for Parquet
+        page.locator('[class*="st-key-w-export-fmt"] input').click()
+        page.get_by_role("option", name="Parquet", exact=True).click()
+        wait_idle(page)
         page.get_by_role("button", name="Prepare download").click()
         button = page.get_by_role("button", name=re.compile(r"^Download .* rows\)$"))
         button.wait_for()
