@@ -21,7 +21,14 @@ from backend import paths
 from backend.embedding_sets import same_model
 from backend.executor import Executor, Unit
 from backend.manifest import now, read_manifest, update_manifest, versions, write_json_atomic
-from backend.models import Encoder, ModelUnavailable, load_clip, load_effnet, load_minilm
+from backend.models import (
+    Encoder,
+    ModelUnavailable,
+    checkpoint_sha256,
+    load_clip,
+    load_effnet,
+    load_minilm,
+)
 from backend.store import connect
 
 KINDS = ("img", "text")
@@ -234,6 +241,7 @@ def embed(
         for kind in fresh:
             if clip_checkpoint and encoders[kind].id == "clip":
                 kinds[kind]["checkpoint"] = str(Path(clip_checkpoint).resolve())
+                kinds[kind]["checkpoint_sha256"] = checkpoint_sha256(clip_checkpoint)
     finally:
         con.close()
     record = {

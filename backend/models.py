@@ -185,6 +185,20 @@ def _short(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def checkpoint_sha256(path: str | Path) -> str:
+    """The sha256 of a weights file, so vectors can name exactly the checkpoint that made them
+    (cached per path, size and mtime: a user's ViT-L checkpoint is ~1 GB)."""
+    st = Path(path).stat()
+    return _sha256_of(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
+
+
+@lru_cache(maxsize=16)
+def _sha256_of(path: str, size: int, mtime_ns: int) -> str:
+    from backend.export.run import sha256_file
+
+    return sha256_file(Path(path))
+
+
 def load_clip(
     model: str = DEFAULT_CLIP[0],
     pretrained: str | None = DEFAULT_CLIP[1],

@@ -21,7 +21,14 @@ from backend import index as vindex
 from backend.embed import describe, load_vectors, vector_shards
 from backend.executor import Executor
 from backend.manifest import now, update_manifest
-from backend.models import Encoder, ModelUnavailable, load_clip, load_effnet, load_minilm
+from backend.models import (
+    Encoder,
+    ModelUnavailable,
+    checkpoint_sha256,
+    load_clip,
+    load_effnet,
+    load_minilm,
+)
 from backend.selection import Selection
 from backend.store import cursor
 
@@ -146,6 +153,22 @@ def encoder_for(model_name: str, checkpoint: str | None = None) -> Encoder:
     if model_name.startswith("efficientnet-lite0"):
         return load_effnet()
     raise ModelUnavailable(f"no encoder for {model_name!r} (embeddings given by the source?)")
+
+
+def same_checkpoint(name: str, info: dict[str, Any]) -> None:
+    """Refuse to encode a query with a CLIP checkpoint other than the one that made the stored
+    vectors (a retrained or replaced file at the same path): its vectors would not match them."""
+    want, path = info.get("checkpoint_sha256"), info.get("checkpoint")
+    if not (want and path and Path(path).is_file()):
+        return  # recorded before digests were kept, or missing (loading says so)
+    got = checkpoint_sha256(path)
+    if got != want:
+        raise SearchError(
+            f"the CLIP checkpoint {Path(path).name} changed since {name}'s vectors were made "
+            f"(sha256 {want[:12]}… then, {got[:12]}… now), so queries would not match them: "
+            f"re-embed with `python -m backend embed {name} --rebuild --clip-checkpoint "
+            f"{Path(path).name}`, or put the original file back"
+        )
 
 
 @dataclass
@@ -289,6 +312,7 @@ class Searcher:
                 + (self.embed.get("clip_unavailable") or "this dataset's embeddings are not CLIP.")
                 + " Searching caption meaning instead."
             )
+        same_checkpoint(self.name, kinds[kind])
         try:
             enc = encoder_for(kinds[kind]["model"], kinds[kind].get("checkpoint"))
             if kind == "img" and not enc.cross_modal:
@@ -318,6 +342,7 @@ class Searcher:
         info = self.embed.get("kinds", {}).get("img")
         if not info:
             raise SearchError(f"no image embeddings: run `python -m backend embed {self.name}`")
+        same_checkpoint(self.name, info)
         try:
             enc = encoder_for(info["model"], info.get("checkpoint"))
         except ModelUnavailable as e:

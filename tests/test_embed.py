@@ -6,6 +6,7 @@ and refusal to mix models, never semantics); semantics with the models that whee
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 
@@ -15,8 +16,10 @@ import skimage.data
 
 from backend import embed as embed_mod
 from backend import models
+from backend.cli import main
 from backend.embed import ModelMismatch, embed, load_vectors
 from backend.ingest import build
+from backend.search import SearchError
 from backend.store import connect
 
 
@@ -197,3 +200,15 @@ def test_clip_from_checkpoint_serves_text_to_image_search(
     build_indexes("ck")
     res = Searcher("ck").text("a cat", k=5)
     assert res.space.startswith("images (CLIP") and len(res.hits) == 5 and not res.notes
+    digest = hashlib.sha256(ckpt.read_bytes()).hexdigest()
+    assert record["kinds"]["img"]["checkpoint_sha256"] == digest
+
+    # the file replaced by other weights: its queries would not match the stored vectors
+    torch.manual_seed(1)
+    other = models.load_clip("tiny-test-clip", pretrained=None, device="cpu")
+    torch.save(other.model.state_dict(), ckpt)
+    photo = (photo_folder / "coffee.jpg").read_bytes()
+    for ask in (lambda s: s.text("a cat", k=5), lambda s: s.image(photo, k=5)):
+        with pytest.raises(SearchError, match=r"clip\.pt changed since ck's vectors were made"):
+            ask(Searcher("ck"))
+    assert main(["search", "ck", "--text", "a cat"]) == 2  # one line, no traceback
