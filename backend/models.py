@@ -192,6 +192,21 @@ def checkpoint_sha256(path: str | Path) -> str:
     return _sha256_of(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
 
 
+def checkpoint_changed(name: str, info: dict[str, Any]) -> str | None:
+    """Why a query must not be encoded with the checkpoint an embedding record names (the file
+    at that path is no longer the one that made the dataset's vectors), or None when it may."""
+    want, path = info.get("checkpoint_sha256"), info.get("checkpoint")
+    if not (want and path and Path(path).is_file()):
+        return None  # recorded before digests were kept, or missing (loading says so)
+    got = checkpoint_sha256(path)
+    if got == want:
+        return None
+    return (f"the CLIP checkpoint {Path(path).name} changed since {name}'s vectors were made "
+            f"(sha256 {want[:12]}… then, {got[:12]}… now), so queries would not match them: "
+            f"re-embed with `python -m backend embed {name} --rebuild --clip-checkpoint "
+            f"{Path(path).name}`, or put the original file back")  # fmt: skip
+
+
 @lru_cache(maxsize=16)
 def _sha256_of(path: str, size: int, mtime_ns: int) -> str:
     from backend.export.run import sha256_file

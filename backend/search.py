@@ -24,7 +24,7 @@ from backend.manifest import now, update_manifest
 from backend.models import (
     Encoder,
     ModelUnavailable,
-    checkpoint_sha256,
+    checkpoint_changed,
     load_clip,
     load_effnet,
     load_minilm,
@@ -157,18 +157,9 @@ def encoder_for(model_name: str, checkpoint: str | None = None) -> Encoder:
 
 def same_checkpoint(name: str, info: dict[str, Any]) -> None:
     """Refuse to encode a query with a CLIP checkpoint other than the one that made the stored
-    vectors (a retrained or replaced file at the same path): its vectors would not match them."""
-    want, path = info.get("checkpoint_sha256"), info.get("checkpoint")
-    if not (want and path and Path(path).is_file()):
-        return  # recorded before digests were kept, or missing (loading says so)
-    got = checkpoint_sha256(path)
-    if got != want:
-        raise SearchError(
-            f"the CLIP checkpoint {Path(path).name} changed since {name}'s vectors were made "
-            f"(sha256 {want[:12]}… then, {got[:12]}… now), so queries would not match them: "
-            f"re-embed with `python -m backend embed {name} --rebuild --clip-checkpoint "
-            f"{Path(path).name}`, or put the original file back"
-        )
+    vectors (a retrained or replaced file at the same path)."""
+    if why := checkpoint_changed(name, info):
+        raise SearchError(why)
 
 
 @dataclass

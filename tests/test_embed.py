@@ -212,3 +212,4 @@ def test_clip_from_checkpoint_serves_text_to_image_search(
         with pytest.raises(SearchError, match=r"clip\.pt changed since ck's vectors were made"):
             ask(Searcher("ck"))
     assert main(["search", "ck", "--text", "a cat"]) == 2  # one line, no traceback
+    assert "changed since" in models.checkpoint_changed("ck", record["kinds"]["img"])  # concepts

@@ -84,7 +84,7 @@ def clip_hits(
     cosine is within ``margin`` of its best. Raises ModelUnavailable (with why) when the
     dataset has no CLIP image vectors or the CLIP weights cannot be loaded."""
     from backend.embed import describe, load_vectors
-    from backend.models import ModelUnavailable, load_clip
+    from backend.models import ModelUnavailable, checkpoint_changed, load_clip
 
     info = describe(name, root).get("kinds", {}).get("img", {})
     model = str(info.get("model", ""))
@@ -92,6 +92,8 @@ def clip_hits(
         raise ModelUnavailable("no CLIP image vectors: run `python -m backend embed NAME` with "
                                "CLIP weights available (offline they are not)")  # fmt: skip
     arch, tag = model.removeprefix("open_clip:").split("/", 1)
+    if why := checkpoint_changed(name, info):
+        raise ModelUnavailable(why)
     enc = load_clip(arch, tag, checkpoint=info.get("checkpoint"))
     prompts = templates()
     text = np.stack([
