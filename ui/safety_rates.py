@@ -52,6 +52,28 @@ def _frame(rows: list[tuple], kind: str, thresholds: list[tuple[Score, float]]) 
     return df
 
 
+def _by_column(
+    con: duckdb.DuckDBPyConnection,
+    sel: Selection,
+    thresholds: list[tuple[Score, float]],
+    column: str,
+    top: int | None = None,
+) -> list[tuple]:
+    """(value, rows, removed share per threshold…) per value of ``column`` in the selection,
+    the ``top`` biggest when given (then biggest first); none when the column is absent."""
+    cols = columns(con)
+    if column not in cols:
+        return []
+    where, params = sel.where(cols)
+    agg, more = _aggregates(thresholds)
+    limit = "" if top is None else " ORDER BY rows DESC, g LIMIT ?"
+    return con.execute(
+        f"SELECT {quote_ident(column)} AS g, {agg} FROM samples "
+        f"WHERE ({where}) AND {quote_ident(column)} IS NOT NULL GROUP BY g{limit}",
+        [*more, *params, *([] if top is None else [top])],
+    ).fetchall()
+
+
 def cluster_rates(
     con: duckdb.DuckDBPyConnection,
     sel: Selection,
@@ -60,16 +82,7 @@ def cluster_rates(
 ) -> pd.DataFrame:
     """One row per cluster present in the selection: "label (#id)", rows, share removed by
     each (score, threshold). Empty when the dataset has no map."""
-    cols = columns(con)
-    if CLUSTER not in cols:
-        return _frame([], "cluster", thresholds)
-    where, params = sel.where(cols)
-    agg, more = _aggregates(thresholds)
-    got = con.execute(
-        f"SELECT {quote_ident(CLUSTER)} AS g, {agg} FROM samples "
-        f"WHERE ({where}) AND {quote_ident(CLUSTER)} IS NOT NULL GROUP BY g",
-        [*more, *params],
-    ).fetchall()
+    got = _by_column(con, sel, thresholds, CLUSTER)
     rows = [(f"{labels.get(int(g), 'cluster')} (#{int(g)})", *rest) for g, *rest in got]
     return _frame(rows, "cluster", thresholds)
 
@@ -82,17 +95,7 @@ def domain_rates(
 ) -> pd.DataFrame:
     """One row per domain among the ``top`` biggest of the selection (the URL's registered
     domain, derived at ingest). Empty when the dataset has no URLs, or one domain only."""
-    cols = columns(con)
-    if DOMAIN not in cols:
-        return _frame([], "domain", thresholds)
-    where, params = sel.where(cols)
-    agg, more = _aggregates(thresholds)
-    got = con.execute(
-        f"SELECT {quote_ident(DOMAIN)} AS g, {agg} FROM samples "
-        f"WHERE ({where}) AND {quote_ident(DOMAIN)} IS NOT NULL GROUP BY g "
-        "ORDER BY rows DESC, g LIMIT ?",
-        [*more, *params, top],
-    ).fetchall()
+    got = _by_column(con, sel, thresholds, DOMAIN, top)
     rows = [tuple(r) for r in got] if len(got) > 1 else []  # one domain: nothing to compare
     return _frame(rows, "domain", thresholds)
 
