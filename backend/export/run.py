@@ -195,6 +195,9 @@ def export(
             "created_at": now(),
             "seconds": round(seconds, 3),
         }
+        from backend.impact import for_export  # the recipe's filter impact, beside it
+
+        manifest["impact"] = for_export(p.con, name, root, p.where, p.params)
         write_json_atomic(tmp / MANIFEST, manifest)
     except BaseException:
         if fmt != "webdataset":  # a WebDataset export keeps its finished shards to resume
