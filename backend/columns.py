@@ -1,7 +1,9 @@
 """Derived per-row columns (map coordinates, clusters, scores, concepts) joined into the store.
 
 Steps after ingest compute one value per row and want it queryable like any other column, by
-every filter, sort and export. The store is never modified in place: a new store file is
+every filter, sort and export. A parquet-backed store (``samples`` a view over shards) gets
+per-shard column files joined into the view (:mod:`backend.column_files`), never a copy of
+its rows. Otherwise the store is never modified in place: a new store file is
 written with ``samples`` = the current rows plus the new columns (replacing same-named ones),
 then swapped in exactly as a build is, so a failed step leaves the current store untouched and
 a running app sees the new columns on its next connect. A lock keeps two steps from racing.
@@ -20,7 +22,7 @@ import pyarrow as pa
 
 from backend import paths
 from backend.selection import quote_ident
-from backend.store import StoreMissing, connect, swap_in
+from backend.store import StoreMissing, connect, parquet_parts, swap_in
 
 RESERVED = ("row_id", "key", "caption", "url", "shard", "storage", "path", "byte_offset",
             "byte_size", "src_row")  # fmt: skip
@@ -58,6 +60,10 @@ def add_columns(name: str, table: pa.Table, root: Path | None = None) -> list[st
         raise StoreMissing(f"dataset {name!r} is not built")
     ds_dir = paths.dataset_dir(name, root)
     tmp = ds_dir / f".columns-{os.getpid()}.duckdb"
+    if parquet_parts(name, root):
+        with store_lock(name, root):
+            _add_column_files(name, table, root, ds_dir, tmp)
+        return new_cols
     with store_lock(name, root):
         for stale in ds_dir.glob(".columns-*.duckdb*"):  # a killed rewrite's copy (and WAL):
             stale.unlink(missing_ok=True)  # no live one can exist while we hold the lock
@@ -80,11 +86,7 @@ def add_columns(name: str, table: pa.Table, root: Path | None = None) -> list[st
                 raise BadColumns(
                     f"{stray} row id(s) outside the store's 0..{n_rows - 1} and {dupes} repeated"
                 )
-            for tname in ("rejects", "build_manifest"):
-                small = old.sql(f"SELECT * FROM {tname}").to_arrow_table()
-                new.register("src", small)
-                new.execute(f"CREATE TABLE {tname} AS SELECT * FROM src")
-                new.unregister("src")
+            _copy_small_tables(old, new)
             reader = old.cursor().sql(
                 f"SELECT {', '.join(quote_ident(c) for c in keep)} FROM samples ORDER BY row_id"
             ).to_arrow_reader(100_000)
@@ -105,3 +107,42 @@ def add_columns(name: str, table: pa.Table, root: Path | None = None) -> list[st
         new.close()
         swap_in(tmp, ds_dir)
     return new_cols
+
+
+def _copy_small_tables(old: duckdb.DuckDBPyConnection, new: duckdb.DuckDBPyConnection) -> None:
+    for tname in ("rejects", "build_manifest"):
+        small = old.sql(f"SELECT * FROM {tname}").to_arrow_table()
+        new.register("src", small)
+        new.execute(f"CREATE TABLE {tname} AS SELECT * FROM src")
+        new.unregister("src")
+
+
+def _add_column_files(name: str, table: pa.Table, root: Path | None, ds_dir: Path,
+                      tmp: Path) -> None:  # fmt: skip
+    """The parquet-backed path: one column file per shard, then a new store whose ``samples``
+    view joins them (swapped in like any store), then the set list; nothing copies the rows."""
+    from backend import column_files as cf
+
+    parts = parquet_parts(name, root)
+    try:
+        new_set = cf.write_set(name, root, parts, table)
+    except cf.StrayRows as e:
+        raise BadColumns(str(e)) from None
+    sets = cf.merged_sets(cf.read_sets(name, root), new_set)
+    tmp.unlink(missing_ok=True)
+    old = connect(name, root)
+    new = duckdb.connect(str(tmp))
+    try:
+        _copy_small_tables(old, new)
+        cf.create_view(new, name, root, parts, sets)
+        new.execute("CHECKPOINT")
+    except BaseException:
+        new.close()
+        tmp.unlink(missing_ok=True)
+        cf.drop(cf.folder(name, root) / new_set["set"])
+        raise
+    finally:
+        old.close()
+    new.close()
+    swap_in(tmp, ds_dir)
+    cf.commit(name, root, sets)

@@ -48,10 +48,12 @@ def connect(name: str, root: Path | None = None) -> duckdb.DuckDBPyConnection:
     # Every query on a store runs under DuckDB's memory_limit (backend.bounded: a setting).
     memory = {"memory_limit": bounded_limits().memory}
     if parts:  # ``samples`` is a view over the dataset's own parquet shards (backend.synth)
+        from backend.column_files import all_files  # and the columns steps added per shard
+
         con = duckdb.connect(
             str(path.resolve()), read_only=True, config={**_NO_EXTENSIONS, **memory}
         )
-        _lock_down(con, parts)
+        _lock_down(con, parts + all_files(name, root))
         return con
     return duckdb.connect(
         str(path.resolve()),  # each build has its own file: see swap_in
