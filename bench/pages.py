@@ -11,9 +11,9 @@ is timed from the click or Enter until the rerun it caused has ended (the app's
 ``data-test-script-state`` went running → notRunning, seen by a MutationObserver) and what it
 shows is there (thumbnails loaded, the dialog's caption, the plotted map); an "open" is a fresh
 page load of that page's address (a new tab of one browser context: a new Streamlit session
-with the browser's cache warm, as a returning user has it) until the same. Repeats avoid the server's caches where a
-user would miss them too: each "next page" reaches a page not seen before, each filter and
-query uses other words, each detail another row.
+with the browser's cache warm, as a returning user has it) until the same. Repeats avoid the
+server's caches where a user would miss them too: each "next page" reaches a page not seen
+before, each filter and query uses other words, each detail another row.
 
 Sizes: the demo (``--home``/``--dataset``; built with ``python -m backend demo`` when missing)
 and ``--rows N`` synthetic parquet-backed datasets (``backend.synth``, generated or reused by
@@ -65,8 +65,8 @@ WATCH_JS = """() => { const a = document.querySelector('[data-testid="stApp"]');
         else if (window.__ts.running && s === 'notRunning') window.__ts.done = performance.now();
     }).observe(a, {attributes: true, attributeFilter: ['data-test-script-state']}); }"""
 RERUN_DONE_JS = "() => !!window.__ts && window.__ts.done !== null"
-THUMBS_JS = """() => { const i = Array.from(document.querySelectorAll('[class*="st-key-card-"] img'));
-    return i.every(x => x.complete); }"""
+THUMBS_JS = """() => Array.from(document.querySelectorAll('[class*="st-key-card-"] img'))
+    .every(x => x.complete)"""
 CARDS_JS = """() => document.querySelectorAll('[class*="st-key-card-"]').length > 0
     && Array.from(document.querySelectorAll('[class*="st-key-card-"] img'))
         .every(x => x.complete)"""
@@ -201,8 +201,10 @@ def actions(url: str, q: str, kind: str, searchable: bool) -> dict[str, Callable
         box = page.get_by_label("Query", exact=True)
         text = MEANING[i % len(MEANING)]
         box.fill(text)
-        done = ("() => Array.from(document.querySelectorAll('.ts-count')).some(c => "
-                f"c.innerText.includes({json.dumps(f'for “{text}” from')})) && ({THUMBS_JS})()")
+        done = (
+            "() => Array.from(document.querySelectorAll('.ts-count')).some(c => "
+            f"c.innerText.includes({json.dumps(f'for “{text}” from')})) && ({THUMBS_JS})()"
+        )
         return interact(page, lambda: box.press("Enter"), done)
 
     return {
@@ -260,7 +262,8 @@ def run_bare(browser, repeats: int) -> dict[str, Any]:
                 page = ctx.new_page()
                 try:
                     o = open_page(page, url, button)
-                    c = interact(page, lambda: page.locator(".st-key-go button").click(), button)
+                    go = page.locator(".st-key-go button")
+                    c = interact(page, go.click, button)
                 finally:
                     page.close()
                 if i:
