@@ -506,6 +506,9 @@ def parser() -> argparse.ArgumentParser:
     from backend.relocate import add_parser as add_relocate_parser
 
     add_relocate_parser(sub)
+    from backend.mixture_cli import add_parser as add_mixture_parser
+
+    add_mixture_parser(sub)
     return p
 
 

@@ -198,6 +198,10 @@ def export(
         from backend.impact import for_export  # the recipe's filter impact, beside it
 
         manifest["impact"] = for_export(p.con, name, root, p.where, p.params)
+        from backend.mixture import record_of  # a subset drawn as a cluster mixture: its recipe
+
+        if (mix := record_of(name, p.recipe.get("subset"), root)) is not None:
+            manifest["mixture"] = mix
         write_json_atomic(tmp / MANIFEST, manifest)
     except BaseException:
         if fmt != "webdataset":  # a WebDataset export keeps its finished shards to resume
