@@ -506,9 +506,15 @@ def parser() -> argparse.ArgumentParser:
     from backend.relocate import add_parser as add_relocate_parser
 
     add_relocate_parser(sub)
+    from backend.contamination.command import add_parser as add_contamination_parser
+
+    add_contamination_parser(sub)
     from backend.mixture_cli import add_parser as add_mixture_parser
 
     add_mixture_parser(sub)
+    from backend.audits_cli import add_parser as add_audits_parser
+
+    add_audits_parser(sub)  # linkrot, blocklist
     return p
 
 
