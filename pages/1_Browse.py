@@ -6,9 +6,8 @@ import math
 
 import streamlit as st
 
-from backend import browse
 from backend.selection import BadSelection
-from ui import cards, page, selection_bar, shared, state, style
+from ui import cards, memo, page, selection_bar, shared, state, style
 
 PAGE_SIZES = (24, 48, 96)
 GRID_COLUMNS = (4, 5, 6)
@@ -47,7 +46,7 @@ with tools, st.container(horizontal=True, horizontal_alignment="right", gap="med
 limit, ncols = int(ss[SIZE]), int(ss[COLS])
 
 try:
-    matched = browse.count(con, sel)
+    matched = memo.count(name, con, sel)  # cached: a rerun that changed nothing runs no query
 except BadSelection as e:
     selection_bar.stop_bad_filter(name, e)
 
@@ -72,12 +71,12 @@ if matched == 0:
 
 cur = state.cursor()
 try:  # a sort can make a page slower than its count: the time limit's message, not a crash
-    rows = browse.page(con, sel, after=cur.get("after", -1), before=cur.get("before"),
-                       limit=limit)  # fmt: skip
+    rows = memo.page(name, con, sel, after=cur.get("after", -1), before=cur.get("before"),
+                     limit=limit)  # fmt: skip
     if not rows or ("before" in cur and len(rows) < limit):
         # Back at the start (or the store changed under the cursor): show the first page.
         state.reset_cursor()
-        rows = browse.page(con, sel, limit=limit)
+        rows = memo.page(name, con, sel, limit=limit)
 except BadSelection as e:
     selection_bar.stop_bad_filter(name, e)
 

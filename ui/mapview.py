@@ -11,9 +11,9 @@ from typing import Any
 import plotly.graph_objects as go
 import streamlit as st
 
-from backend import browse, mapview, paths
+from backend import mapview, paths
 from backend.selection import BadSelection, Selection
-from ui import cards, fmt, selection_bar, shared, state, style
+from ui import cards, fmt, memo, selection_bar, shared, state, style
 from ui.map_figure import CONTEXT, LABELS, POINTS, figure
 
 CHART = "map-chart"  # the chart widget's key
@@ -257,7 +257,7 @@ def sampled_note(pts: mapview.MapPoints) -> None:
 def side_panel(name: str, sel: Selection, total_rows: int) -> None:
     """The selection's count, its words, and a grid of its thumbnails."""
     con = state.connection(name)
-    matched = browse.count(con, sel)
+    matched = memo.count(name, con, sel)
     store, mtime = str(state.store_file(name)), state.store_mtime(name)
     st.markdown(selection_bar.count_html(matched, total_rows), unsafe_allow_html=True)
     if not mapview.marks(sel):
@@ -279,7 +279,7 @@ def side_panel(name: str, sel: Selection, total_rows: int) -> None:
         terms = _terms(store, mtime, _key(sel), sel, name)
         if terms:
             st.markdown(terms_html(terms), unsafe_allow_html=True)
-    rows = browse.page(con, sel, limit=GRID_ROWS)
+    rows = memo.page(name, con, sel, limit=GRID_ROWS)
     cards.grid(name, rows, GRID_COLS)
 
 

@@ -170,7 +170,10 @@ def flagged_view(name: str, con: duckdb.DuckDBPyConnection, sel: Selection,
     labels = [c.label for c in checks]
     choice = st.segmented_control("Show", labels, default=labels[0], key="w.safety_check")
     check = next((c for c in checks if c.label == choice), checks[0])
-    rows = worst(con, sel, check)
+    from ui import memo
+
+    key = f"{memo.selection_key(sel)}|{check.column}|{check.flagged}|{check.order}"
+    rows = memo.memo(name, "safety.worst", key, lambda: worst(con, sel, check))
     if not rows:
         st.success(f"No row in the selection is flagged: {check.help}.", icon=":material/check:")
         return
@@ -182,7 +185,7 @@ def flagged_view(name: str, con: duckdb.DuckDBPyConnection, sel: Selection,
 def draw(name: str, con: duckdb.DuckDBPyConnection, sel: Selection, total_rows: int) -> None:
     from ui import safety_view
 
-    cols = columns(con)
+    cols = state.facts(name)["columns"]  # cached per store version (columns(con) is not)
     cat = safety_view.catalog(name)
     checks = available(cols, cat)
     if not checks:
@@ -190,7 +193,10 @@ def draw(name: str, con: duckdb.DuckDBPyConnection, sel: Selection, total_rows: 
         return
     if selection_bar.live(name, con, total_rows, sel) is None:
         return
-    total, flagged = counts(con, sel, checks)
+    from ui import memo
+
+    key = memo.selection_key(sel) + "|" + "|".join(f"{c.label}:{c.flagged}" for c in checks)
+    total, flagged = memo.memo(name, "safety.counts", key, lambda: counts(con, sel, checks))
     metrics = st.columns(len(checks))
     for col, c in zip(metrics, checks, strict=True):
         share = f"{flagged[c.label] / total:.1%}" if total else "–"

@@ -93,11 +93,11 @@ def render(name: str, sel: Selection) -> None:
 def live(name: str, con, total: int, sel: Selection) -> int | None:
     """The live row count and the chips in one row; None (with the reason shown) when the
     Selection cannot be applied."""
-    from backend import browse
     from backend.selection import BadSelection
+    from ui import memo
 
     try:
-        matched: int | None = browse.count(con, sel)
+        matched: int | None = memo.count(name, con, sel)
     except BadSelection as e:
         st.error(f"This selection cannot be applied: {e}", icon=":material/filter_alt_off:")
         matched = None

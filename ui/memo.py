@@ -1,0 +1,74 @@
+"""Query results kept across reruns and sessions while the build and the Selection stay the same.
+
+Streamlit reruns the whole page script on every click, so a count or a page of rows over every
+row would run again for a click that changed nothing it depends on. Each result here is cached
+under the dataset's build stamp (store file and version, manifest version: a build step that
+writes columns changes one of them) and a digest of the resolved Selection (its recipe plus the
+row ids its keywords and subsets resolved to), so a changed filter, subset or build misses the
+cache and nothing stale is shown. Errors (a filter past its time limit) are not cached.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import numpy as np
+import streamlit as st
+
+from backend import browse
+from backend.selection import Selection
+from ui import state
+
+T = TypeVar("T")
+
+
+def build_stamp(name: str) -> str:
+    """Which build of ``name`` is on disk: the store file, its version and the manifest's."""
+    return f"{state.store_file(name)}|{state.store_mtime(name)}|{state.manifest_mtime(name)}"
+
+
+def _ids_digest(h: Any, ids: Any) -> None:
+    h.update(b"|" if ids is None else np.asarray(ids, dtype=np.int64).tobytes() + b";")
+
+
+def selection_key(sel: Selection) -> str:
+    """A digest of everything that decides which rows ``sel`` matches (and their order)."""
+    h = hashlib.sha1(json.dumps(sel.to_dict(), sort_keys=True, default=str).encode())
+    _ids_digest(h, sel.keyword_ids)
+    for subset, ids in sorted((sel.subset_ids or {}).items()):
+        h.update(subset.encode())
+        _ids_digest(h, ids)
+    return h.hexdigest()
+
+
+@st.cache_data(max_entries=512, show_spinner=False)
+def _memo(stamp: str, what: str, key: str, _compute: Callable[[], Any]) -> Any:
+    return _compute()
+
+
+def memo(name: str, what: str, key: str, compute: Callable[[], T]) -> T:
+    """``compute()`` once per (build of ``name``, ``what``, ``key``); ``what`` names the query
+    and ``key`` must hold everything else its result depends on."""
+    return _memo(build_stamp(name), what, key, compute)
+
+
+def count(name: str, con: Any, sel: Selection) -> int:
+    """How many rows match ``sel`` (cached)."""
+    return memo(name, "count", selection_key(sel), lambda: browse.count(con, sel))
+
+
+def page(
+    name: str,
+    con: Any,
+    sel: Selection,
+    after: int = -1,
+    before: int | None = None,
+    limit: int = 48,
+) -> list[dict[str, Any]]:
+    """One page of ``sel``'s rows (cached per cursor and page size)."""
+    key = f"{selection_key(sel)}|{after}|{before}|{limit}"
+    return memo(name, "page", key, lambda: browse.page(con, sel, after=after, before=before,
+                                                       limit=limit))  # fmt: skip
