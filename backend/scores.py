@@ -16,7 +16,7 @@ from typing import Any
 from backend.profiles import MEANING
 
 COMPUTED_SUFFIX = "_computed"
-NOT_SCORES = {"phash", "ocr_text"}  # scorer columns that are not a number to threshold
+NOT_SCORES = {"phash", "ocr_text", "language"}  # scorer columns that are not a number to threshold
 
 
 def shipped(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:

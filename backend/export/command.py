@@ -18,6 +18,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     what.add_argument("--where", help="an SQL condition over the samples columns")
     what.add_argument("--selection", help="a Selection recipe as JSON (as a manifest holds)")
     what.add_argument("--all", action="store_true", help="every row")
+    what.add_argument("--baseline", help="a DataComp baseline by its DataComp name, e.g. "
+                      "basic_filter, clip_score_l14_30_percent, laion2b, text_based, or A+B "
+                      "(README: DataComp baselines)")  # fmt: skip
     x.add_argument("--format", required=True, choices=FORMATS)
     x.add_argument("--out", required=True,
                    help="a plain name under <dataset>/exports/, or an absolute folder")  # fmt: skip
@@ -32,6 +35,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def _selection(args: argparse.Namespace):
     from backend.selection import Selection
 
+    if getattr(args, "baseline", None):
+        from backend.baselines import for_dataset
+
+        args.baseline_spec = for_dataset(args.name, args.baseline)  # refuses in one line
+        return args.baseline_spec.selection
     if args.where is not None:
         try:
             return Selection(sql=args.where)
@@ -82,6 +90,8 @@ def run(args: argparse.Namespace) -> int:
         raise
     finally:
         bar.close()
+    if getattr(args, "baseline_spec", None) is not None:
+        _record_baseline(result.manifest, args.baseline_spec)
     summary = {"count": result.count, "out": str(result.out), "manifest": str(result.manifest),
                "seconds": round(result.seconds, 3), "skipped": result.skipped,
                "files": result.files, "notes": result.notes}  # fmt: skip
@@ -95,3 +105,15 @@ def run(args: argparse.Namespace) -> int:
         for note in result.notes:
             print(f"note: {note}")
     return 0
+
+
+def _record_baseline(manifest: Path, spec) -> None:
+    """Name the DataComp baseline (and how it is approximate here) in the export's manifest."""
+    from backend.manifest import read_manifest, write_json_atomic
+
+    data = read_manifest(manifest)
+    data["baseline"] = {"name": spec.name, "notes": spec.notes, "columns": spec.columns,
+                        "rules": "mlfoundations/datacomp baselines/apply_filter.py"}  # fmt: skip
+    write_json_atomic(manifest, data)
+    for note in spec.notes:
+        print(f"baseline {spec.name}: {note}")

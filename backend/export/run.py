@@ -105,16 +105,21 @@ def _schema(p: Plan, cols: list[str]) -> pa.Schema:
 
 
 def _write_uids(p: Plan, tmp: Path, tick) -> tuple[list[dict], int]:
-    if "uid" not in p.columns:
+    # a DataComp metadata parquet built directly keeps its uid as the row key
+    col = "uid" if "uid" in p.columns else "key" if "key" in p.columns else None
+    if col is None:
         raise ExportError(
             f"{p.name!r} has no uid column: a DataComp uid list needs the 128-bit hex `uid` "
             "field DataComp's metadata carries; use the parquet or urls format instead"
         )
     parts = []
-    for b in p.batches(["uid"]):
+    for b in p.batches([col]):
         try:
             parts.append(uids_to_array(b.column(0).to_pylist()))
         except BadUid as e:
+            if col == "key":
+                raise ExportError(f"{p.name!r} has no uid column and its keys are not DataComp "
+                                  f"uids ({e}); use the parquet or urls format") from e  # fmt: skip
             raise ExportError(f"cannot write a uid list: {e}") from e
         tick(b.num_rows)
     arr = np.unique(np.concatenate(parts)) if parts else uids_to_array([])
