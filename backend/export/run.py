@@ -207,6 +207,10 @@ def export(
 
         if (mix := record_of(name, p.recipe.get("subset"), root)) is not None:
             manifest["mixture"] = mix
+        from backend.blocklists import manifest_entry  # the removal log as of this export
+
+        if (log := manifest_entry(name, root, p.recipe, p.row_ids)) is not None:
+            manifest["removal_log"] = log
         write_json_atomic(tmp / MANIFEST, manifest)
     except BaseException:
         if fmt != "webdataset":  # a WebDataset export keeps its finished shards to resume

@@ -1,0 +1,143 @@
+"""Blocklists and opt-outs on real photos: each list flags exactly the planted rows, listed rows
+leave the Selection through the ``blocklisted`` subset, and every application is logged and
+referenced by the export manifests made after it."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import write_photo_folder
+from PIL import Image
+
+from backend import blocklists
+from backend.blocklists import BlocklistError
+from backend.cli import main
+from backend.export.run import export
+from backend.ingest import build
+from backend.safety.phash import phash64
+from backend.selection import Selection
+from backend.store import connect
+from backend.subsets import resolve, select_ids
+
+URLS = {  # photo -> its URL (the rest keep conftest's https://example.invalid/<name>.jpg)
+    "rocket": "https://cdn.optout.example.com/r.jpg",
+    "coins": "https://optout.example.com/c.jpg?size=2",
+    "camera": "https://optout.example.com.evil.org/cam.jpg",  # not under optout.example.com
+}
+
+
+@pytest.fixture
+def photos(workspace: Path, tmp_path: Path) -> tuple[str, Path, dict[str, int]]:
+    """The eight conftest photos with three planted URLs, built and pHashed; name -> row id."""
+    src = tmp_path / "photos"
+    write_photo_folder(src)
+    for name, url in URLS.items():
+        (src / f"{name}.json").write_text(json.dumps({"url": url}))
+    build("photos", src, "folder", root=workspace, workers=1)
+    from backend.safety.run import score
+
+    score("photos", ["phash"], root=workspace)
+    con = connect("photos", workspace)
+    rows = con.execute("SELECT row_id, path FROM samples").fetchall()
+    con.close()
+    return "photos", src, {Path(p).stem: int(r) for r, p in rows}
+
+
+def _write(path: Path, lines: list[str]) -> Path:
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _flagged(name: str, root: Path, lst: str) -> set[int]:
+    t = blocklists.flagged(name, root)
+    return {r["row_id"] for r in t.to_pylist() if r["list"] == lst}
+
+
+def test_each_kind_flags_exactly_the_planted_rows(photos, workspace: Path, tmp_path: Path):
+    name, src, ids = photos
+    sha = [hashlib.sha256((src / f"{n}.jpg").read_bytes()).hexdigest()
+           for n in ("coffee", "chelsea")]  # fmt: skip
+    lists = {
+        "sha": ("sha256", ["# child-safety list, sha256", sha[0].upper(), f"{sha[1]}, reported",
+                           "0" * 64]),  # fmt: skip
+        "md5": ("md5", [hashlib.md5((src / "astronaut.jpg").read_bytes()).hexdigest(), "f" * 32]),
+        "urls": ("url", ["HTTPS://Example.INVALID/hubble_deep_field.jpg#top",
+                         "https://example.invalid/not-in-pool.jpg"]),  # fmt: skip
+        "optout": ("domain", ["optout.example.com", "nowhere.example.net"]),
+    }
+    # a pHash list entry made from a perturbed copy: resized to 60%, re-encoded at quality 70
+    img = Image.open(src / "immunohistochemistry.jpg")
+    buf = io.BytesIO()
+    img.resize((img.width * 3 // 5, img.height * 3 // 5)).save(buf, "JPEG", quality=70)
+    near = np.array(phash64(buf.getvalue()), dtype=np.int64).view(np.uint64)
+    lists["ph"] = ("phash", [f"{int(near):016x}"])
+    want = {"sha": {"coffee", "chelsea"}, "md5": {"astronaut"}, "urls": {"hubble_deep_field"},
+            "optout": {"rocket", "coins"}, "ph": {"immunohistochemistry"}}  # fmt: skip
+    for lst, (kind, lines) in lists.items():
+        rec = blocklists.add(name, _write(tmp_path / f"{lst}.txt", lines), kind, who="tester",
+                             root=workspace)  # fmt: skip
+        assert _flagged(name, workspace, lst) == {ids[n] for n in want[lst]}, lst
+        assert rec["rows"] == len(want[lst]) and rec["who"] == "tester"
+    assert blocklists.flagged(name, workspace).to_pylist()[0].keys() >= {"row_id", "list", "entry"}
+    # the subset holds the union; "none of blocklisted" leaves exactly the other rows
+    every = {ids[n] for w in want.values() for n in w}
+    sel = resolve(name, Selection(subsets_none=[blocklists.SUBSET]), workspace)
+    assert set(select_ids(name, sel, workspace).tolist()) == set(ids.values()) - every
+    log = blocklists.read_log(name, workspace)
+    assert [(e["list"], e["rows"], e["who"]) for e in log] == [
+        (lst, len(want[lst]), "tester") for lst in lists]
+    assert log[-1]["rows_blocklisted"] == len(every) == 7 and all(e["at"] for e in log)
+
+
+def test_export_manifest_references_the_removal_log(photos, workspace: Path, tmp_path: Path):
+    name, src, ids = photos
+    before = export(name, fmt="parquet", out="before", root=workspace)
+    assert "removal_log" not in json.loads(before.manifest.read_text())
+    sha = hashlib.sha256((src / "coins.jpg").read_bytes()).hexdigest()
+    blocklists.add(name, _write(tmp_path / "l.txt", [sha]), "sha256", root=workspace)
+    clean = export(name, selection=Selection(subsets_none=[blocklists.SUBSET]), fmt="parquet",
+                   out="clean", root=workspace)  # fmt: skip
+    everything = export(name, fmt="parquet", out="all", root=workspace)
+    got = json.loads(clean.manifest.read_text())["removal_log"]
+    log_bytes = (workspace / name / blocklists.LOG).read_bytes()
+    assert got["sha256"] == hashlib.sha256(log_bytes).hexdigest() and got["lines"] == 1
+    assert (got["blocklisted_excluded"], got["blocklisted_rows_exported"]) == (True, 0)
+    assert clean.count == 7
+    full = json.loads(everything.manifest.read_text())["removal_log"]
+    assert (full["blocklisted_excluded"], full["blocklisted_rows_exported"]) == (False, 1)
+
+
+def test_malformed_lists_name_their_lines(tmp_path: Path):
+    bad = _write(tmp_path / "bad.txt", ["# header", "a" * 64, "not-a-hash", "", "b" * 63])
+    with pytest.raises(BlocklistError, match=r"2 malformed line\(s\).*line\(s\) 3, 5 "):
+        blocklists.parse(bad, "sha256")
+    for kind, line in (("phash", "xyz"), ("url", "ftp://x/y.jpg"), ("domain", "https://a.com/"),
+                       ("md5", "0" * 31)):  # fmt: skip
+        with pytest.raises(BlocklistError, match="line 1"):
+            blocklists.parse(_write(tmp_path / f"{kind}.txt", [line]), kind)
+    with pytest.raises(BlocklistError, match="no sha256 entries"):
+        blocklists.parse(_write(tmp_path / "empty.txt", ["# nothing"]), "sha256")
+
+
+def test_cli_blocklist(photos, workspace: Path, tmp_path: Path, capsys):
+    name, src, ids = photos
+    bad = _write(tmp_path / "bad.txt", ["c" * 64, "oops"])
+    assert main(["blocklist", name, "--add", str(bad), "--kind", "sha256"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "line(s) 2" in err
+    assert not (workspace / name / blocklists.LOG).exists()  # nothing applied, nothing logged
+    sha = hashlib.sha256((src / "rocket.jpg").read_bytes()).hexdigest()
+    good = _write(tmp_path / "ok.txt", [sha])
+    assert main(["blocklist", name, "--add", str(good), "--kind", "sha256", "--list-name",
+                 "ngo-2026", "--who", "Ana", "--json"]) == 0  # fmt: skip
+    rec = json.loads(capsys.readouterr().out)
+    assert (rec["list"], rec["rows"], rec["who"]) == ("ngo-2026", 1, "Ana")
+    assert main(["blocklist", name]) == 0
+    assert "ngo-2026" in capsys.readouterr().out
+    assert main(["blocklist", name, "--add", str(good), "--kind", "url", "--threshold", "3"]) == 2
+    assert "phash lists only" in capsys.readouterr().err
