@@ -311,7 +311,8 @@ def draw(name: str, con, sel: Selection) -> None:
         st.error(f"Cannot read the result set {vocab!r}: {e}", icon=":material/error:")
         return
     metrics(res)
-    tail, tab, cov, bal = st.tabs(["Long tail", "Concepts", "Coverage", "Balance (MetaCLIP)"])
+    tail, tab, cov, bal, zs = st.tabs(["Long tail", "Concepts", "Coverage", "Balance (MetaCLIP)",
+                                       "Zero-shot trend"])  # fmt: skip
     with tail:
         st.plotly_chart(long_tail_figure(res), key="tail-plot")
         if note := res.summary.get("image_note"):
@@ -333,3 +334,7 @@ def draw(name: str, con, sel: Selection) -> None:
         coverage_tab(res)
     with bal:
         balance_tab(name, res)
+    with zs:
+        from ui import trend
+
+        trend.tab(res)

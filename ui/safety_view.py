@@ -148,6 +148,20 @@ def threshold_view(name: str, con, sel: Selection) -> None:
                        blurred=blur, ranked=False, key=f"tsgrid-{side}")  # fmt: skip
         else:
             st.caption("No row of the selection on this side.")
+    _impact(name, con, sel, score, t, {int(r["row_id"]) for r in kept + dropped})
+
+
+def _impact(name: str, con, sel: Selection, score: Score, t: float, shown: set[int]) -> None:
+    """What the threshold removes, group by group (:mod:`ui.impact`), as the slider moves."""
+    from ui import impact
+
+    st.markdown("##### :material/balance: Impact of this threshold")
+    if not st.toggle("Show the impact by concept, cluster, domain and score", value=True,
+                     key="w.safety.impact"):  # fmt: skip
+        return
+    impact.draw(name, con, sel, safety_scores.keep(sel, score, t), key="safety-impact",
+                what=f"the selection with `{score.column} {score.op} {t:g}`",
+                against="the selection without it", shown=shown)  # fmt: skip
 
 
 # -- rates per cluster and concept ---------------------------------------------------------------

@@ -42,6 +42,8 @@ SEARCH_PAGE = "pages/2_Search.py"
 MAP_PAGE = "pages/3_Map.py"
 CONCEPTS_PAGE = "pages/4_Concepts.py"
 SAFETY_PAGE = "pages/5_Safety.py"
+IMPACT_PAGE = "pages/6_Impact.py"
+MIXTURE_PAGE = "pages/7_Mixtures.py"
 SUBSETS_PAGE = "pages/8_Subsets.py"
 EXPORT_PAGE = "pages/9_Export.py"
 NAV = (
@@ -51,6 +53,8 @@ NAV = (
     (MAP_PAGE, "Map", ":material/scatter_plot:"),
     (CONCEPTS_PAGE, "Concepts", ":material/hub:"),
     (SAFETY_PAGE, "Safety", ":material/shield:"),
+    (IMPACT_PAGE, "Impact", ":material/balance:"),
+    (MIXTURE_PAGE, "Mixtures", ":material/tune:"),
     (SUBSETS_PAGE, "Subsets", ":material/bookmarks:"),
     (EXPORT_PAGE, "Export", ":material/download:"),
 )
