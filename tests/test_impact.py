@@ -163,3 +163,24 @@ def test_export_manifest_records_impact(tiny: Path) -> None:
     assert flagged == {("cluster", "cluster (#3)"): 0.8, ("concept", "fox"): 0.8}
     assert man["recipe"]["selection"]["ranges"] == {"toxicity": [None, 0.5]}
     assert np.isclose(man["impact"]["removal_rate"], 11 / 40)
+
+
+def test_impact_page_shows_the_planted_flag(tiny: Path, monkeypatch) -> None:
+    """The Impact page on the current Selection: its counts and the flagged cluster are the
+    planted ones; the flagged group's gallery lists its removed rows."""
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("TAILSCOPE_HOME", str(tiny))
+    at = AppTest.from_file(str(Path(__file__).parent.parent / "pages/6_Impact.py"),
+                           default_timeout=60)  # fmt: skip
+    at.session_state["ts.selections"] = {"tiny": KEEP}
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    got = {m.label: m.value for m in at.metric}
+    assert (got["Base rows"], got["Kept"], got["Removed overall"]) == ("40", "29", "27.5%")
+    assert got["Groups over-removed"] == "2"  # cluster #3 and "fox" (no score catalog here)
+    flags = at.selectbox(key="w.impact.flag")
+    assert flags.options[0].startswith("cluster: cluster (#3)")
+    text = " ".join(m.value for m in at.markdown)
+    assert "Removed** · 8 of 10 rows" in text and "Kept** · 2 of 10 rows" in text
+    assert any("caption language: not run" in c.value for c in at.caption)
