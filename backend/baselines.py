@@ -11,12 +11,16 @@ Each rule follows ``baselines/apply_filter.py`` of mlfoundations/datacomp:
 - ``clip_score_{b32,l14}_{T}_threshold``: score >= T (``0.28``, or ``28`` meaning 0.28).
 - ``laion2b``: English and B/32 score >= 0.28 (``laion`` is accepted for it).
 - ``text_based``: English and a caption word names an ImageNet-21k synset (:mod:`backend.synsets`).
+- ``image_based``: image vectors in a k-means cluster that ImageNet lands in
+  (:mod:`backend.baselines_image`); ``image_based_intersect_clip_score_{b32,l14}_{N}_percent``
+  (and ``_threshold``) is it AND that CLIP-score rule, as DataComp's intersection baseline.
 - ``A+B``: rows both keep (e.g. ``basic_filter+clip_score_l14_30_percent``).
 
-Each compiles to Selection parts (``values``, ``ranges``, ``sql``; ``text_based``'s word test to
-``row_ids``), so it shows in the Selection bar, saves as a subset and exports like any filter.
-Where this is not exactly DataComp, :attr:`Baseline.notes` says so (language ID for ``laion2b``;
-the word test of ``text_based``; a CLIP score computed by another model). A baseline whose
+Each compiles to Selection parts (``values``, ``ranges``, ``sql``; ``text_based``'s word test and
+``image_based`` to ``row_ids``), so it shows in the Selection bar, saves as a subset and
+exports like any filter. Where this is not exactly DataComp, :attr:`Baseline.notes` says so
+(language ID for ``laion2b``; the word test of ``text_based``; ``image_based``'s targets and
+centroids; a CLIP score computed by another model). A baseline whose
 column is missing is refused with one line naming the command that makes it.
 """
 
@@ -42,6 +46,7 @@ SHOWN = ("no_filter", "basic_filter", "laion2b", "clip_score_b32_30_percent",
          "clip_score_l14_30_percent", "clip_score_l14_0.3_threshold", "text_based",
          "basic_filter+clip_score_l14_30_percent")  # fmt: skip
 _CLIP = re.compile(r"^clip_score_(b32|l14)_(\d+(?:\.\d+)?)_(percent|threshold)$")
+_IMAGE_CLIP = "image_based_intersect_"
 
 
 class BaselineUnavailable(ValueError):
@@ -128,8 +133,19 @@ def _text_based(con: Any, cols: dict[str, str], dataset: str, notes: list[str]) 
                    row_ids_label="caption names an ImageNet-21k synset")
 
 
+def _image_based(con: Any, cols: dict[str, str], dataset: str, notes: list[str],
+                 opts: dict[str, Any]) -> Selection:  # fmt: skip
+    from backend.baselines_image import image_based_ids
+
+    _english(cols, dataset)  # its caption filter reads the language column
+    ids = image_based_ids(con, dataset, opts.get("root"), notes, opts.get("targets"),
+                          opts.get("clusters"))  # fmt: skip
+    return Selection(row_ids=tuple(int(i) for i in ids),
+                     row_ids_label="image in a cluster ImageNet lands in")  # fmt: skip
+
+
 def _one(con: Any, cols: dict[str, str], dataset: str, name: str, notes: list[str],
-         catalog: dict[str, dict]) -> Selection:  # fmt: skip
+         catalog: dict[str, dict], opts: dict[str, Any]) -> Selection:  # fmt: skip
     if name == "no_filter":
         return Selection()
     if name == "basic_filter":
@@ -142,12 +158,19 @@ def _one(con: Any, cols: dict[str, str], dataset: str, name: str, notes: list[st
         return replace(_english(cols, dataset), ranges={col: (LAION_THRESHOLD, None)})
     if name == "text_based":
         return _text_based(con, cols, dataset, notes)
+    if name == "image_based":
+        return _image_based(con, cols, dataset, notes, opts)
+    if name.startswith(_IMAGE_CLIP) and _CLIP.match(name.removeprefix(_IMAGE_CLIP)):
+        clip = _clip(con, cols, dataset, _CLIP.match(name.removeprefix(_IMAGE_CLIP)), notes,
+                     catalog)  # fmt: skip
+        return intersect(_image_based(con, cols, dataset, notes, opts), clip)
     m = _CLIP.match(name)
     if m:
         return _clip(con, cols, dataset, m, notes, catalog)
     raise BaselineUnavailable(
         f"unknown baseline {name!r}: choose no_filter, basic_filter, laion2b, text_based, "
-        "clip_score_{b32,l14}_{N}_percent, clip_score_{b32,l14}_{T}_threshold, or A+B")
+        "image_based, clip_score_{b32,l14}_{N}_percent, clip_score_{b32,l14}_{T}_threshold, "
+        "image_based_intersect_clip_score_{b32,l14}_{N}_percent, or A+B")
 
 
 def intersect(a: Selection, b: Selection) -> Selection:
@@ -170,12 +193,13 @@ def intersect(a: Selection, b: Selection) -> Selection:
     return replace(a, ranges=ranges, values=values, sql=sql, row_ids=ids, row_ids_label=label)
 
 
-def compile_baseline(con: Any, dataset: str, name: str,
-                     catalog: dict[str, dict] | None = None) -> Baseline:  # fmt: skip
+def compile_baseline(con: Any, dataset: str, name: str, catalog: dict[str, dict] | None = None,
+                     **opts: Any) -> Baseline:  # fmt: skip
     """Baseline ``name`` (``A+B`` for an intersection) as a Selection over ``con``'s store.
 
     ``catalog``: the dataset's score provenance (:func:`backend.scores.catalog`), so a CLIP
-    score made by another model than DataComp's is said in the notes."""
+    score made by another model than DataComp's is said in the notes. ``opts`` of
+    ``image_based``: ``root``, ``targets`` (ImageNet embeddings file), ``clusters``."""
     from backend.browse import columns
 
     cols = columns(con)
@@ -183,14 +207,14 @@ def compile_baseline(con: Any, dataset: str, name: str,
     parts = [p.strip() for p in name.split("+") if p.strip()]
     if not parts:
         raise BaselineUnavailable("name a baseline, e.g. basic_filter")
-    sel = _one(con, cols, dataset, parts[0], notes, catalog or {})
+    sel = _one(con, cols, dataset, parts[0], notes, catalog or {}, opts)
     for p in parts[1:]:
-        sel = intersect(sel, _one(con, cols, dataset, p, notes, catalog or {}))
+        sel = intersect(sel, _one(con, cols, dataset, p, notes, catalog or {}, opts))
     read = [*sel.ranges, *sel.values] + (["caption", "width", "height"] if sel.sql else [])
     return Baseline("+".join(parts), sel, notes, list(dict.fromkeys(read)))
 
 
-def for_dataset(dataset: str, name: str, root: Any = None) -> Baseline:
+def for_dataset(dataset: str, name: str, root: Any = None, **opts: Any) -> Baseline:
     """:func:`compile_baseline` on dataset ``dataset``'s store, with its score provenance."""
     from backend import paths
     from backend.browse import columns
@@ -201,6 +225,6 @@ def for_dataset(dataset: str, name: str, root: Any = None) -> Baseline:
     con = connect(dataset, root)
     try:
         cat = catalog(read_manifest(paths.manifest_path(dataset, root)), columns(con))
-        return compile_baseline(con, dataset, name, cat)
+        return compile_baseline(con, dataset, name, cat, root=root, **opts)
     finally:
         con.close()

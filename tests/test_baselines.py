@@ -203,3 +203,51 @@ def test_missing_column_is_refused_in_one_line(tmp_path, workspace, capsys):
     assert main(["export", "l", "--baseline", "nonsense", "--format", "uids",
                  "--out", str(tmp_path / "o")]) == 2  # fmt: skip
     assert "unknown baseline 'nonsense'" in capsys.readouterr().err
+
+
+# -- image_based on shipped vectors with planted concepts -------------------------------------
+
+
+@pytest.fixture(scope="module")
+def vec_pool(tmp_path_factory) -> dict:
+    """One DataComp shard with ``l14_img`` vectors near 8 concept directions (row i shows
+    concept i % 8), built as ``dv`` with the language scorer run."""
+    from tests.pool_fixtures_vectors import datacomp_pool
+
+    home = tmp_path_factory.mktemp("dv_ws")
+    truth = datacomp_pool(home / "src", shards=1, rows=160, twins=0)
+    build("dv", home / "src", root=home, workers=1)
+    score("dv", ["language"], root=home)
+    return {"home": home, "truth": truth, "df": pd.read_parquet(truth["paths"][0][0])}
+
+
+def test_image_based_keeps_the_clusters_imagenet_lands_in(vec_pool, tmp_path, monkeypatch):
+    """Targets: the images of concepts 1 and 4 (stand-ins for ImageNet's training images of two
+    classes). With one centroid per ~3 rows every cluster is one concept, so DataComp's rule
+    keeps exactly the caption-filtered rows of concepts 1 and 4."""
+    truth, df = vec_pool["truth"], vec_pool["df"]
+    concept = np.asarray(truth["concept_of"])
+    targets = tmp_path / "in1k.npy"
+    np.save(targets, truth["sets"]["l14_img"][np.isin(concept, [1, 4])])
+    monkeypatch.setenv("TAILSCOPE_HOME", str(vec_pool["home"]))
+    out = tmp_path / "ib"
+    assert main(["export", "dv", "--baseline", "image_based", "--image-targets", str(targets),
+                 "--clusters", "48", "--format", "uids", "--out", str(out)]) == 0  # fmt: skip
+    tokens = df.text.apply(lambda x: len([t for t in x.replace("\t", " ").split(" ") if t]))
+    caption_ok = (_fasttext_lang(df.text) == "en") & (tokens > 1) & (df.text.apply(len) > 5)
+    want = _uids(df[caption_ok & np.isin(concept, [1, 4])])
+    assert 0 < len(want) < caption_ok.sum()
+    assert np.load(out / "uids.npy").tolist() == want.tolist()
+
+
+def test_image_based_targets_of_another_model_are_refused(vec_pool, tmp_path, monkeypatch,
+                                                         capsys):  # fmt: skip
+    """Targets must come from the model of the image vectors: a 512-d file against L/14's 768
+    is one line, before any clustering. (Without targets the vectors' text tower is loaded:
+    offline that is refused in one line too, but building ViT-L/14 to find out takes ~14 s.)"""
+    monkeypatch.setenv("TAILSCOPE_HOME", str(vec_pool["home"]))
+    np.save(tmp_path / "b32.npy", vec_pool["truth"]["sets"]["b32_img"][:10])
+    assert main(["export", "dv", "--baseline", "image_based", "--image-targets",
+                 str(tmp_path / "b32.npy"), "--format", "uids", "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "error: targets have shape (10, 512); the image vectors have dimension 768"

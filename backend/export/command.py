@@ -21,6 +21,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     what.add_argument("--baseline", help="a DataComp baseline by its DataComp name, e.g. "
                       "basic_filter, clip_score_l14_30_percent, laion2b, text_based, or A+B "
                       "(README: DataComp baselines)")  # fmt: skip
+    x.add_argument("--image-targets", type=Path, help="image_based: ImageNet-1k image "
+                   "embeddings (.npy, or DataComp's in1k_clip_vit_l14_*.pt) by the model of "
+                   "the dataset's image vectors (default: its text tower on the class names)")
+    x.add_argument("--clusters", type=int, help="image_based: k-means centroids "
+                   "(default: one per 128 caption-filtered rows, as DataComp)")
     x.add_argument("--format", required=True, choices=FORMATS)
     x.add_argument("--out", required=True,
                    help="a plain name under <dataset>/exports/, or an absolute folder")  # fmt: skip
@@ -38,7 +43,8 @@ def _selection(args: argparse.Namespace):
     if getattr(args, "baseline", None):
         from backend.baselines import for_dataset
 
-        args.baseline_spec = for_dataset(args.name, args.baseline)  # refuses in one line
+        args.baseline_spec = for_dataset(args.name, args.baseline, targets=args.image_targets,
+                                         clusters=args.clusters)  # refuses in one line
         return args.baseline_spec.selection
     if args.where is not None:
         try:
