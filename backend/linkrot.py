@@ -187,9 +187,7 @@ def report(table: pa.Table, counts: dict[str, int], no_url: int = 0) -> dict[str
     domains.sort(key=lambda x: (-x["rows"], x["domain"]))
     share = alive / len(fetched) if fetched else None
     total = sum(counts.values())
-    unseen = total - sum(counts.get(d, 0) for d in per)
-    expected = (sum(x["rows"] * x["share"] for x in domains) + unseen * share
-                if share is not None else None)  # fmt: skip
+    expected = _expected(rows, counts, share)
     outcomes: dict[str, int] = {}
     for r in rows:
         outcomes[r["outcome"]] = outcomes.get(r["outcome"], 0) + 1
@@ -210,9 +208,25 @@ def report(table: pa.Table, counts: dict[str, int], no_url: int = 0) -> dict[str
         "domains": domains, "worst_domains": worst,
         "method": "sample stratified by registered domain (proportional, largest remainder, "
                   "seeded); alive = 2xx after redirects with an image body/type; intervals: "
-                  "Wilson 95%; yield = sum over domains of rows x alive share (domains not "
-                  "sampled: the overall share), interval = overall interval x rows",
+                  "Wilson 95%; yield = sum over domains of rows x the domain's alive share "
+                  "(non-http URLs count as dead; domains not sampled: the overall share), "
+                  "its interval = overall interval x rows",
     }  # fmt: skip
+
+
+def _expected(rows: list[dict], counts: dict[str, int], share: float | None) -> float | None:
+    """Rows of the Selection a re-download would get: each domain's rows x its sampled yield
+    (alive over fetched + not-http: a non-http URL downloads nothing); a domain with no such
+    sample (only refused URLs, or none drawn) gets the overall alive share."""
+    if share is None:
+        return None
+    per: dict[str, list[int]] = {}
+    for r in rows:
+        if r["outcome"] != "refused":
+            got = per.setdefault(r["domain"], [0, 0])
+            got[0] += 1
+            got[1] += r["alive"]
+    return sum(c * (per[d][1] / per[d][0] if d in per else share) for d, c in counts.items())
 
 
 def run(

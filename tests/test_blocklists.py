@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -31,21 +32,30 @@ URLS = {  # photo -> its URL (the rest keep conftest's https://example.invalid/<
 }
 
 
-@pytest.fixture
-def photos(workspace: Path, tmp_path: Path) -> tuple[str, Path, dict[str, int]]:
-    """The eight conftest photos with three planted URLs, built and pHashed; name -> row id."""
-    src = tmp_path / "photos"
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict[str, int]]:
+    """The eight conftest photos with three planted URLs, built and pHashed once."""
+    from backend.safety.run import score
+
+    root = tmp_path_factory.mktemp("blocklists_ws")
+    src = root / "src"
     write_photo_folder(src)
     for name, url in URLS.items():
         (src / f"{name}.json").write_text(json.dumps({"url": url}))
-    build("photos", src, "folder", root=workspace, workers=1)
-    from backend.safety.run import score
-
-    score("photos", ["phash"], root=workspace)
-    con = connect("photos", workspace)
+    build("photos", src, "folder", root=root, workers=1)
+    score("photos", ["phash"], root=root)
+    con = connect("photos", root)
     rows = con.execute("SELECT row_id, path FROM samples").fetchall()
     con.close()
-    return "photos", src, {Path(p).stem: int(r) for r, p in rows}
+    return root, src, {Path(p).stem: int(r) for r, p in rows}
+
+
+@pytest.fixture
+def photos(built, workspace: Path) -> tuple[str, Path, dict[str, int]]:
+    """A fresh copy of the built dataset for one test (lists and logs start empty)."""
+    root, src, ids = built
+    shutil.copytree(root / "photos", workspace / "photos", symlinks=True)
+    return "photos", src, ids
 
 
 def _write(path: Path, lines: list[str]) -> Path:

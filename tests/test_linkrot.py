@@ -157,7 +157,8 @@ def test_statuses_equal_the_planted_truth(rot, server: Server):
     assert rep["not_fetched"] == {"not_http": 1, "refused": 1}
     lo, hi = rep["ci95"]
     assert lo < 0.5 < hi and (lo, hi) == pytest.approx(linkrot.wilson(4, 8))
-    assert rep["expected_yield"]["rows"] == 5  # 4/8 of the 9 rows of 127.0.0.1 + 0 of ftp's 1
+    # yield: 4/8 of 127.0.0.1's 9 rows + 0 of the ftp domain's 1 row (non-http: dead)
+    assert rep["expected_yield"]["share"] == pytest.approx(4.5 / 10)
     assert rep["seconds"] > 0 and rep["started_at"] <= rep["finished_at"]
     # only the loopback server was asked, always with the Tailscope user agent
     assert {ua.split("/")[0] for _, _, ua in server.seen} == {"Tailscope"}
@@ -248,3 +249,21 @@ def test_cli_linkrot(rot, capsys):
         assert "--sample must be" in capsys.readouterr().err
     finally:
         mp.undo()
+
+
+def test_safety_page_shows_the_run_and_keeps_only_alive_rows(rot, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    home, _ = rot
+    monkeypatch.setenv("TAILSCOPE_HOME", str(home))
+    rep = linkrot.latest("rot", home) or linkrot.run(
+        "rot", sample=50, per_host=0, timeout=TIMEOUT_S, root=home)  # fmt: skip
+    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "pages/5_Safety.py"),
+                           default_timeout=120)  # fmt: skip
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    alive = next(m for m in at.metric if m.label == "Alive")
+    assert alive.value == f"{rep['alive_share']:.1%}"
+    next(b for b in at.button if b.label == "Keep only alive rows").click()
+    at.run()
+    assert at.session_state["ts.selections"]["rot"].values == {"link_alive": [True]}
