@@ -46,7 +46,7 @@ def caption_word(word: str) -> tuple[str, list[Any]]:
     return "(contains(lower(caption), ?) AND regexp_matches(lower(caption), ?))", [core, pattern]
 
 
-RESOLVED = ("keyword_ids", "subset_ids")  # filled by resolvers, never part of a recipe
+RESOLVED = ("keyword_ids", "subset_ids", "concept_dirs")  # filled by resolvers, not in recipes
 MAX_LIMIT = 10_000_000
 
 
@@ -57,14 +57,18 @@ class Selection:
     Parts (all optional, combined with AND): caption words (all must appear as whole words,
     case-insensitive; ``cat*`` for a word's start, ``*cat*`` inside words),
     numeric ``ranges``, source ``shards``, a ``keywords`` query over the full-text index,
-    ``values`` (column IN list: concepts, clusters, licences…), membership in saved subsets
+    ``values`` (column IN list: clusters, licences…), ``concepts`` (a stored concept result set's
+    vocabulary → concept names: rows whose caption names any), membership in saved subsets
     (``subsets_all`` / ``subsets_any`` / ``subsets_none``), a map ``polygon``, an explicit
     ``row_ids`` set (a kNN result), and the advanced ``sql`` WHERE text. ``sort`` and ``limit``
     order and cap the rows (:meth:`order_limit`); they are not filters.
 
     ``keywords`` and the subset names are resolved to row ids (``keyword_ids``,
     ``subset_ids``) before compiling — by :func:`backend.search.resolve_keywords` and
-    :func:`backend.subsets.resolve` — because they come from files, not from SQL.
+    :func:`backend.subsets.resolve` — because they come from files, not from SQL. ``concepts``
+    is resolved to its result sets' folders (``concept_dirs``, :func:`backend.concepts.resolve`)
+    and compiled to a semi-join on their hits file, so a concept naming 10^7 rows is never a
+    list of ids.
     """
 
     text: str = ""
@@ -78,6 +82,8 @@ class Selection:
     subsets_any: list[str] = field(default_factory=list)
     subsets_none: list[str] = field(default_factory=list)
     subset_ids: dict[str, tuple[int, ...]] | None = field(default=None, repr=False, compare=False)
+    concepts: dict[str, list[str]] = field(default_factory=dict)
+    concept_dirs: dict[str, str] | None = field(default=None, repr=False, compare=False)
     row_ids: tuple[int, ...] | None = None
     row_ids_label: str = ""  # what the ids are, for people: 'caption names "hexagon"'
     sql: str = ""
@@ -93,6 +99,7 @@ class Selection:
         return not (
             self.text.strip() or self.ranges or self.shards or self.keywords.strip() or self.polygon
             or self.values or self.subset_names() or self.row_ids is not None or self.sql.strip()
+            or any(self.concepts.values())
         )  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
@@ -125,6 +132,8 @@ class Selection:
                 kw["shards"] = [str(s) for s in kw["shards"]]
             if "values" in kw:
                 kw["values"] = {str(c): list(v) for c, v in kw["values"].items()}
+            if "concepts" in kw:
+                kw["concepts"] = {str(v): [str(c) for c in cs] for v, cs in kw["concepts"].items()}
             for key in ("subsets_all", "subsets_any", "subsets_none"):
                 if key in kw:
                     kw[key] = [str(s) for s in kw[key]]
@@ -175,6 +184,10 @@ class Selection:
         if self.subset_names():
             clauses, more = self._subset_where()
             parts.extend(clauses)
+            params.extend(more)
+        for vocab, names in sorted(self.concepts.items()):
+            clause, more = concept_where(vocab, names, self.concept_dirs)
+            parts.append(clause)
             params.extend(more)
         if self.row_ids is not None:
             parts.append(IDS_IN)
@@ -260,6 +273,11 @@ class Selection:
         for n in self.subsets_none:
             rest = [s for s in self.subsets_none if s != n]
             out.append((f"not in subset {n}", replace(self, subsets_none=rest)))
+        for vocab, names in sorted(self.concepts.items()):
+            rest = {v: c for v, c in self.concepts.items() if v != vocab}
+            named = " or ".join(f"“{c}”" for c in names[:3]) + (" …" if len(names) > 3 else "")
+            out.append((f"caption names {named} ({vocab})",
+                        replace(self, concepts=rest, concept_dirs=None)))  # fmt: skip
         if self.row_ids is not None:
             what = f"{len(self.row_ids):,} chosen rows"
             if self.row_ids_label:
@@ -288,6 +306,22 @@ class Selection:
 
 
 IDS_IN = "row_id IN (SELECT unnest(?::BIGINT[]))"
+
+
+def concept_where(vocab: str, names: list[str],
+                  dirs: dict[str, str] | None) -> tuple[str, list[Any]]:  # fmt: skip
+    """Rows whose caption names any of ``names`` of result set ``vocab``: a semi-join on its
+    ``hits.parquet`` (row_id, concept_id), the ids looked up in its ``counts.parquet``. The
+    folder comes from the resolver (the dataset's own files, quoted); names are parameters."""
+    if dirs is None or vocab not in dirs:
+        raise BadSelection("the concept filter was not resolved: call backend.concepts.resolve")
+    if not names:
+        return "FALSE", []
+    base = dirs[vocab].replace("'", "''")
+    marks = ", ".join("?" for _ in names)
+    return (f"row_id IN (SELECT row_id FROM read_parquet('{base}/hits.parquet') WHERE concept_id "
+            f"IN (SELECT concept_id FROM read_parquet('{base}/counts.parquet') "
+            f"WHERE concept IN ({marks})))", list(names))  # fmt: skip
 
 
 def sort_parts(sort: str) -> tuple[str, bool]:

@@ -44,23 +44,21 @@ def connect(name: str, root: Path | None = None) -> duckdb.DuckDBPyConnection:
             f"dataset {name!r} is not built: run `python -m backend build {name} --source PATH`"
             + (" or `python -m backend demo`" if name == "demo" else "")
         )
-    parts = parquet_parts(name, root)
+    from backend.column_files import all_files  # the columns steps added per shard
+
+    # ``samples`` may be a view over the dataset's own parquet shards (backend.synth) and the
+    # column files steps added to them; a concept filter reads the concept result sets.
+    files = parquet_parts(name, root)
+    files += all_files(name, root) if files else []
+    concepts = str(paths.dataset_dir(name, root).resolve() / "concepts") + os.sep
     # Every query on a store runs under DuckDB's memory_limit (backend.bounded: a setting).
     memory = {"memory_limit": bounded_limits().memory}
-    if parts:  # ``samples`` is a view over the dataset's own parquet shards (backend.synth)
-        from backend.column_files import all_files  # and the columns steps added per shard
-
-        con = duckdb.connect(
-            str(path.resolve()), read_only=True, config={**_NO_EXTENSIONS, **memory}
-        )
-        _lock_down(con, parts + all_files(name, root))
-        return con
-    return duckdb.connect(
+    con = duckdb.connect(
         str(path.resolve()),  # each build has its own file: see swap_in
-        read_only=True,
-        config={"enable_external_access": False, **_NO_EXTENSIONS, **memory,
-                "lock_configuration": True},  # fmt: skip
-    )
+        read_only=True, config={**_NO_EXTENSIONS, **memory},
+    )  # fmt: skip
+    _lock_down(con, files, [concepts])
+    return con
 
 
 _NO_EXTENSIONS = {"autoload_known_extensions": False, "autoinstall_known_extensions": False}
@@ -75,8 +73,11 @@ def parquet_parts(name: str, root: Path | None = None) -> list[str]:
     return sorted(str(p.resolve()) for p in folder.glob("*.parquet"))
 
 
-def _lock_down(con: duckdb.DuckDBPyConnection, parts: list[str]) -> None:
-    """External access off except for exactly these files, then the configuration locked.
+def _lock_down(con: duckdb.DuckDBPyConnection, parts: list[str],
+               folders: list[str] | None = None) -> None:  # fmt: skip
+    """External access off except for exactly these files (and files under ``folders``: the
+    concept result sets, which a new vocabulary adds to while the app runs), then the
+    configuration locked.
 
     ``allowed_paths`` can only be set on a running database, so this is done with SETs, in this
     order. A second connection in this process shares the first one's (already locked) instance:
@@ -93,6 +94,8 @@ def _lock_down(con: duckdb.DuckDBPyConnection, parts: list[str]) -> None:
             raise RuntimeError("store opened elsewhere in this process without the lock-down")
         return
     con.execute("SET allowed_paths = ?", [parts])
+    if folders:
+        con.execute("SET allowed_directories = ?", [folders])
     con.execute("SET enable_external_access = false")
     con.execute("SET lock_configuration = true")
 

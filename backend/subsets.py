@@ -96,10 +96,12 @@ def fingerprint_of(con: Any) -> str:
 
 
 def resolve(name: str, sel: Selection, root: Path | None = None) -> Selection:
-    """``sel`` with keywords and subset membership turned into row ids, ready to compile."""
+    """``sel`` with keywords and subset membership turned into row ids and concept parts
+    pointed at their result sets, ready to compile."""
+    from backend.concepts import resolve as resolve_concepts
     from backend.search import resolve_keywords
 
-    sel = resolve_keywords(name, sel, root)
+    sel = resolve_concepts(name, resolve_keywords(name, sel, root), root)
     if not sel.subset_names():
         return sel
     ids = {n: tuple(int(i) for i in get(name, n, root).row_ids) for n in sel.subset_names()}

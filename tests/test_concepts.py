@@ -301,7 +301,7 @@ def _open(ws: Path):
 
 
 def test_page_counts_drills_and_balances(page_ws: Path, demo_vocab) -> None:
-    from backend.subsets import get
+    from backend.subsets import get, resolve, select_ids
     from ui import state
 
     analyse("demo", demo_vocab, page_ws)
@@ -316,7 +316,10 @@ def test_page_counts_drills_and_balances(page_ws: Path, demo_vocab) -> None:
     assert any(f"{n} rows name it" in m.value for m in at.markdown)
     at.button(key="w.concepts.filter").click().run()
     sel = at.session_state[state.SELECTIONS]["demo"]
-    assert list(sel.row_ids) == rows_with(res, ["hexagon"]).tolist()
+    assert sel.row_ids is None and sel.concepts == {"demo": ["hexagon"]}  # a join, not ids
+    assert "caption names “hexagon” (demo)" in sel.describe()
+    assert select_ids("demo", resolve("demo", sel, page_ws), page_ws).tolist() == rows_with(
+        res, ["hexagon"]).tolist()  # fmt: skip
     at.slider(key="w.concepts.t").set_value(20).run()
     at.text_input(key="w.concepts.sub").set_value("bal20").run()
     at.button(key="w.concepts.save").click().run()

@@ -189,29 +189,37 @@ def table(res: bc.Result):
     return df.drop(columns=["concept_id"]).reset_index(drop=True)
 
 
+def _caption_count(res: bc.Result, concept: str) -> int:
+    """Rows whose caption names ``concept``: the stored per-concept count (read small)."""
+    return int(res.count_of().get(concept, 0))
+
+
 def _filter_to(name: str, res: bc.Result, concept: str) -> None:
-    ids = tuple(int(i) for i in bc.rows_with(res, [concept]))
-    label = f"caption names “{concept}”"
-    state.set_selection(name, replace(state.selection(name), row_ids=ids, row_ids_label=label))
+    """The ``concepts`` Selection part: a semi-join on the hits file, never a row-id list."""
+    sel = state.selection(name)
+    vocab = res.vocab.name
+    named = list(dict.fromkeys([*sel.concepts.get(vocab, []), concept]))
+    state.set_selection(name, replace(sel, concepts={**sel.concepts, vocab: named},
+                                      concept_dirs=None))  # fmt: skip
     state.clear_filter_widgets()
-    st.session_state[FLASH] = [f"Filter set: the {len(ids):,} rows whose caption names "
-                               f"“{concept}” (see the chip; it holds on every page)."]
+    st.session_state[FLASH] = [f"Filter set: the {_caption_count(res, concept):,} rows whose "
+                               f"caption names “{concept}” (see the chip; it holds on every "
+                               "page)."]  # fmt: skip
 
 
 def examples(name: str, con, res: bc.Result, sel: Selection, concept: str, n: int = 12) -> None:
     """The concept's rows within the current selection, as cards, and the filter button."""
-    ids = bc.rows_with(res, [concept])
     cols = columns(con)
     where, params = sel.where(cols)
+    named, more = bc.selection_for(res, [concept]).where(cols)
     select = ", ".join(quote_ident(c) for c in CARD_COLUMNS if c in cols)
-    cur = con.execute(f"SELECT {select} FROM samples WHERE ({where}) AND row_id IN "
-                      "(SELECT unnest(?::BIGINT[])) ORDER BY row_id LIMIT ?",
-                      [*params, ids.tolist(), n])
+    cur = con.execute(f"SELECT {select} FROM samples WHERE ({where}) AND {named} "
+                      "ORDER BY row_id LIMIT ?", [*params, *more, n])  # fmt: skip
     names = [d[0] for d in cur.description]
     rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
     c1, c2 = st.columns([3, 1], vertical_alignment="center")
-    c1.markdown(f"**{concept}** — {len(ids):,} rows name it; the first {len(rows)} in the "
-                "current selection:")
+    c1.markdown(f"**{concept}** — {_caption_count(res, concept):,} rows name it; the first "
+                f"{len(rows)} in the current selection:")
     c2.button("Filter to this concept", icon=":material/filter_alt:", type="primary",
               on_click=_filter_to, args=(name, res, concept), key="w.concepts.filter",
               width="stretch")
@@ -253,7 +261,17 @@ def coverage_tab(res: bc.Result) -> None:
                        "text/csv", icon=":material/download:")
 
 
+BALANCE_HITS = 5_000_000  # above this many hits, the preview reads them only when asked
+
+
 def balance_tab(name: str, res: bc.Result) -> None:
+    hits = int(res.summary.get("hits", 0))
+    if hits > BALANCE_HITS and not res.hits_loaded():
+        key = f"w.concepts.balance.{res.vocab.name}"
+        st.caption(f"The preview reads all {hits:,} caption hits of this result set "
+                   f"(about {hits * 12 / 1e9:.1f} GB in memory), so it runs only when asked.")
+        if not st.button("Preview the balance", key=key, icon=":material/balance:"):
+            return
     cap = res.counts["caption_count"].to_numpy()
     top = int(max(cap.max(), 1))
     c1, c2 = st.columns([3, 1])

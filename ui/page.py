@@ -42,9 +42,17 @@ def open_dataset(
 
 
 def _resolved(name: str, sel: Selection) -> Selection:
-    """The Selection with its keyword filter matched against the full-text index."""
+    """The Selection with its keyword filter matched against the full-text index and its
+    concept filter pointed at the result sets' hits files (a join, not ids)."""
+    from backend.concepts import resolve as resolve_concepts
     from backend.search import SearchError
+    from backend.selection import BadSelection
 
+    try:
+        sel = resolve_concepts(name, sel, paths.workspace())
+    except BadSelection as e:
+        st.sidebar.error(str(e), icon=":material/error:")
+        sel = replace(sel, concepts={})
     if not sel.keywords.strip():
         return sel
     try:

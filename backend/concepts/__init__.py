@@ -18,16 +18,52 @@ from backend.concepts.vocab import VocabError, Vocabulary, imagenet, mine, parse
 
 __all__ = ["Result", "VocabError", "Vocabulary", "analyse", "balance", "coverage",
            "expected_counts", "fit_slope", "imagenet", "list_vocabs", "load", "mine", "parse",
-           "rows_with", "save_balanced", "selection_for", "shares"]  # fmt: skip
+           "resolve", "rows_with", "save_balanced", "selection_for", "shares"]  # fmt: skip
 
 
 def selection_for(result: Result, concepts: list[str]):
-    """A Selection of the rows whose caption names any of ``concepts``: concept membership as
-    explicit row ids, the same route a kNN result takes (no new Selection part)."""
-    from backend.selection import Selection
+    """A Selection of the rows whose caption names any of ``concepts``: the ``concepts`` part,
+    compiled to a semi-join on the result set's hits file (never a list of row ids)."""
+    from backend.selection import BadSelection, Selection
 
-    return Selection(row_ids=tuple(int(i) for i in rows_with(result, concepts)),
-                     row_ids_label="caption names " + " or ".join(f"“{c}”" for c in concepts))
+    known = set(result.vocab.concepts)
+    for c in concepts:
+        if c not in known:
+            raise BadSelection(f"{c!r} is not a concept of vocabulary {result.vocab.name!r}")
+    return Selection(concepts={result.vocab.name: list(concepts)},
+                     concept_dirs={result.vocab.name: str(result.folder.resolve())})
+
+
+def resolve(name: str, sel, root: Path | None = None):
+    """``sel`` with each concept part's result-set folder filled in, ready to compile; refuses
+    (BadSelection) a vocabulary the dataset has no result set for or a name not in it."""
+    from dataclasses import replace
+
+    import pyarrow.parquet as pq
+
+    from backend import paths
+    from backend.concepts.run import concepts_dir
+    from backend.selection import BadSelection
+
+    if not sel.concepts or sel.concept_dirs is not None:
+        return sel
+    dirs = {}
+    for vocab, names in sel.concepts.items():
+        try:
+            paths.check_name(vocab)
+        except paths.BadName as e:
+            raise BadSelection(str(e)) from None
+        folder = concepts_dir(name, root) / vocab
+        if not (folder / "counts.parquet").is_file():
+            raise BadSelection(f"dataset {name!r} has no concept counts for {vocab!r}: run "
+                               f"`python -m backend concepts {name} --vocab ...`")  # fmt: skip
+        known = set(pq.read_table(folder / "counts.parquet", columns=["concept"])
+                    ["concept"].to_pylist())  # fmt: skip
+        unknown = [c for c in names if c not in known]
+        if unknown:
+            raise BadSelection(f"{unknown[0]!r} is not a concept of vocabulary {vocab!r}")
+        dirs[vocab] = str(folder.resolve())
+    return replace(sel, concept_dirs=dirs)
 
 
 def save_balanced(name: str, result: Result, t: float, seed: int, subset: str,

@@ -17,7 +17,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -286,14 +286,32 @@ def _jsonable(x):
 
 @dataclass
 class Result:
-    """A stored result set, loaded: the vocabulary, hits and per-concept table."""
+    """A stored result set: the vocabulary, per-concept table and summary, read small. The hits
+    (``rows``, ``ids``: one entry per caption hit, 1.3×10^8 at 10^8 rows) are read from
+    ``hits.parquet`` only when first asked for; the page's counts and filters do not ask."""
 
     vocab: Vocabulary
-    rows: np.ndarray
-    ids: np.ndarray
     counts: pa.Table
     summary: dict
     folder: Path
+    _hits: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False, compare=False)
+
+    def _load_hits(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._hits is None:
+            hits = pq.read_table(self.folder / "hits.parquet")
+            self._hits = (hits["row_id"].to_numpy(), hits["concept_id"].to_numpy())
+        return self._hits
+
+    @property
+    def rows(self) -> np.ndarray:
+        return self._load_hits()[0]
+
+    @property
+    def ids(self) -> np.ndarray:
+        return self._load_hits()[1]
+
+    def hits_loaded(self) -> bool:
+        return self._hits is not None
 
     def count_of(self) -> dict[str, int]:
         """Caption count by concept name."""
@@ -317,11 +335,9 @@ def load(name: str, vocab_name: str, root: Path | None = None) -> Result:
     if not (folder / "summary.json").is_file():
         raise FileNotFoundError(f"dataset {name!r} has no concept counts for {vocab_name!r}: run "
                                 f"`python -m backend concepts {name} --vocab ...`")  # fmt: skip
-    hits = pq.read_table(folder / "hits.parquet")
     vocab = Vocabulary.from_dict(read_manifest(folder / "vocab.json"))
-    return Result(vocab, hits["row_id"].to_numpy(), hits["concept_id"].to_numpy(),
-                  pq.read_table(folder / "counts.parquet"), read_manifest(folder / "summary.json"),
-                  folder)  # fmt: skip
+    return Result(vocab, pq.read_table(folder / "counts.parquet"),
+                  read_manifest(folder / "summary.json"), folder)  # fmt: skip
 
 
 def rows_with(result: Result, concepts: list[str] | list[int]) -> np.ndarray:
