@@ -1,0 +1,117 @@
+"""Embedding matches: eval images against the pool's image vectors, with the pool's own model.
+
+Cosines between two models' vectors mean nothing, so the eval images are embedded with the
+model that made the pool's vectors (the same checkpoint, checked by its sha256), and an eval
+set that brings its own vectors is refused unless they come from that model. The pool's vector
+index answers the nearest neighbours (re-ranked exactly with the stored vectors), so the work
+grows with the eval set, not with eval x pool. The threshold comes with its *margin gallery*:
+the weakest matches above it and the closest misses below it, for a person to judge.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from backend.contamination.evalset import Embedder, EvalSet, EvalSetError
+from backend.contamination.matchers import EMBED_K, Found, embed_threshold, not_run
+
+MARGIN_PAIRS = 8  # pairs each side of the threshold in the margin gallery
+MARGIN_WIDTH = 0.3  # the gallery's pairs below the threshold come from this far below it
+BATCH = 1024
+
+
+def pool_image_model(name: str, root: Path | None = None) -> dict[str, Any] | None:
+    """The embed record of the pool's image vectors (model, checkpoint …), or None."""
+    from backend.embed import describe
+
+    return describe(name, root).get("kinds", {}).get("img")
+
+
+def pool_embedder(name: str, root: Path | None = None) -> tuple[Embedder | None, str | None]:
+    """The pool's image encoder as a function of image bytes, or (None, why not)."""
+    from backend.models import ModelUnavailable, checkpoint_changed
+    from backend.search import encoder_for
+
+    info = pool_image_model(name, root)
+    if not info:
+        return None, "the pool has no image vectors"
+    if why := checkpoint_changed(name, info):
+        return None, why
+    try:
+        enc = encoder_for(info["model"], info.get("checkpoint"))
+    except ModelUnavailable as e:
+        return None, f"the pool's image model {info['model']} cannot be loaded here ({e})"
+    return enc.encode_images, None
+
+
+def same_model(ev: EvalSet, pool_model: str | None) -> None:
+    """Refuse eval vectors made by another model than the pool's, saying why."""
+    from backend.embedding_sets import _model_name
+
+    theirs = ev.vector_model or "unknown"
+    if pool_model is None:
+        raise EvalSetError(f"the eval set is vectors only ({theirs}) and the pool has no image "
+                           "vectors to compare them with: embed the pool first")  # fmt: skip
+    if theirs == "unknown" or _model_name(theirs) != _model_name(pool_model):
+        raise EvalSetError(
+            f"the eval vectors come from {theirs}, the pool's image vectors from {pool_model}: "
+            "cosines between two models' vectors mean nothing, so they cannot be compared. "
+            f"Give the eval images (folder, .tar or parquet) to embed them with {pool_model}, "
+            "or eval vectors made by that model (say it in a .json beside img_emb/)"
+        )
+
+
+def embedding(name: str, ev: EvalSet, threshold: float | None = None,
+              root: Path | None = None) -> Found:  # fmt: skip
+    """Pool rows whose image vector has cosine >= ``threshold`` with an eval image's, among
+    each eval image's :data:`EMBED_K` nearest pool rows; plus the margin gallery in ``info``."""
+    from backend.search import Searcher
+
+    info = pool_image_model(name, root)
+    if not info:
+        return not_run("embedding", "the pool has no image vectors",
+                       f"python -m backend embed {name}")
+    if ev.vectors is None:
+        return not_run("embedding", ev.vector_source or "the eval images were not embedded",
+                       f"python -m backend embed {name}")  # fmt: skip
+    default, why = embed_threshold(info["model"])
+    threshold = default if threshold is None else threshold
+    idx, vectors = Searcher(name, root)._index("img")  # the search path's loader: mmap, shards
+    from backend import index as vindex
+
+    ok = np.flatnonzero(np.isfinite(ev.vectors).all(axis=1) & (np.abs(ev.vectors).sum(1) > 0))
+    k = min(EMBED_K, len(vectors))
+    es, rs, ss, best = [], [], [], []
+    for lo in range(0, len(ok), BATCH):
+        part = ok[lo : lo + BATCH]
+        scores, ids = vindex.search(idx, ev.vectors[part], k, vectors=vectors)
+        near = (ids >= 0) & (scores >= threshold - MARGIN_WIDTH)  # for the margin gallery
+        best.append(np.c_[np.repeat(part, k).reshape(ids.shape)[near], ids[near], scores[near]])
+        hit = (ids >= 0) & (scores >= threshold)
+        es.append(np.repeat(part, k).reshape(ids.shape)[hit])
+        rs.append(ids[hit])
+        ss.append(scores[hit].astype(np.float64))
+    e = np.concatenate(es) if es else np.zeros(0, np.int64)
+    r = np.concatenate(rs) if rs else np.zeros(0, np.int64)
+    s = np.concatenate(ss) if ss else np.zeros(0)
+    rec = {"status": "run", "threshold": threshold, "threshold_source": why,
+           "model": info["model"], "vectors": "img (the pool's default image set)",
+           "eval_vectors": ev.vector_source, "k": k, "score": "cosine",
+           "margin": margin(np.concatenate(best) if best else np.zeros((0, 3)), threshold)}
+    order = np.lexsort((r, -s, e))
+    return Found("embedding", e[order].astype(np.int64), r[order].astype(np.int64), s[order], rec)
+
+
+def margin(near: np.ndarray, threshold: float, n: int = MARGIN_PAIRS) -> dict[str, list]:
+    """Of the (eval, row, cosine) neighbour pairs ``near`` the threshold, the ``n`` weakest
+    above it and the ``n`` closest below it: what a person looks at to trust (or move) it."""
+    def pairs(rows: np.ndarray) -> list[dict[str, Any]]:
+        return [{"eval_idx": int(a), "row_id": int(b), "score": round(float(c), 4)}
+                for a, b, c in rows]  # fmt: skip
+
+    above, below = near[near[:, 2] >= threshold], near[near[:, 2] < threshold]
+    return {"above": pairs(above[np.argsort(above[:, 2])][:n]),
+            "below": pairs(below[np.argsort(-below[:, 2])][:n])}  # fmt: skip

