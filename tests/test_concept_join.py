@@ -1,0 +1,83 @@
+"""The concept filter is a join on the result set's hits file, not a list of row ids: on a
+synthetic parquet-backed dataset the compiled SQL and its parameters do not grow with the rows,
+and the count through ``samples`` equals a count made directly from the hits file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+from backend import concepts, synth
+from backend.browse import columns
+from backend.selection import BadSelection, Selection
+from backend.store import connect
+from backend.subsets import resolve, select_ids
+
+ROWS, SHARDS = 100_000, 4
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("concept_join")
+    synth.generate("syn", ROWS, SHARDS, root, seed=5)
+    return root
+
+
+def _direct(home: Path, names: list[str]) -> list[int]:
+    """Row ids naming any of ``names``, read from the result set's files with pyarrow."""
+    folder = home / "syn" / "concepts" / synth.VOCAB
+    counts = pq.read_table(folder / "counts.parquet")
+    want = counts.filter(pc.is_in(counts["concept"], value_set=pc.cast(names, "string")))
+    hits = pq.read_table(folder / "hits.parquet")
+    hit = hits.filter(pc.is_in(hits["concept_id"], value_set=want["concept_id"]))
+    return sorted(set(hit["row_id"].to_pylist()))
+
+
+def test_concept_filter_compiles_to_a_join_and_counts_what_the_hits_say(home: Path) -> None:
+    res = concepts.load("syn", synth.VOCAB, home)
+    sel = concepts.selection_for(res, ["dog", "cat"])
+    con = connect("syn", home)
+    try:
+        cols = columns(con)
+        where, params = sel.where(cols)
+        n = con.execute(f"SELECT count(*) FROM samples WHERE {where}", params).fetchone()[0]
+    finally:
+        con.close()
+    want = _direct(home, ["dog", "cat"])
+    assert len(want) > ROWS // 20  # the head nouns: thousands of rows
+    assert n == len(want)
+    assert params == ["dog", "cat"]  # no ids bound …
+    assert "hits.parquet" in where and len(where) < 400  # … and none spliced in
+    assert not res.hits_loaded()  # the filter never read the hits into Python
+    assert select_ids("syn", sel, home).tolist() == want
+
+
+def test_recipe_is_json_and_resolves_again(home: Path) -> None:
+    sel = Selection(concepts={synth.VOCAB: ["dog"]}, ranges={"nsfw": (None, 0.5)})
+    recipe = json.loads(json.dumps(sel.to_dict()))
+    assert recipe["concepts"] == {synth.VOCAB: ["dog"]} and "concept_dirs" not in recipe
+    again = Selection.from_dict(recipe)
+    with pytest.raises(BadSelection, match="not resolved"):
+        again.where({"nsfw": "FLOAT"})
+    got = select_ids("syn", resolve("syn", again, home), home).tolist()
+    dogs = _direct(home, ["dog"])
+    con = connect("syn", home)
+    try:
+        nsfw = dict(con.execute("SELECT row_id, nsfw FROM samples WHERE row_id IN "
+                                "(SELECT unnest(?::BIGINT[]))", [dogs]).fetchall())  # fmt: skip
+    finally:
+        con.close()
+    want = [i for i in dogs if nsfw[i] <= 0.5]
+    assert 0 < len(want) < len(dogs) and got == want  # both parts hold
+    assert again.describe() == ["nsfw ≤ 0.5", f"caption names “dog” ({synth.VOCAB})"]
+
+
+def test_unknown_vocabulary_or_concept_is_one_clear_message(home: Path) -> None:
+    with pytest.raises(BadSelection, match="no concept counts for 'colours'.*backend concepts"):
+        resolve("syn", Selection(concepts={"colours": ["red"]}), home)
+    with pytest.raises(BadSelection, match="'unicorn' is not a concept"):
+        resolve("syn", Selection(concepts={synth.VOCAB: ["unicorn"]}), home)
