@@ -512,6 +512,9 @@ def parser() -> argparse.ArgumentParser:
     from backend.mixture_cli import add_parser as add_mixture_parser
 
     add_mixture_parser(sub)
+    from backend.impact_cli import add_parser as add_impact_parser
+
+    add_impact_parser(sub)
     from backend.audits_cli import add_parser as add_audits_parser
 
     add_audits_parser(sub)  # linkrot, blocklist

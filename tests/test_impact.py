@@ -184,3 +184,13 @@ def test_impact_page_shows_the_planted_flag(tiny: Path, monkeypatch) -> None:
     text = " ".join(m.value for m in at.markdown)
     assert "Removed** · 8 of 10 rows" in text and "Kept** · 2 of 10 rows" in text
     assert any("caption language: not run" in c.value for c in at.caption)
+
+
+def test_cli_impact_prints_the_flags(tiny: Path, monkeypatch, capsys) -> None:
+    from backend.cli import main
+
+    monkeypatch.setenv("TAILSCOPE_HOME", str(tiny))
+    assert main(["impact", "tiny", "--where", "toxicity <= 0.5", "--json"]) == 0
+    s = json.loads(capsys.readouterr().out)
+    assert (s["base_rows"], s["kept_rows"], s["flagged"]) == (40, 29, 2)
+    assert main(["impact", "tiny", "--where", "toxicity <= 0.5", "--subset", "x"]) == 2
