@@ -69,23 +69,37 @@ if matched == 0:
         selection_bar.clear_button(name, "empty-clear")
     st.stop()
 
-cur = state.cursor()
-try:  # a sort can make a page slower than its count: the time limit's message, not a crash
-    rows = memo.page(name, con, sel, after=cur.get("after", -1), before=cur.get("before"),
-                     limit=limit)  # fmt: skip
-    if not rows or ("before" in cur and len(rows) < limit):
-        # Back at the start (or the store changed under the cursor): show the first page.
-        state.reset_cursor()
-        rows = memo.page(name, con, sel, limit=limit)
-except BadSelection as e:
-    selection_bar.stop_bad_filter(name, e)
-
-page_no, pages = state.page_no(), max(1, math.ceil(matched / limit))
-first_shown = (page_no - 1) * limit + 1
-has_next = len(rows) == limit and page_no * limit < matched
+canon = state.selection(name)  # as the sidebar left it (before keywords were resolved)
 
 
-def pager(where: str) -> None:
+@st.fragment
+def rows_part(pager_slot) -> None:
+    """The pager and the grid: a page turn, a card's Details or Reveal reruns only this part.
+    A click here that changes more (a "Similar" that switches page) reruns the whole page."""
+    if state.selection(name) != canon or st.session_state.get(state.GOTO):
+        st.rerun()
+    con = state.connection(name)
+    cur = state.cursor()
+    try:  # a sort can make a page slower than its count: the time limit's message, not a crash
+        rows = memo.page(name, con, sel, after=cur.get("after", -1), before=cur.get("before"),
+                         limit=limit)  # fmt: skip
+        if not rows or ("before" in cur and len(rows) < limit):
+            # Back at the start (or the store changed under the cursor): show the first page.
+            state.reset_cursor()
+            rows = memo.page(name, con, sel, limit=limit)
+    except BadSelection as e:
+        selection_bar.stop_bad_filter(name, e)
+    page_no, pages = state.page_no(), max(1, math.ceil(matched / limit))
+    with pager_slot:
+        pager("top", rows, page_no, pages)
+    cards.grid(name, rows, ncols)
+    if len(rows) > ncols * 2:
+        pager("bottom", rows, page_no, pages)
+
+
+def pager(where: str, rows: list, page_no: int, pages: int) -> None:
+    first_shown = (page_no - 1) * limit + 1
+    has_next = len(rows) == limit and page_no * limit < matched
     with st.container(
         horizontal=True,
         vertical_alignment="center",
@@ -131,8 +145,4 @@ with bar, st.container(horizontal=True, vertical_alignment="center", gap="small"
         selection_bar.count_html(matched, info["rows"]), unsafe_allow_html=True, width="content"
     )
     selection_bar.render(name, sel)
-with pages_top:
-    pager("top")
-cards.grid(name, rows, ncols)
-if len(rows) > ncols * 2:
-    pager("bottom")
+rows_part(pages_top)

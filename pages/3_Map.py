@@ -11,6 +11,7 @@ from backend import mapview
 from backend.selection import BadSelection
 from ui import cards, page, selection_bar, state, style
 from ui import mapview as view
+from ui.map_figure import placeholder
 
 name, con, info, sel = page.open_dataset(
     "Map", state.MAP_PAGE, "See a dataset's rows laid out by meaning, and select regions.", "map"
@@ -36,20 +37,32 @@ problem = st.session_state.pop(view.ERROR, None)
 if problem:
     st.warning(f"That selection cannot be used: {problem}", icon=":material/gesture:")
 
+left, right = st.columns([3, 2], gap="medium")
+with left:
+    bar = st.container(horizontal=True, vertical_alignment="center", gap="small")
+    empty_note = st.empty()
+    slot = st.empty()
+    if not st.session_state.get(view.WARMED):  # the session's first map: an empty one first,
+        st.session_state[view.WARMED] = True  # so plotly.js loads while the queries run
+        slot.plotly_chart(placeholder(), key="map-warm", config={"displaylogo": False,
+                          "staticPlot": True}, width="stretch")  # fmt: skip
+
 try:
     fig, pts, clusters = view.chart_data(name, sel, color)
 except BadSelection as e:
-    st.error(f"This filter cannot be applied: {e}", icon=":material/filter_alt_off:")
-    selection_bar.clear_button(name, "bad-clear")
+    slot.empty()
+    with left:
+        st.error(f"This filter cannot be applied: {e}", icon=":material/filter_alt_off:")
+        selection_bar.clear_button(name, "bad-clear")
     st.stop()
 
-left, right = st.columns([3, 2], gap="medium")
 with left:
-    with st.container(horizontal=True, vertical_alignment="center", gap="small"):
+    with bar:
         selection_bar.render(name, sel)
     if pts.total == 0:
-        st.info("No row with map coordinates matches the filters.", icon=":material/search_off:")
-    st.plotly_chart(
+        empty_note.info("No row with map coordinates matches the filters.",
+                        icon=":material/search_off:")  # fmt: skip
+    slot.plotly_chart(
         fig,
         key=view.CHART,
         on_select=partial(view.on_chart_select, name),

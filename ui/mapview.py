@@ -25,6 +25,7 @@ W_CLUSTER = "w.map.cluster"
 CONCEPT = "ts.map.concept"
 W_CONCEPT = "w.map.concept"
 BY_CONCEPT = "concept"  # the colour choice that colours by one concept's rows
+WARMED = "ts.map.warmed"  # this session drew the placeholder map (plotly.js is loaded)
 GRID_ROWS = 6  # thumbnails in the side panel
 GRID_COLS = 2
 
