@@ -48,7 +48,7 @@ def caption(name: str) -> str:
 def planted(tmp_path_factory: pytest.TempPathFactory):
     """(workspace, eval folder, truth): a pool built through ingest, pHash, embed (the packaged
     EfficientNet-Lite0) and index, holding 12 x 4 perturbed copies of the eval photos, one
-    byte-identical copy, 10 other photos with 2 copies each, and captions with planted prompts."""
+    byte-identical copy, 10 other photos with a crop of each, and captions with planted prompts."""
     from backend.contamination.embedmatch import pool_image_model
     from backend.embed import embed
     from backend.ingest import build
@@ -73,7 +73,7 @@ def planted(tmp_path_factory: pytest.TempPathFactory):
     (pool / "clock_copy.txt").write_text("a copy")
     truth["clock"].add("clock_copy")
     for name in OTHERS:
-        for op in ("orig", "resize", "crop"):
+        for op in ("orig", "crop"):
             data = encoded(name).data
             (pool / f"other_{name}_{op}.jpg").write_bytes(data if op == "orig" else
                                                           perturb(data, op))  # fmt: skip
@@ -111,10 +111,13 @@ def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
     return code, out.out, out.err
 
 
-def test_planted_copies_found_with_recall_and_precision(planted, capsys, monkeypatch):
+def test_planted_copies_and_prompts_found(planted, tmp_path, capsys, monkeypatch):
     home, ev, truth = planted
     monkeypatch.setenv("TAILSCOPE_HOME", str(home))
-    code, out, err = run_cli(["contamination", "pool", "--eval", str(ev), "--json"], capsys)
+    classes = tmp_path / "classes.txt"
+    classes.write_text("tabby cat\ngoldfish\n\nspace shuttle\n")
+    code, out, err = run_cli(["contamination", "pool", "--eval", str(ev), "--classes",
+                              str(classes), "--json"], capsys)  # fmt: skip
     assert code == 0, err
     rep = json.loads(out)
     assert set(rep) >= {"eval_images", "matched_eval_images", "pairs"}
@@ -146,19 +149,9 @@ def test_planted_copies_found_with_recall_and_precision(planted, capsys, monkeyp
     pairs, evals = audit.load_pairs("pool", "eval", home)
     assert pairs.num_rows == len(rep["pairs"]) and evals.num_rows == len(EVAL)
     assert [a["eval_name"] for a in audit.list_audits("pool", home)] == ["eval"]
-
-
-def test_caption_and_class_prompts_found(planted, tmp_path, capsys, monkeypatch):
-    home, ev, _ = planted
-    monkeypatch.setenv("TAILSCOPE_HOME", str(home))
-    classes = tmp_path / "classes.txt"
-    classes.write_text("tabby cat\ngoldfish\n\nspace shuttle\n")
-    code, out, err = run_cli(["contamination", "pool", "--eval", str(ev), "--eval-name", "ev2",
-                              "--classes", str(classes), "--json"], capsys)  # fmt: skip
-    assert code == 0, err
-    stems = keys_of(home)
-    caps = {(p["eval"], stems[p["row_id"]]) for p in json.loads(out)["pairs"]
-            if p["kind"] == "caption"}  # fmt: skip
+    # captions: an eval caption (case and punctuation changed) and a class prompt, planted on
+    # rows whose images are unrelated; nothing else
+    caps = {(p["eval"], stems[p["row_id"]]) for p in rep["pairs"] if p["kind"] == "caption"}
     assert caps == {("coffee", "other_brick_orig"),
                     ("prompt: a photo of a tabby cat.", "other_grass_orig")}  # fmt: skip
 
