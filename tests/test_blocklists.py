@@ -151,3 +151,20 @@ def test_cli_blocklist(photos, workspace: Path, tmp_path: Path, capsys):
     assert "ngo-2026" in capsys.readouterr().out
     assert main(["blocklist", name, "--add", str(good), "--kind", "url", "--threshold", "3"]) == 2
     assert "phash lists only" in capsys.readouterr().err
+
+
+def test_url_only_pool_says_what_it_could_not_check(workspace: Path, tmp_path: Path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    urls = ["https://a.example.com/1.jpg", "https://b.example.com/2.jpg", "ftp://c.org/3.jpg"]
+    pq.write_table(pa.table({"url": urls, "caption": ["a", "b", "c"]}), tmp_path / "u.parquet")
+    build("urls", tmp_path / "u.parquet", "parquet", root=workspace, workers=1)
+    lst = _write(tmp_path / "h.txt", ["0123456789abcdef"])
+    with pytest.raises(BlocklistError, match="score urls --scorers phash"):
+        blocklists.add("urls", lst, "phash", root=workspace)
+    rec = blocklists.add("urls", _write(tmp_path / "m.txt", ["a" * 32]), "md5", root=workspace)
+    assert (rec["rows"], rec["rows_without_hash"]) == (0, 3)  # no bytes: not checked, not "0"
+    rec = blocklists.add("urls", _write(tmp_path / "d.txt", ["b.example.com"]), "domain",
+                         root=workspace)  # fmt: skip
+    assert rec["rows"] == 1 and rec["rows_blocklisted"] == 1

@@ -267,3 +267,17 @@ def test_safety_page_shows_the_run_and_keeps_only_alive_rows(rot, monkeypatch):
     next(b for b in at.button if b.label == "Keep only alive rows").click()
     at.run()
     assert at.session_state["ts.selections"]["rot"].values == {"link_alive": [True]}
+    # the Blocklists tab: a list applied to this dataset; its button excludes the listed rows
+    from backend import blocklists
+
+    con = connect("rot", home)
+    sha = con.execute("SELECT sha256 FROM samples WHERE caption = 'image ok1'").fetchall()[0][0]
+    con.close()
+    (home / "list.txt").write_text(sha + "\n")
+    blocklists.add("rot", home / "list.txt", "sha256", root=home)
+    at.run()
+    next(b for b in at.button if b.label == "Exclude listed rows").click()
+    at.run()
+    sel = at.session_state["ts.selections"]["rot"]
+    assert sel.subsets_none == ["blocklisted"] and sel.values == {"link_alive": [True]}
+    assert not at.exception

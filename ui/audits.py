@@ -123,7 +123,8 @@ def blocklist_view(name: str, con: duckdb.DuckDBPyConnection, sel: Selection) ->
             f"<br><code>python -m backend blocklist {style.esc(name)} --add FILE --kind "
             f"{'|'.join(blocklists.KINDS)}</code>"), unsafe_allow_html=True)  # fmt: skip
         return
-    keys = ("list", "kind", "entries", "rows", "entries_matched", "threshold", "at", "who")
+    keys = ("list", "kind", "entries", "rows", "entries_matched", "threshold",
+            "rows_without_hash", "at", "who")  # rows without a hash: not checked, not clean
     shown = [{k: r.get(k) for k in keys if k != "threshold" or any("threshold" in x for x in recs)}
              for r in recs]  # fmt: skip
     st.dataframe(pd.DataFrame(shown), hide_index=True)
