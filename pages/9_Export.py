@@ -10,6 +10,7 @@ from backend import paths
 from backend.export import FORMATS, BadExportName, ExportError, check_export_name, exports_dir
 from backend.export import jobs as export_jobs
 from backend.export import plan as export_plan
+from ui import baselines as ui_baselines
 from ui import export as ui_export
 from ui import page, selection_bar, shared, state, style
 
@@ -23,6 +24,7 @@ style.hero(
     "exactly how to get these rows again.",
 )
 columns = state.facts(name)["columns"]
+ui_baselines.panel(name)
 
 try:
     from backend import subsets
@@ -63,7 +65,8 @@ with st.container(horizontal=True, vertical_alignment="center", gap="small"):
                     f"<b>{style.esc(subset)}</b></div>", unsafe_allow_html=True,
                     width="content")  # fmt: skip
 
-offered = [f for f in FORMATS if (f != "uids" or "uid" in columns)
+datacomp_keys = (info.get("profile") or {}).get("name") == "datacomp"  # uid kept as key
+offered = [f for f in FORMATS if (f != "uids" or "uid" in columns or datacomp_keys)
            and (f != "urls" or "url" in columns)]  # fmt: skip
 ui_export.seed_from_job(name, offered)
 left, right = st.columns([1, 1], gap="large")

@@ -9,6 +9,7 @@ limits, tied and missing CLIP scores.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -251,3 +252,58 @@ def test_image_based_targets_of_another_model_are_refused(vec_pool, tmp_path, mo
                  str(tmp_path / "b32.npy"), "--format", "uids", "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err.strip()
     assert err == "error: targets have shape (10, 512); the image vectors have dimension 768"
+
+
+# -- pages: per-language rates, the one-click baseline -------------------------------------
+
+
+def test_per_language_rates_equal_a_direct_count(pool):
+    from backend.selection import Selection
+    from backend.store import connect
+    from ui import safety_rates
+    from ui.safety_scores import by_column
+
+    df = pool["df"]
+    con = connect("dc", pool["home"])
+    try:
+        got = safety_rates.language_rates(con, Selection(), [(by_column("clip_similarity"), .25)])
+    finally:
+        con.close()
+    lang = _fasttext_lang(df.text)
+    removed = df.clip_b32_similarity_score < np.float32(.25)  # below the threshold: dropped
+    assert set(got["kind"]) == {"language"} and set(got["group"]) == set(lang)
+    for row in got.to_dict("records"):
+        mask = lang == row["group"]
+        assert row["rows"] == mask.sum()
+        assert row[got.columns[-1]] == pytest.approx(removed[mask].mean())
+
+
+def test_export_page_applies_a_baseline_in_one_click(pool, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from backend.baselines import for_dataset
+
+    monkeypatch.setenv("TAILSCOPE_HOME", str(pool["home"]))
+    at = AppTest.from_file(str(Path(__file__).parent.parent / "app.py"), default_timeout=120)
+    at.session_state["ts.dataset"] = "dc"
+    at.run()
+    at.switch_page("pages/9_Export.py")
+    at.run()
+    [b for b in at.button if b.label == "basic_filter"][0].click()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    want = for_dataset("dc", "basic_filter", pool["home"]).selection
+    sel = at.session_state["ts.selections"]["dc"]
+    assert (sel.values, sel.sql) == (want.values, want.sql)
+    n = int(_basic(pool["df"]).sum())
+    shown = re.sub(r"<[^>]+>", "", " ".join(m.value for m in at.markdown))
+    assert f"{n} of {N} rows match" in shown
+    assert "Applied" in " ".join(s.value for s in at.success)
+    # Browse shows the baseline's English filter in its caption-language facet, counts by language
+    at.switch_page("pages/1_Browse.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    (facet,) = [m for m in at.multiselect if m.label == "Caption language"]
+    assert facet.value == ["en"]
+    counts = _fasttext_lang(pool["df"].text).value_counts()
+    assert set(facet.options) == {f"{k}  ({v})" for k, v in counts.items()}

@@ -23,7 +23,9 @@ K_KEYWORDS = state.FILTER_PREFIX + "keywords"
 K_EXTRA = state.FILTER_PREFIX + "extra"
 K_SQL = state.FILTER_PREFIX + "sql"
 K_DOMAINS = state.FILTER_PREFIX + "domains"
+K_LANGUAGES = state.FILTER_PREFIX + "languages"
 DOMAIN = "domain"
+LANGUAGE = "language"
 TOP_DOMAINS = 50
 OWN_CONTROLS = ("width", "height")  # numeric columns with their own slider
 
@@ -129,6 +131,7 @@ def sidebar(name: str) -> Selection:
         else:
             shards = []
         domains = _domain_facet(name, sel) if DOMAIN in facts["columns"] else None
+        languages = _language_facet(name, sel) if LANGUAGE in facts["columns"] else None
 
         extra_cols = [c for c in facts["numeric"] if c not in OWN_CONTROLS]
         if extra_cols:
@@ -155,6 +158,10 @@ def sidebar(name: str) -> Selection:
         values.pop(DOMAIN, None)
         if domains:
             values[DOMAIN] = domains
+    if languages is not None:
+        values.pop(LANGUAGE, None)
+        if languages:
+            values[LANGUAGE] = languages
     out = replace(
         sel,
         values=values,
@@ -195,6 +202,33 @@ def _domain_facet(name: str, sel: Selection) -> list[str] | None:
         placeholder=f"any of {len(counts)}{'+' if len(counts) >= TOP_DOMAINS else ''} domains",
         help=f"The registered domain of each row's URL (derived at ingest); the "
         f"{TOP_DOMAINS} commonest are listed with their rows in the whole dataset.",
+    )
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _top_languages(name: str, store: str, mtime_ns: int) -> list[tuple[str, int]]:
+    from backend.language import top_languages
+
+    return top_languages(state.connection(name))
+
+
+def _language_facet(name: str, sel: Selection) -> list[str] | None:
+    """The "Caption language" facet (the ``language`` scorer's fastText codes, with rows);
+    the picked ones become ``language IN (…)``. None when there is nothing to choose."""
+    top = _top_languages(name, str(state.store_file(name)), state.store_mtime(name))
+    counts = dict(top)
+    current = [str(v) for v in sel.values.get(LANGUAGE, [])]
+    if len(counts) < 2 and not current:
+        return None
+    _seed(K_LANGUAGES, current)
+    return st.multiselect(
+        "Caption language",
+        list(dict.fromkeys([*counts, *current])),
+        key=K_LANGUAGES,
+        format_func=lambda v: f"{v}  ({fmt.num(counts[v])})" if v in counts else v,
+        placeholder=f"any of {len(counts)} languages",
+        help="Each caption's language by fastText lid.176 (ISO code), from "
+        f"`python -m backend score {name} --scorers language`; rows in the whole dataset.",
     )
 
 

@@ -18,6 +18,8 @@ from ui.safety_scores import Score, removed_sql
 CLUSTER = "cluster"
 DOMAIN = "domain"
 TOP_DOMAINS = 25  # the biggest domains of the selection get a row each
+LANGUAGE = "language"
+TOP_LANGUAGES = 25  # the commonest caption languages of the selection
 
 
 def concept_columns(cols: dict[str, str]) -> list[str]:
@@ -100,6 +102,19 @@ def domain_rates(
     return _frame(rows, "domain", thresholds)
 
 
+def language_rates(
+    con: duckdb.DuckDBPyConnection,
+    sel: Selection,
+    thresholds: list[tuple[Score, float]],
+    top: int = TOP_LANGUAGES,
+) -> pd.DataFrame:
+    """One row per caption language among the ``top`` commonest of the selection (the
+    ``language`` scorer's column). Empty before it ran, or when there is one language only."""
+    got = _by_column(con, sel, thresholds, LANGUAGE, top)
+    rows = [tuple(r) for r in got] if len(got) > 1 else []
+    return _frame(rows, "language", thresholds)
+
+
 def concept_rates(
     con: duckdb.DuckDBPyConnection, sel: Selection, thresholds: list[tuple[Score, float]]
 ) -> pd.DataFrame:
@@ -157,10 +172,10 @@ def rates(
     labels: dict[int, str],
     hits: tuple[np.ndarray, np.ndarray, list[str]] | None = None,
 ) -> pd.DataFrame:
-    """Clusters, concepts (columns, and ``hits`` of a vocabulary when given) and the biggest
-    domains together, highest rate of the first score first."""
+    """Clusters, concepts (columns, and ``hits`` of a vocabulary when given), the biggest
+    domains and caption languages together, highest rate of the first score first."""
     parts = [cluster_rates(con, sel, thresholds, labels), concept_rates(con, sel, thresholds),
-             domain_rates(con, sel, thresholds)]  # fmt: skip
+             domain_rates(con, sel, thresholds), language_rates(con, sel, thresholds)]  # fmt: skip
     if hits is not None:
         parts.append(hit_rates(con, sel, thresholds, hits))
     df = pd.concat([p for p in parts if len(p)] or parts[:1], ignore_index=True)

@@ -219,7 +219,7 @@ def rates_view(name: str, con, sel: Selection) -> None:
         notes.append(why or "no concepts")
     if safety_rates.CLUSTER not in cols and hits is None \
             and not safety_rates.concept_columns(cols) \
-            and safety_rates.DOMAIN not in cols:  # fmt: skip
+            and safety_rates.DOMAIN not in cols and safety_rates.LANGUAGE not in cols:  # fmt: skip
         st.info("Nothing to group by yet: " + "; ".join(notes) + ".", icon=":material/info:")
         return
     pairs = [(s, threshold(s)) for s in scores]
@@ -229,6 +229,8 @@ def rates_view(name: str, con, sel: Selection) -> None:
         "removes; set thresholds in the Thresholds view. Click a header to sort."
         + (f" Domains: the {safety_rates.TOP_DOMAINS} biggest of the selection (the URL's "
            "registered domain)." if safety_rates.DOMAIN in cols else "")
+        + (" Languages: each caption's, by fastText lid.176." if safety_rates.LANGUAGE in cols
+           else "")
         + (f" Skipped: {'; '.join(notes)}." if notes else "")
     )
     rate_cols = [c for c in df.columns if c not in ("kind", "group", "rows")]
