@@ -33,6 +33,8 @@ MAX_SAMPLE = 1_000_000
 Z95 = 1.959964
 WORST_MIN_CHECKED = 3  # a domain needs this many checked URLs to be ranked among the worst
 NO_DOMAIN = "(no host)"
+HOST_SQL = (r"nullif(lower(regexp_extract(url, '^[A-Za-z][A-Za-z0-9+.-]*://(?:[^/@]*@)?"
+            r"([^/:?#]+)', 1)), '')")  # fmt: skip
 RESULT_SCHEMA = pa.schema([
     ("row_id", pa.int64()), ("url", pa.string()), ("domain", pa.string()),
     ("outcome", pa.string()), ("alive", pa.bool_()), ("status", pa.int32()),
@@ -97,7 +99,8 @@ def sample_rows(
         if "url" not in cols:
             raise ValueError(f"{name!r} has no url column: link rot needs the rows' URLs")
         where, params = sel.where(cols)
-        dom = "domain" if "domain" in cols else "NULL"
+        # no domain column (a store built before domains were derived): stratify by host
+        dom = "domain" if "domain" in cols else HOST_SQL
         sha = "sha256" if "sha256" in cols else "NULL::VARCHAR"
         base = (f"SELECT row_id, url, coalesce({dom}, '{NO_DOMAIN}') AS domain, {sha} AS sha256 "
                 f"FROM samples WHERE ({where})")  # fmt: skip

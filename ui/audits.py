@@ -128,9 +128,8 @@ def blocklist_view(name: str, con: duckdb.DuckDBPyConnection, sel: Selection) ->
     shown = [{k: r.get(k) for k in keys if k != "threshold" or any("threshold" in x for x in recs)}
              for r in recs]  # fmt: skip
     st.dataframe(pd.DataFrame(shown), hide_index=True)
-    from backend.subsets import get
-
-    ids = get(name, blocklists.SUBSET).row_ids
+    flagged = blocklists.flagged(name).column("row_id").to_numpy()
+    ids = pd.unique(flagged)  # the lists' own tables: true even if the subset was deleted
     where, params = sel.where(columns(con))
     in_sel = con.execute(
         f"SELECT count(*) FROM samples WHERE ({where}) AND row_id IN (SELECT unnest(?::BIGINT[]))",
