@@ -216,13 +216,13 @@ def compile_baseline(con: Any, dataset: str, name: str, catalog: dict[str, dict]
 
 def for_dataset(dataset: str, name: str, root: Any = None, **opts: Any) -> Baseline:
     """:func:`compile_baseline` on dataset ``dataset``'s store, with its score provenance."""
-    from backend import paths
+    from backend import bounded, paths
     from backend.browse import columns
     from backend.manifest import read_manifest
     from backend.scores import catalog
     from backend.store import connect
 
-    con = connect(dataset, root)
+    con = bounded.wrap(connect(dataset, root))  # its SQL is bounded like any user query
     try:
         cat = catalog(read_manifest(paths.manifest_path(dataset, root)), columns(con))
         return compile_baseline(con, dataset, name, cat, root=root, **opts)
