@@ -101,6 +101,14 @@ def test_each_kind_flags_exactly_the_planted_rows(photos, workspace: Path, tmp_p
     log = blocklists.read_log(name, workspace)
     assert [(e["list"], e["rows"], e["who"]) for e in log] == [
         (lst, len(want[lst]), "tester") for lst in lists]
+    # with the md5 scorer's column the same list is a join, with the same rows
+    from backend.safety.run import score
+
+    score(name, ["md5"], root=workspace)
+    rec = blocklists.add(name, tmp_path / "md5.txt", "md5", "md5-join", root=workspace)
+    assert _flagged(name, workspace, "md5-join") == {ids["astronaut"]}
+    assert (rec["rows_without_hash"], rec["md5_from"]) == (0, "md5 column")
+    assert log[1]["md5_from"] == "image bytes, read now"
     assert log[-1]["rows_blocklisted"] == len(every) == 7 and all(e["at"] for e in log)
 
 
