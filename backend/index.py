@@ -229,18 +229,44 @@ def _train(index: faiss.Index, x: np.ndarray, on_gpu: bool) -> None:
         ivf.clustering_index = None
 
 
+def _coarse_torch(coarse: str | None, index: faiss.Index) -> bool:
+    """Whether torch trains the coarse centroids and assigns the rows (``"torch"``/``"faiss"``;
+    by default torch when it sees a GPU): :func:`backend.kmeans_torch.wanted`."""
+    from backend import kmeans_torch
+
+    return kmeans_torch.wanted(coarse, _ivf(index))
+
+
+def _torch_train(index: faiss.Index, x: np.ndarray) -> np.ndarray:
+    from backend import kmeans_torch
+
+    return kmeans_torch.train_ivf(index, _ivf(index), x, SEED)
+
+
+def _add(index: faiss.Index, x: np.ndarray, centroids: np.ndarray | None) -> None:
+    """Add rows; with ``centroids`` (the torch path) torch assigns their lists."""
+    if centroids is None:
+        index.add(x)
+        return
+    from backend import kmeans_torch
+
+    kmeans_torch.add_assigned(index, _ivf(index), x, centroids)
+
+
 def build(
     vectors: np.ndarray,
     plan: IndexPlan | None = None,
     progress: Progress | None = None,
     use_gpu: bool | None = None,
+    coarse: str | None = None,
 ) -> faiss.Index:
     """Train on a seeded sample and add all rows in order (position i = row_id i).
 
     ``vectors`` (n × d, float16 or float32, typically a memmap) is read ``BATCH`` rows at a time,
     so a float16 file is never converted to float32 whole. On a GPU (when faiss has one) the same
     steps run on ``index_cpu_to_gpu`` and the result comes back with ``index_gpu_to_cpu``; the GPU
-    copy of an IVF index uses a flat coarse quantizer, so that is what comes back.
+    copy of an IVF index uses a flat coarse quantizer, so that is what comes back. ``coarse``:
+    who trains the coarse centroids and assigns the rows, see :func:`_coarse_torch`.
     """
     n, d = vectors.shape
     plan = plan or choose(n, d)
@@ -255,13 +281,18 @@ def build(
             work = faiss.index_cpu_to_gpu(resources, 0, index)
         except RuntimeError:  # no GPU version of this type (e.g. fast-scan PQ): build on CPU
             work = index
+    centroids = None
+    with_torch = work is index and _coarse_torch(coarse, index)
     if plan.train_size:
         rng = np.random.default_rng(SEED)
         sample = np.sort(rng.choice(n, plan.train_size, replace=False))
-        _train(work, _rows(vectors, sample), on_gpu=work is not index)
+        if with_torch:
+            centroids = _torch_train(work, _rows(vectors, sample))
+        else:
+            _train(work, _rows(vectors, sample), on_gpu=work is not index)
     for start in range(0, n, BATCH):
         end = min(n, start + BATCH)
-        work.add(_rows(vectors, slice(start, end)))
+        _add(work, _rows(vectors, slice(start, end)), centroids)
         if progress:
             progress(end, n)
     on_gpu = work is not index
@@ -272,9 +303,16 @@ def build(
     if ivf is not None and not isinstance(ivf, faiss.IndexIVFFastScan):
         ivf.make_direct_map()  # row id → list offset, so filters can reconstruct rows
     _attach(index, plan=asdict(plan), build_seconds=round(time.perf_counter() - t0, 3),
-            built_on="gpu" if on_gpu else "cpu")
+            built_on="gpu" if on_gpu else "cpu",
+            coarse=f"torch ({kmeans_device()})" if centroids is not None else "faiss")
     _apply_params(index, plan.params)
     return index
+
+
+def kmeans_device() -> str:
+    from backend import kmeans_torch
+
+    return kmeans_torch.device().type
 
 
 def _rebuild_hint(path: Path, name: str | None) -> str:
@@ -323,6 +361,7 @@ def save(index: faiss.Index, path: Path, meta: dict[str, Any]) -> dict[str, Any]
         "params": params,
         "build_seconds": info.get("build_seconds", meta.get("build_seconds")),
         "built_on": info.get("built_on", meta.get("built_on", "cpu")),
+        "coarse": info.get("coarse", meta.get("coarse", "faiss")),  # who trained/assigned lists
         "ram_bytes": plan.get("ram_bytes"),
         "faiss_version": faiss.__version__,
         "file_bytes": path.stat().st_size,
