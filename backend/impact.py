@@ -26,6 +26,7 @@ from backend.selection import IDS_IN, Selection, quote_ident
 
 FACTOR = 2.0  # flag a group whose removal rate is at least this many times the overall rate
 MIN_ROWS = 5  # smaller groups are shown but never flagged: a rate of 1 of 2 rows says little
+ALPHA = 0.01  # ...nor a removal count the overall rate gives this often by chance (binomial)
 TOP = 50  # per column kind, the biggest groups of the base
 BINS = 10  # equal-width bins over each score's range in the base
 MAX_HIT_ROWS = 20_000_000  # concept retention reads the base's row ids into memory (8 B a row)
@@ -75,26 +76,35 @@ class Impact:
     def removal(self) -> float:
         return 1.0 - self.kept_rows / self.base_rows if self.base_rows else 0.0
 
-    def flags(self, factor: float = FACTOR, min_rows: int = MIN_ROWS) -> list[Group]:
+    def flags(self, factor: float = FACTOR, min_rows: int = MIN_ROWS,
+              alpha: float = ALPHA) -> list[Group]:  # fmt: skip
         """Groups of at least ``min_rows`` base rows whose removal rate is at least ``factor``
-        times the overall one; most disproportionate first (then most rows removed)."""
+        times the overall one *and* unlikely by chance: removing that many of its rows at the
+        overall rate has a one-sided binomial probability under ``alpha`` (with a 0.4% overall
+        rate, 1 row of 17 is 15x the rate but happens 7% of the time: not flagged). Most
+        disproportionate first (then most rows removed)."""
         overall = self.removal
         if overall <= 0:
             return []
+        from scipy.stats import binom
+
         out = [g for g in self.groups
-               if g.base >= min_rows and g.removal >= factor * overall and g.removed > 0]
+               if g.base >= min_rows and g.removal >= factor * overall and g.removed > 0
+               and binom.sf(g.removed - 1, g.base, overall) < alpha]  # fmt: skip
         return sorted(out, key=lambda g: (-g.removal, -g.removed, g.kind, g.label))
 
     def by_kind(self, kind: str) -> list[Group]:
         return [g for g in self.groups if g.kind == kind]
 
-    def summary(self, factor: float = FACTOR, min_rows: int = MIN_ROWS, most: int = 20) -> dict:
+    def summary(self, factor: float = FACTOR, min_rows: int = MIN_ROWS, most: int = 20,
+                alpha: float = ALPHA) -> dict:  # fmt: skip
         """JSON-ready facts for an export manifest: totals, the flagged groups, the long tail's
         slopes and shares, and what did not run."""
-        flagged = self.flags(factor, min_rows)
+        flagged = self.flags(factor, min_rows, alpha)
         out: dict[str, Any] = {
             "base_rows": self.base_rows, "kept_rows": self.kept_rows,
             "removal_rate": round(self.removal, 6), "factor": factor, "min_rows": min_rows,
+            "alpha": alpha,
             "groups_measured": {k: len(self.by_kind(k)) for k in dict.fromkeys(
                 g.kind for g in self.groups)},
             "flagged": len(flagged),

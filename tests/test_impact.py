@@ -194,3 +194,12 @@ def test_cli_impact_prints_the_flags(tiny: Path, monkeypatch, capsys) -> None:
     s = json.loads(capsys.readouterr().out)
     assert (s["base_rows"], s["kept_rows"], s["flagged"]) == (40, 29, 2)
     assert main(["impact", "tiny", "--where", "toxicity <= 0.5", "--subset", "x"]) == 2
+
+
+def test_a_flag_needs_more_than_chance() -> None:
+    """At a 0.4% overall rate, 1 removed row of 17 is 15x the rate but happens 6.6% of the
+    time (binomial): not flagged; 3 of 20 (p = 7e-5) is."""
+    imp = impact.Impact(1000, 996, [impact.Group("concept", 0, "arrows", 17, 16),
+                                    impact.Group("concept", 1, "rare", 20, 17)])  # fmt: skip
+    assert [g.label for g in imp.flags()] == ["rare"]
+    assert [g.label for g in imp.flags(alpha=0.1)] == ["rare", "arrows"]

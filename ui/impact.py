@@ -54,10 +54,14 @@ def inputs(name: str, vocab: str | None = None) -> dict[str, Any]:
                    state.manifest_mtime(name), _concepts_version(name), vocab)  # fmt: skip
 
 
-def measure(name: str, con, base: Selection, sel: Selection, min_count: int) -> tuple:
+def measure(name: str, con, base: Selection, sel: Selection, min_count: int,
+            omit: tuple[str, ...] = ()) -> tuple:  # fmt: skip
+    """The impact and its inputs; ``omit``: score columns not to bin (the one a threshold
+    is on: its own bins say only that the threshold removes what it removes)."""
     got = inputs(name)
+    scores = {c: p for c, p in got["scores"].items() if c not in omit}
     imp = impact.measure(con, base, sel, hits=got["hits"], image_hits=got["image_hits"],
-                         labels=got["labels"], scores=got["scores"], min_count=min_count,
+                         labels=got["labels"], scores=scores, min_count=min_count,
                          name=name)  # fmt: skip
     imp.vocab = got["vocab"]
     return imp, got
@@ -118,13 +122,15 @@ def _gallery(name: str, con, base, sel, imp, group, hits, shown: set[int], key: 
         st.markdown(f"**{title.capitalize()}** · {n:,} of {group.base:,} rows")
         if rows:
             cards.grid(name, rows, 6, ranked=False, key=f"{key}-{title}")
+        elif n:
+            st.caption(f"The {title} rows of this group are the cards shown above.")
         else:
             st.caption(f"No {title} row in this group.")
 
 
 def draw(name: str, con, base: Selection, sel: Selection, *, key: str = "impact",
          what: str = "the selection", against: str = "the whole dataset",
-         shown: set[int] | None = None) -> None:  # fmt: skip
+         shown: set[int] | None = None, omit: tuple[str, ...] = ()) -> None:  # fmt: skip
     """The whole view for ``sel``'s rows within ``base`` (both resolved)."""
     c1, c2, c3 = st.columns([1, 1, 2], vertical_alignment="bottom")
     factor = c1.number_input("Flag at × overall rate", min_value=1.0, max_value=20.0,
@@ -135,7 +141,7 @@ def draw(name: str, con, base: Selection, sel: Selection, *, key: str = "impact"
     min_count = int(c2.number_input("Concept falls below", min_value=1, value=5, step=1,
                                     key=f"w.{key}.min", help="list concepts whose count drops "
                                     "under this"))  # fmt: skip
-    imp, got = measure(name, con, base, sel, min_count)
+    imp, got = measure(name, con, base, sel, min_count, omit)
     c3.caption(f"Comparing {what} with {against}"
                + (f" · concepts: vocabulary “{imp.vocab}”" if imp.vocab else ""))
     m = st.columns(4)
@@ -174,8 +180,10 @@ def _flags(name, con, base, sel, imp, flags, got, factor, shown, key) -> None:
         st.success(f"No group loses {factor:g}× the overall {imp.removal:.1%} or more.",
                    icon=":material/check:")  # fmt: skip
         return
-    st.caption("Groups whose removal rate is at least the factor times the overall rate, most "
-               "disproportionate first. Pick one to see its removed and kept rows.")
+    st.caption(f"Groups of ≥ {impact.MIN_ROWS} rows whose removal rate is at least the factor "
+               "times the overall rate and unlikely by chance (one-sided binomial p < "
+               f"{impact.ALPHA:g} at the overall rate), most disproportionate first. Pick one "
+               "to see its removed and kept rows.")
     _table(_frame(flags, imp.removal), f"{key}-flags")
     labels = [f"{g.kind}: {g.label} — {g.removal:.0%} removed" for g in flags]
     i = st.selectbox("Rows of", range(len(flags)), format_func=labels.__getitem__,

@@ -161,7 +161,8 @@ def _impact(name: str, con, sel: Selection, score: Score, t: float, shown: set[i
         return
     impact.draw(name, con, sel, safety_scores.keep(sel, score, t), key="safety-impact",
                 what=f"the selection with `{score.column} {score.op} {t:g}`",
-                against="the selection without it", shown=shown)  # fmt: skip
+                against="the selection without it", shown=shown,
+                omit=(score.column,))  # fmt: skip
 
 
 # -- rates per cluster and concept ---------------------------------------------------------------
