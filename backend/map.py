@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 
@@ -484,7 +485,20 @@ def build_map(
         columns=["map_x", "map_y", "cluster"],
     )  # fmt: skip
     update_manifest(paths.manifest_path(name, root), "map", record)
+    record["prepared"] = _prepare_page(name, root)
     return record
+
+
+def _prepare_page(name: str, root: Path | None) -> dict[str, Any] | str:
+    """What the Map page reads on open (:mod:`backend.map_prepared`); a failure here leaves the
+    map built and the page on its live queries, and says why."""
+    from backend.map_prepared import prepare
+
+    try:
+        return prepare(name, root)
+    except (duckdb.Error, OSError) as e:
+        return (f"not prepared ({e}): the Map page queries live; rerun "
+                f"`python -m backend map {name}`")
 
 
 def load_clusters(name: str, root: Path | None = None) -> list[dict[str, Any]]:

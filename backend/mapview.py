@@ -7,6 +7,9 @@ every row is still shown by a density grid binned in DuckDB (one small array, wh
 The map always draws the *context* of a selection (the sidebar filters) and marks the rows of
 the selection itself (the map region and the picked cluster), so a selection can be seen
 against what surrounds it; counts are always of the full Selection, over all rows.
+
+For the unfiltered map the answers come from the build (:mod:`backend.map_prepared`) when it
+prepared them for the current map; ``live=True`` (what the build itself uses) always queries.
 """
 
 from __future__ import annotations
@@ -94,16 +97,35 @@ def sample_every(total: int, limit: int = DRAW_LIMIT) -> int:
     return max(1, math.ceil(total / max(1, limit)))
 
 
+def _prepared(con: duckdb.DuckDBPyConnection, live: bool) -> dict[str, Any] | None:
+    if live:
+        return None
+    from backend import map_prepared
+
+    return map_prepared.load(con)
+
+
 def points(
     con: duckdb.DuckDBPyConnection,
     sel: Selection,
     color: str | None = CLUSTER,
     limit: int = DRAW_LIMIT,
     members: tuple[str, np.ndarray] | None = None,
+    live: bool = False,
 ) -> MapPoints:
     """The context's points (all, or a deterministic sample of about ``limit``), coloured by
     ``color`` (a numeric column, ``cluster``, ``shard``, or None) or by membership in
     ``members`` (a label and its row ids: a concept's rows), marked when in ``sel``."""
+    prep = None if members is not None or color not in (CLUSTER, None) or marks(sel) or not \
+        context(sel).is_empty() else _prepared(con, live)  # fmt: skip
+    if prep is not None and prep["draw_limit"] == limit:
+        t = prep["points"]
+        return MapPoints(
+            row_id=t["row_id"].to_numpy(), x=t["x"].to_numpy(), y=t["y"].to_numpy(),
+            caption=t["caption"].to_pylist(),
+            color=t["cluster"].to_numpy().astype(np.float32) if color == CLUSTER else None,
+            categories=[], inside=None, total=int(prep["total"]), every=int(prep["every"]),
+        )  # fmt: skip
     cols = columns(con)
     ctx = context(sel)
     where, params = _where(con, ctx)
@@ -156,8 +178,12 @@ def points(
     )
 
 
-def extent(con: duckdb.DuckDBPyConnection) -> tuple[float, float, float, float] | None:
+def extent(con: duckdb.DuckDBPyConnection,
+           live: bool = False) -> tuple[float, float, float, float] | None:  # fmt: skip
     """(x min, x max, y min, y max) over every row, so the frame does not jump with filters."""
+    prep = _prepared(con, live)
+    if prep is not None:
+        return tuple(prep["extent"]) if prep["extent"] else None  # type: ignore[return-value]
     x, y = quote_ident(MAP_X), quote_ident(MAP_Y)
     row = con.execute(
         f"SELECT min({x}), max({x}), min({y}), max({y}) FROM samples WHERE {HAS_COORDS}"
@@ -179,11 +205,15 @@ def _spread_sample(con: duckdb.DuckDBPyConnection, rows: int = QUANTILE_ROWS) ->
     return "" if every == 1 else f" AND hash(row_id) % {int(every)} = 0"
 
 
-def view(con: duckdb.DuckDBPyConnection, tail: float = 0.005) -> tuple[float, ...] | None:
+def view(con: duckdb.DuckDBPyConnection, tail: float = 0.005,
+         live: bool = False) -> tuple[float, ...] | None:  # fmt: skip
     """The frame to show first: the central 99% of rows on each axis (of a sample above
     ``QUANTILE_ROWS``), so a few far-flung points
     (UMAP puts small, unlike groups far out) do not squeeze the rest into a corner. Points
     outside stay drawn; zooming out shows them."""
+    prep = _prepared(con, live) if tail == 0.005 else None
+    if prep is not None:
+        return tuple(prep["view"]) if prep["view"] else None
     x, y = quote_ident(MAP_X), quote_ident(MAP_Y)
     row = con.execute(
         f"SELECT quantile_cont({x}, [?, ?]), quantile_cont({y}, [?, ?]) FROM samples "
@@ -212,9 +242,17 @@ def density(
     sel: Selection,
     frame: tuple[float, float, float, float],
     bins: int = GRID,
+    live: bool = False,
 ) -> Density:
     """Counts of the context's rows per grid cell, binned by DuckDB (``floor((x - x0)/dx)``
     group-by): a fixed-size answer however many rows there are."""
+    prep = None if not context(sel).is_empty() else _prepared(con, live)
+    if (prep is not None and prep["density"] and prep["grid"] == bins
+            and tuple(prep["extent"]) == tuple(frame)):  # fmt: skip
+        from backend.map_prepared import density_counts
+
+        d = prep["density"]
+        return Density(d["x0"], d["dx"], d["y0"], d["dy"], density_counts(prep, bins))
     x0, x1, y0, y1 = frame
     dx = (x1 - x0) / bins or 1.0
     dy = (y1 - y0) / bins or 1.0
@@ -236,21 +274,12 @@ def clusters(
     con: duckdb.DuckDBPyConnection,
     sel: Selection,
     labels: list[dict[str, Any]] | None = None,
+    live: bool = False,
 ) -> list[dict[str, Any]]:
     """One dict per cluster: ``cluster, label, terms, size`` (all rows), ``shown`` (rows in the
     context), ``x, y`` (label position); labels from the map step when given."""
-    cols = columns(con)
-    if CLUSTER not in cols:
-        return []
-    where, params = _where(con, context(sel))
-    c, x, y = quote_ident(CLUSTER), quote_ident(MAP_X), quote_ident(MAP_Y)
-    some = _spread_sample(con).removeprefix(" AND ") or "TRUE"  # medians: a sample will do
-    rows = con.execute(
-        f"SELECT {c}, count(*), count(*) FILTER (WHERE {where}), median({x}) FILTER (WHERE "
-        f"{some}), median({y}) FILTER (WHERE {some}) "
-        f"FROM samples WHERE {c} IS NOT NULL AND {HAS_COORDS} GROUP BY 1 ORDER BY 1",
-        params,
-    ).fetchall()
+    prep = None if not context(sel).is_empty() else _prepared(con, live)
+    rows = prep["cluster_rows"] if prep is not None else _cluster_rows(con, sel)
     known = {int(d["cluster"]): d for d in labels or []}
     out = []
     for k, size, shown, cx, cy in rows:
@@ -267,6 +296,23 @@ def clusters(
             }
         )
     return out
+
+
+def _cluster_rows(con: duckdb.DuckDBPyConnection, sel: Selection) -> list[tuple]:
+    """(cluster, size, rows in the context, median x, median y) per cluster."""
+    cols = columns(con)
+    if CLUSTER not in cols:
+        return []
+    where, params = _where(con, context(sel))
+    c, x, y = quote_ident(CLUSTER), quote_ident(MAP_X), quote_ident(MAP_Y)
+    some = _spread_sample(con).removeprefix(" AND ") or "TRUE"  # medians: a sample will do
+    rows = con.execute(
+        f"SELECT {c}, count(*), count(*) FILTER (WHERE {where}), median({x}) FILTER (WHERE "
+        f"{some}), median({y}) FILTER (WHERE {some}) "
+        f"FROM samples WHERE {c} IS NOT NULL AND {HAS_COORDS} GROUP BY 1 ORDER BY 1",
+        params,
+    ).fetchall()
+    return [tuple(r) for r in rows]
 
 
 def load_labels(name: str, root: Path | None = None) -> list[dict[str, Any]]:
@@ -307,9 +353,12 @@ def polygon_from_event(selection: dict[str, Any] | None) -> tuple[tuple[float, f
 
 
 def sample_captions(
-    con: duckdb.DuckDBPyConnection, sel: Selection, n: int = 2000
+    con: duckdb.DuckDBPyConnection, sel: Selection, n: int = 2000, live: bool = False
 ) -> list[str]:
     """Up to ``n`` captions of the Selection, a deterministic spread (by hashed row id)."""
+    prep = _prepared(con, live) if sel.is_empty() else None
+    if prep is not None and n <= len(prep["background"]):
+        return list(prep["background"][:n])
     where, params = sel.where(columns(con))
     rows = con.execute(
         f"SELECT caption FROM samples WHERE ({where}) AND caption IS NOT NULL "

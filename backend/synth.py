@@ -277,6 +277,9 @@ def generate(
         bytes_parts=_size(parts_dir), bytes_total=_size(ds),
     )  # fmt: skip
     _write_manifest(ds, name, rows, summary, concepts)
+    from backend.map_prepared import prepare  # what the Map page reads on open
+
+    summary["map_prepared"] = prepare(name, root)
     return summary
 
 
