@@ -103,9 +103,13 @@ def linkrot_view(name: str, sel: Selection, cols: dict[str, str]) -> None:
     if rep["worst_domains"]:
         st.markdown(f"**Worst domains** (≥ {linkrot.WORST_MIN_CHECKED} URLs checked, by the "
                     "top of their interval)")  # fmt: skip
-        st.dataframe(pd.DataFrame(rep["worst_domains"]), hide_index=True,
-                     column_config={c: st.column_config.NumberColumn(format="percent")
-                                    for c in ("share", "lo", "hi")})  # fmt: skip
+        worst = pd.DataFrame(rep["worst_domains"])[
+            ["domain", "alive", "checked", "share", "lo", "hi", "rows"]]
+        worst[["share", "lo", "hi"]] *= 100
+        st.dataframe(worst.rename(columns={"share": "alive %", "lo": "95% CI low",
+                                           "hi": "95% CI high"}), hide_index=True,
+                     column_config={c: st.column_config.NumberColumn(format="%.0f%%")
+                                    for c in ("alive %", "95% CI low", "95% CI high")})  # fmt: skip
     st.caption(f"Rerun on the current Selection: `{cmd}`")
     if ALIVE_COL in cols and ALIVE_COL not in sel.values:
         st.button("Keep only alive rows", icon=":material/link:", key="audits-keep-alive",
