@@ -37,18 +37,21 @@ def cmd_linkrot(args: argparse.Namespace) -> int:
         print(f"error: dataset {args.name!r} is not built: run "
               f"`python -m backend build {args.name} --source PATH`", file=sys.stderr)
         return 2
-    bar = progress_bar(f"linkrot {args.name}", unit="url")
+    bars: list = []  # made on the first URL: bad input fails with one line, no empty bar
 
     def progress(done: int, total: int) -> None:
-        bar.total, bar.n = total, done
-        bar.refresh()
+        if not bars:
+            bars.append(progress_bar(f"linkrot {args.name}", unit="url"))
+        bars[0].total, bars[0].n = total, done
+        bars[0].refresh()
 
     try:
         rep = linkrot.run(args.name, _selection(args), args.sample, args.seed,
                           concurrency=args.concurrency, per_host=args.per_host,
                           timeout=args.timeout, progress=progress)  # fmt: skip
     finally:
-        bar.close()
+        for b in bars:
+            b.close()
     if args.json:
         print(json.dumps(rep, indent=2, default=str))
         return 0

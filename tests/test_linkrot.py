@@ -245,8 +245,12 @@ def test_cli_linkrot(rot, capsys):
         assert main(["linkrot", "nosuch"]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "python -m backend build nosuch" in err
-        assert main(["linkrot", "rot", "--sample", "0"]) == 2
-        assert "--sample must be" in capsys.readouterr().err
+        for bad, why in ((["--sample", "0"], "--sample must be"),
+                         (["--concurrency", "0"], "--concurrency >= 1"),
+                         (["--subset", "nope"], "no subset named 'nope'")):  # fmt: skip
+            assert main(["linkrot", "rot", *bad]) == 2
+            err = capsys.readouterr().err
+            assert err.count("\n") == 1 and why in err, err
     finally:
         mp.undo()
 
