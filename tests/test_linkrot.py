@@ -80,14 +80,20 @@ class Server:
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
 
-@pytest.fixture(scope="module")
-def server():
+@pytest.fixture(scope="module", autouse=True)
+def loopback_only():
+    """Every Fetcher made in this module refuses any host but 127.0.0.1 (the guard)."""
     mp = pytest.MonkeyPatch()
     mp.setenv(ONLY_HOSTS_ENV, "127.0.0.1")
+    yield
+    mp.undo()
+
+
+@pytest.fixture(scope="module")
+def server():
     s = Server()
     yield s
     s.httpd.shutdown()
-    mp.undo()
 
 
 PLANTED = {  # image name -> the outcome the check must report
