@@ -82,16 +82,28 @@ def _terms(store: str, mtime: int, key: str, _sel: Selection, name: str) -> list
 def chart_data(
     name: str, sel: Selection, color: str | None, limit: int = mapview.DRAW_LIMIT
 ) -> tuple[go.Figure, mapview.MapPoints, list[dict[str, Any]]]:
-    """The figure of ``name``'s map for ``sel`` (cached per store version and Selection)."""
+    """The figure of ``name``'s map for ``sel``: one object shared by every session, per
+    build and Selection (building a 50k-point figure costs ~0.5 s; a rerun reuses it)."""
+    got = _chart(memo.build_stamp(name), memo.selection_key(sel), color, limit, sel, name)
+    fig, roles, pts, clusters = got
+    st.session_state[ROLES] = roles
+    return fig, pts, clusters
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _chart(
+    stamp: str, sel_key: str, color: str | None, limit: int, _sel: Selection, name: str
+) -> tuple[go.Figure, list[str], mapview.MapPoints, list[dict[str, Any]]]:
+    """Never mutated by callers: st.plotly_chart serialises a copy."""
     store, mtime = str(state.store_file(name)), state.store_mtime(name)
-    ctx = mapview.context(sel)
-    pts = _points(store, mtime, _key(sel), color, limit, sel, name)
+    ctx = mapview.context(_sel)
+    pts = _points(store, mtime, _key(_sel), color, limit, _sel, name)
     frame = _extent(store, mtime, name)
     dens = _density(store, mtime, _key(ctx), frame, ctx, name) if pts.sampled and frame else None
     clusters = _clusters(store, mtime, _key(ctx), ctx, name)
-    fig, roles = figure(pts, frame, color, clusters, dens, sel.polygon, _view(store, mtime, name))
-    st.session_state[ROLES] = roles
-    return fig, pts, clusters
+    view = _view(store, mtime, name)
+    fig, roles = figure(pts, frame, color, clusters, dens, _sel.polygon, view)
+    return fig, roles, pts, clusters
 
 
 # -- callbacks ---------------------------------------------------------------------------------
