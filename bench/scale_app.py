@@ -12,10 +12,16 @@ Measured, with the backend functions the pages call (not hand-written SQL): coun
 regex on the rows it keeps), a full
 scan of the captions, since a keyword index over 10^8 captions is not built here —, one shard,
 one cluster), the first Browse page (no filter; ``nsfw >= 0.5``), the filter widgets' column
-facts, the Map page's frame, density grid, 50k-point sample and cluster table, the Concepts page's
-result-set load, and the Safety page's flag counts. Each query: the first call on a fresh
-connection ("first"; the OS file cache is not dropped, so this is a new-connection first run, not
-a cold disk), then p50/p95 of ``--repeats`` more.
+facts, the Map page's frame, density grid, 50k-point sample and cluster table (live queries), the
+whole Map open live and from what the build prepared (backend.map_prepared), the Concepts page's
+open (counts only) against loading every hit as it did before, a concept filter as a join on the
+hits file against the row-id list it was before, and the Safety page's flag counts.
+``--columns``: a copy of each size gains one column the way map/score/dedup add them (a file per
+shard joined into the view, backend.column_files); the add is timed and queries through the
+joined view are set against the same queries on the shards alone.
+
+Each query: the first call on a fresh connection ("first"; the OS file cache is not dropped, so
+this is a new-connection first run, not a cold disk), then p50/p95 of ``--repeats`` more.
 
 Baseline, in the same run: the same queries on a native DuckDB table copy of the smallest size
 (``CREATE TABLE samples AS SELECT * FROM read_parquet(...)``); ratio = parquet view ÷ native
@@ -99,6 +105,15 @@ def queries(name: str, root: Path, concepts: bool) -> dict[str, Callable[[Any], 
     def checks(con):
         return ui_safety.counts(con, Selection(), ui_safety.available(browse.columns(con)))
 
+    def map_open(live: bool):
+        def run(con):  # what the Map page asks for on open, in its order
+            ext = mapview.extent(con, live=live)
+            mapview.density(con, Selection(), ext, live=live)
+            mapview.clusters(con, Selection(), [], live=live)
+            mapview.view(con, live=live)
+            return len(mapview.points(con, Selection(), live=live).row_id)
+        return run
+
     q: dict[str, Callable[[Any], Any]] = {
         "count: all rows": lambda c: browse.count(c, Selection()),
         "count: nsfw >= 0.5": lambda c: browse.count(c, Selection(ranges={"nsfw": (0.5, None)})),
@@ -110,10 +125,12 @@ def queries(name: str, root: Path, concepts: bool) -> dict[str, Callable[[Any], 
             browse.page(c, Selection(ranges={"nsfw": (0.5, None)}))),
         "filter facts (ranges, shards)": facts,
         "map: frame (quantiles)": map_frame,
-        "map: density grid": lambda c: int(
-            mapview.density(c, Selection(), frame.get("f") or mapview.view(c)).counts.sum()),
-        "map: 50k-point sample": lambda c: len(mapview.points(c, Selection()).row_id),
-        "map: cluster table": lambda c: len(mapview.clusters(c, Selection(), [])),
+        "map: density grid": lambda c: int(mapview.density(
+            c, Selection(), frame.get("f") or mapview.view(c, live=True), live=True).counts.sum()),
+        "map: 50k-point sample": lambda c: len(mapview.points(c, Selection(), live=True).row_id),
+        "map: cluster table": lambda c: len(mapview.clusters(c, Selection(), [], live=True)),
+        "map: open, live (extent, grid, clusters, frame, sample)": map_open(True),
+        "map: open, prepared by the build": map_open(False),
         "safety: flag counts": checks,
     }  # fmt: skip
     if keyword.index_dir(name, root).is_dir():
@@ -121,15 +138,31 @@ def queries(name: str, root: Path, concepts: bool) -> dict[str, Callable[[Any], 
             c, resolve_keywords(name, Selection(keywords="lighthouse"), root)
         )
     if concepts:
-        q["concepts: load result set"] = lambda c: len(load(name, synth.VOCAB, root).rows)
+        from backend.concepts import rows_with, selection_for
+
+        res = load(name, synth.VOCAB, root)
+        q["concepts: open (counts, summary; hits not read)"] = lambda c: len(
+            load(name, synth.VOCAB, root).counts)
+        q["concepts: load every hit (the page before)"] = lambda c: len(
+            load(name, synth.VOCAB, root).rows)
+        q["count: concept 'dog', join on hits"] = lambda c: browse.count(
+            c, selection_for(res, ["dog"]))
+        q["count: concept 'dog', row-id list (before)"] = lambda c: browse.count(
+            c, Selection(row_ids=tuple(rows_with(load(name, synth.VOCAB, root), ["dog"]).tolist())))
+        q["count: concept 'lighthouse', join on hits"] = lambda c: browse.count(
+            c, selection_for(res, ["lighthouse"]))
     return q
 
 
-def measure(name: str, root: Path, repeats: int, concepts: bool) -> dict[str, dict[str, Any]]:
+Queries = dict[str, Callable[[Any], Any]]
+
+
+def measure(name: str, root: Path, repeats: int, concepts: bool,
+            which: Queries | None = None) -> dict[str, dict[str, Any]]:  # fmt: skip
     con = connect(name, root)
     out = {}
     try:
-        for label, fn in queries(name, root, concepts).items():
+        for label, fn in (which or queries(name, root, concepts)).items():
             t0 = time.perf_counter()
             fn(con)
             first = time.perf_counter() - t0
@@ -152,6 +185,72 @@ def measure(name: str, root: Path, repeats: int, concepts: bool) -> dict[str, di
     return out
 
 
+def columns_copy(root: Path, name: str) -> tuple[str, dict[str, Any]]:
+    """``<name>-cols``: the same shards (symlinked), then one score column added the way the
+    score step adds it (backend.columns.add_columns: one file per shard, joined into the view);
+    returns its name and the add's time, RSS and bytes written."""
+    import shutil
+
+    import numpy as np
+    import pyarrow as pa
+
+    from backend import column_files
+    from backend.columns import add_columns
+
+    copy = f"{name}-cols"
+    ds = paths.dataset_dir(copy, root)
+    if ds.exists():
+        for p in [ds, *ds.rglob("*")]:
+            if not p.is_symlink():
+                p.chmod(p.stat().st_mode | 0o200)
+        shutil.rmtree(ds)
+    (ds / "parts").mkdir(parents=True)
+    parts = parquet_parts(name, root)
+    for p in parts:
+        (ds / "parts" / Path(p).name).symlink_to(p)
+    shutil.copy(paths.manifest_path(name, root), paths.manifest_path(copy, root))
+    tmp = ds / ".store-new.duckdb"
+    con = create_store(tmp)
+    files = ", ".join(f"'{f}'" for f in parts)
+    con.execute(f"CREATE VIEW samples AS SELECT * FROM read_parquet([{files}])")
+    n = con.execute("SELECT count(*) FROM samples").fetchone()[0]
+    con.close()
+    swap_in(tmp, ds)
+    ids = np.arange(n, dtype=np.int64)
+    quality = ((ids * 2654435761) % 1000 / 1000).astype(np.float32)  # any value per row
+    table = pa.table({"row_id": ids, "quality": quality})
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    t0 = time.perf_counter()
+    add_columns(copy, table, root)
+    took = time.perf_counter() - t0
+    del table, ids, quality
+    written = sum(Path(f).stat().st_size for f in column_files.all_files(copy, root))
+    return copy, {"add_s": took, "bytes_written": written, "rows": n,
+                  "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+                  "peak_rss_before_bytes": rss0}  # fmt: skip
+
+
+def _spread_ids(con, k: int = 48) -> list[int]:
+    n = con.execute("SELECT count(*) FROM samples").fetchone()[0]
+    return list(range(7, n, max(1, n // k)))[:k]
+
+
+COLUMN_QUERIES: dict[str, Callable[[Any], Any]] = {
+    "count: all rows": lambda c: browse.count(c, Selection()),
+    "count: nsfw >= 0.5": lambda c: browse.count(c, Selection(ranges={"nsfw": (0.5, None)})),
+    "count: quality >= 0.5 (added column)": lambda c: browse.count(
+        c, Selection(ranges={"quality": (0.5, None)})),
+    "first page (48 rows)": lambda c: len(browse.page(c, Selection())),
+    "first page, nsfw >= 0.5": lambda c: len(
+        browse.page(c, Selection(ranges={"nsfw": (0.5, None)}))),
+    "rows by id (48 spread ids)": lambda c: len(c.execute(
+        "SELECT * FROM samples WHERE row_id IN (SELECT unnest(?::BIGINT[]))",
+        [_spread_ids(c)]).fetchall()),
+    "map: density grid": lambda c: int(mapview.density(
+        c, Selection(), mapview.extent(c, live=True), live=True).counts.sum()),
+}  # fmt: skip
+
+
 def dir_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
@@ -168,6 +267,8 @@ def main() -> None:
     ap.add_argument("--no-native", action="store_true", help="skip the native-table baseline")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--keywords", action="store_true", help="build and time the BM25 index too")
+    ap.add_argument("--columns", action="store_true", help="add a column per shard to a copy "
+                    "of each size and time queries through the joined view against the shards")
     a = ap.parse_args()
     root = a.dir.resolve()
     root.mkdir(parents=True, exist_ok=True)
@@ -190,6 +291,15 @@ def main() -> None:
             print(f"keyword index of {name}: {entry['keyword_index']['seconds']:.0f} s, "
                   f"{kw['size_bytes'] / 1e9:.2f} GB", flush=True)  # fmt: skip
         entry["queries"] = measure(name, root, a.repeats, concepts=True)
+        if a.columns:
+            copy, added = columns_copy(root, name)
+            print(f"added a column to {copy}: {added['add_s']:.1f} s, "
+                  f"{added['bytes_written'] / 1e6:.0f} MB written", flush=True)
+            entry["columns"] = {**added, "joined": measure(copy, root, a.repeats, False,
+                                                           COLUMN_QUERIES),
+                                "shards_only": measure(name, root, a.repeats, False,
+                                                       {k: v for k, v in COLUMN_QUERIES.items()
+                                                        if "added" not in k})}  # fmt: skip
         results["sizes"][str(rows)] = entry
         if native is None and not a.no_native:
             t0 = time.perf_counter()
@@ -235,6 +345,17 @@ def main() -> None:
         f"peak RSS of this process: {results['peak_rss_bytes'] / 1e9:.2f} GB; "
         f"{os.cpu_count()} CPUs shared with other work"
     )
+    for r, e in results["sizes"].items():
+        if "columns" not in e:
+            continue
+        c = e["columns"]
+        print(f"\n{int(r):,} rows: one float column added per shard in {c['add_s']:.1f} s "
+              f"({c['bytes_written'] / 1e6:.0f} MB); queries through the joined view (ms):\n"
+              "| query | joined p50 | shards only p50 | joined ÷ shards |\n|---|---:|---:|---:|")
+        for label, q in c["joined"].items():
+            b = c["shards_only"].get(label)
+            print(f"| {label} | {fmt_ms(q['p50_s'])} | {fmt_ms(b and b['p50_s'])} | "
+                  + (f"{q['p50_s'] / b['p50_s']:.2f} |" if b else "– |"))
     if a.json:
         a.json.write_text(json.dumps(results, indent=2))
 
