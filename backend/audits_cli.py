@@ -96,8 +96,10 @@ def cmd_blocklist(args: argparse.Namespace) -> int:
         return 0
     if args.kind is None:
         raise ValueError(f"--add needs --kind ({'|'.join(blocklists.KINDS)})")
+    from backend.executor import from_args
+
     rec = blocklists.add(args.name, args.add, args.kind, args.list_name, args.threshold,
-                         args.who)  # fmt: skip
+                         args.who, executor=from_args(args))  # fmt: skip
     if args.json:
         print(json.dumps(rec, indent=2, default=str))
         return 0
@@ -141,4 +143,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     bl.add_argument("--list-name", default=None, help="(default: the file's name)")
     bl.add_argument("--who", default=None, help="who applied it, for the log (default: $USER)")
     bl.add_argument("--json", action="store_true")
+    from backend.executor import add_arguments as add_executor_arguments
+
+    add_executor_arguments(bl)  # row ranges as units: pHash popcounts, MD5 image reads
     bl.set_defaults(func=cmd_blocklist)

@@ -33,6 +33,7 @@ from backend.blocklist_match import (  # noqa: F401 - BlocklistError etc. are th
     PHASH_THRESHOLD,
     BlocklistError,
     match,
+    match_on,
     normalize_url,
 )
 from backend.manifest import now, write_json_atomic
@@ -108,8 +109,10 @@ def parse(path: Path, kind: str) -> list[str]:
 def add(
     name: str, list_path: Path, kind: str, list_name: str | None = None,
     threshold: int | None = None, who: str | None = None, root: Path | None = None,
+    executor: Any = None,
 ) -> dict[str, Any]:  # fmt: skip
-    """Apply one list: flag its rows, refresh the ``blocklisted`` subset, log it; the record."""
+    """Apply one list: flag its rows, refresh the ``blocklisted`` subset, log it; the record.
+    ``executor``: match row ranges as units on it (a process pool, Ray), else in-process."""
     list_path = Path(list_path)
     list_name = list_name or list_path.stem
     try:
@@ -123,7 +126,10 @@ def add(
     if threshold is not None and kind != "phash":
         raise BlocklistError("--threshold applies to phash lists only")
     entries = parse(list_path, kind)
-    table, notes = match(name, kind, entries, threshold, root)
+    if executor is None:
+        table, notes = match(name, kind, entries, threshold, root)
+    else:
+        table, notes = match_on(executor, name, kind, entries, threshold, root)
     out = folder(name, root)
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / f".{list_name}.parquet.tmp"

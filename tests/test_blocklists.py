@@ -176,3 +176,25 @@ def test_url_only_pool_says_what_it_could_not_check(workspace: Path, tmp_path: P
     rec = blocklists.add("urls", _write(tmp_path / "d.txt", ["b.example.com"]), "domain",
                          root=workspace)  # fmt: skip
     assert rec["rows"] == 1 and rec["rows_blocklisted"] == 1
+
+
+def test_row_range_units_give_the_same_matches(photos, workspace: Path, tmp_path: Path):
+    """The executor path (units of 3 rows, run inline here) equals the one-pass match."""
+    from backend.blocklist_match import match, match_on
+    from backend.executor import Executor
+
+    name, src, ids = photos
+    con = connect(name, workspace)
+    got = con.execute("SELECT sha256, phash FROM samples ORDER BY row_id").fetchall()
+    con.close()
+    sha = [g[0] for g in got[::2]]  # every other row
+    ph = [f"{int(np.array(g[1], dtype=np.int64).view(np.uint64)):016x}" for g in got[1::3]]
+    md5 = [hashlib.md5((src / f"{n}.jpg").read_bytes()).hexdigest() for n in ("coins", "camera")]
+    for kind, entries in (("sha256", sha), ("phash", ph), ("md5", md5),
+                          ("domain", ["optout.example.com"])):  # fmt: skip
+        one, notes = match(name, kind, entries, None, workspace)
+        split, split_notes = match_on(Executor("inline"), name, kind, entries, None, workspace,
+                                      rows_per_unit=3)  # fmt: skip
+        assert one.num_rows > 0 and split.equals(one), kind
+        assert split_notes == notes
+    assert not list((workspace / name).glob(".blocklist-*"))  # unit parts cleaned up
