@@ -14,7 +14,7 @@ import streamlit as st
 from backend import mapview, paths
 from backend.selection import BadSelection, Selection
 from ui import cards, fmt, memo, selection_bar, shared, state, style
-from ui.map_figure import CONTEXT, LABELS, POINTS, figure
+from ui.map_figure import CONTEXT, LABELS, PER_CELL, POINTS, figure, thin
 
 CHART = "map-chart"  # the chart widget's key
 ROLES = "ts.map.roles"  # role of each trace of the chart on screen, by curve number
@@ -102,6 +102,8 @@ def _chart(
     dens = _density(store, mtime, _key(ctx), frame, ctx, name) if pts.sampled and frame else None
     clusters = _clusters(store, mtime, _key(ctx), ctx, name)
     view = _view(store, mtime, name)
+    if dens is not None:  # sampled: the shading shows the mass, the points need not
+        pts = thin(pts, dens)
     fig, roles = figure(pts, frame, color, clusters, dens, _sel.polygon, view)
     return fig, roles, pts, clusters
 
@@ -262,8 +264,9 @@ def sampled_note(pts: mapview.MapPoints) -> None:
     if pts.sampled:
         st.caption(
             f"{fmt.num(pts.total)} rows: the shading shows all of them; "
-            f"{fmt.num(len(pts.row_id))} are drawn as points (every row whose hashed id "
-            f"is 0 mod {pts.every}). Selections and counts always cover all rows."
+            f"{fmt.num(len(pts.row_id))} are drawn as points (of the rows whose hashed id "
+            f"is 0 mod {pts.every}, about {PER_CELL} per 1/40 of the map's width where the "
+            "shading is dark). Selections and counts always cover all rows."
         )
 
 
