@@ -85,7 +85,9 @@ def _clip_column(cols: dict[str, str], dataset: str, arch: str, notes: list[str]
                  catalog: dict[str, dict]) -> str:  # fmt: skip
     col = SCORE_COLUMN[arch]
     how = (f"python -m backend score {dataset} --scorers clip (or build from a pool that ships "
-           f"DataComp's clip_{arch}_similarity_score)")  # fmt: skip
+           "DataComp's clip_b32_similarity_score)") if arch == "b32" else (
+        f"python -m backend build {dataset} --source DATACOMP_METADATA (DataComp ships "
+        "clip_l14_similarity_score; the clip scorer writes clip_similarity only)")  # fmt: skip
     _need(cols, col, dataset, how)
     info = catalog.get(col) or {}
     model = str(info.get("model") or "unknown model")
