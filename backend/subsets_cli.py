@@ -22,9 +22,16 @@ def _recipe(path: Path) -> Selection:
 def cmd_subset(args: argparse.Namespace) -> int:
     name, action = args.name, args.action
     if action == "save":
-        if (args.where is None) == (args.recipe is None):
-            raise BadSelection("give exactly one of --where SQL or --recipe FILE")
-        sel = Selection(sql=args.where) if args.where is not None else _recipe(args.recipe)
+        given = [x for x in (args.where, args.recipe, args.baseline) if x is not None]
+        if len(given) != 1:
+            raise BadSelection("give exactly one of --where SQL, --recipe FILE or --baseline NAME")
+        if args.baseline is not None:  # a DataComp baseline, its rules noted with the subset
+            from backend.baselines import for_dataset
+
+            spec = for_dataset(name, args.baseline)
+            sel, args.note = spec.selection, args.note or spec.describe()
+        else:
+            sel = Selection(sql=args.where) if args.where is not None else _recipe(args.recipe)
         with progress_bar(f"save {args.subset}", total=1, leave=False) as bar:
             s = subsets.save(name, args.subset, sel, note=args.note, overwrite=args.force)
             bar.update()
@@ -59,6 +66,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("subset")
     s.add_argument("--where", help="an SQL condition on the samples columns")
     s.add_argument("--recipe", type=Path, help="a Selection recipe (JSON) file")
+    s.add_argument("--baseline", help="a DataComp baseline by name (README: DataComp baselines)")
     s.add_argument("--note", default="")
     s.add_argument("--force", action="store_true", help="replace a subset of that name")
     ls = acts.add_parser("list", help="the saved subsets")

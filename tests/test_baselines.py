@@ -172,6 +172,20 @@ def test_baseline_uids_equal_datacomp_rules(pool, tmp_path, monkeypatch, baselin
     assert 0 < len(want) < N or baseline == "no_filter"  # each rule really narrows
 
 
+def test_baseline_saves_as_a_subset(pool, monkeypatch, capsys):
+    from backend import subsets
+
+    monkeypatch.setenv("TAILSCOPE_HOME", str(pool["home"]))
+    assert main(["subset", "dc", "save", "dc_laion", "--baseline", "laion2b", "--force"]) == 0
+    df = pool["df"]
+    want = df[_english(df) & (df.clip_b32_similarity_score >= np.float32(.28))]
+    assert f"saved subset dc_laion: {len(want)} rows" in capsys.readouterr().out
+    s = subsets.get("dc", "dc_laion", pool["home"])
+    assert s.note.startswith("DataComp laion2b (English by fastText lid.176")
+    con_keys = set(df.uid[df.index.isin(s.row_ids)])  # row ids are the shard's row order here
+    assert con_keys == set(want.uid)
+
+
 def test_fixture_hits_the_edges(pool):
     """The planted cases are there: a tie straddling the 30 % cut would be lost by a top-k."""
     df = pool["df"]
