@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 from backend import paths
 from backend.manifest import now, write_json_atomic
 from backend.selection import Selection
-from backend.urlfetch import NOT_FETCHED, Checked, Fetcher
+from backend.urlfetch import CONNECTION, NOT_FETCHED, Checked, Fetcher
 
 MAX_SAMPLE = 1_000_000
 Z95 = 1.959964
@@ -144,7 +144,10 @@ def check_rows(
     done = 0
 
     def one(r: dict) -> tuple[dict, Checked, str]:
-        got = fetcher.check(r["url"], want_sha256=bool(r.get("sha256")))
+        try:
+            got = fetcher.check(r["url"], want_sha256=bool(r.get("sha256")))
+        except Exception as e:  # noqa: BLE001 - one odd URL is an outcome, not a lost run
+            got = Checked(r["url"], CONNECTION, detail=f"{type(e).__name__}: {e}"[:200])
         return r, got, now()
 
     out = []

@@ -124,10 +124,16 @@ class Fetcher:
         return out
 
     def _refusal(self, url: str) -> Checked | None:
-        parts = urlsplit(url.strip())
-        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        try:
+            parts = urlsplit(url.strip())
+            parts.port  # noqa: B018 - raises on a malformed port or IPv6 host
+        except ValueError as e:
+            return Checked(url, NOT_HTTP, detail=f"malformed URL ({e}): not fetched")
+        if parts.scheme.lower() not in ("http", "https"):
             return Checked(url, NOT_HTTP, detail=f"not an http(s) URL ({parts.scheme or 'no'} "
                            "scheme): not fetched")  # fmt: skip
+        if not parts.hostname:
+            return Checked(url, NOT_HTTP, detail="no host in the URL: not fetched")
         if self.only_hosts is not None and parts.hostname.lower() not in self.only_hosts:
             return Checked(url, REFUSED, detail=f"host {parts.hostname} is not in the allowed "
                            f"hosts ({', '.join(sorted(self.only_hosts))}): not fetched")

@@ -192,6 +192,8 @@ def test_guard_refuses_other_hosts_and_rate_limit_spaces_requests(server: Server
     f = Fetcher(timeout=1, per_host=0)
     for url in ("http://example.invalid/x.jpg", "https://10.0.0.1/a.png"):
         assert f.check(url).outcome == "refused"
+    for url in ("http://[::1/x.jpg", "http://127.0.0.1:99999/x", "http:///x.jpg", "x.jpg"):
+        assert f.check(url).outcome == "not_http", url  # malformed: reported, never sent
     before = len(server.seen)
     slow = Fetcher(timeout=1, per_host=10.0)  # 10 per second: 4 requests span >= 0.3 s
     t0 = time.monotonic()
