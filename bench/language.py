@@ -44,8 +44,9 @@ def fasttext_detector() -> tuple[str, Detector]:
 def py3langid_detector() -> tuple[str, Detector] | str:
     """py3langid, or why it is not run."""
     try:
-        import py3langid
         from importlib.metadata import version
+
+        import py3langid
     except ImportError:
         return "not run: py3langid is not installed (pip install py3langid==0.4.0)"
     return f"py3langid {version('py3langid')}", lambda texts: [py3langid.classify(t)[0]
