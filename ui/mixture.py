@@ -38,14 +38,15 @@ def figure(counts: dict[int, int], w: dict[int, float], labels: dict[int, str]) 
 
 def _sliders(counts: dict[int, int], labels: dict[int, str]) -> dict[int, float]:
     weights = st.session_state.setdefault(WEIGHTS, {})
+    top = max(counts.values())
     cols = st.columns(4)
     out = {}
     for i, c in enumerate(counts):
         key = f"{SLIDER}{c}"
-        if key not in st.session_state:
-            st.session_state[key] = float(weights.get(c, 1.0))
+        if key not in st.session_state:  # until set: as now (the draw changes nothing)
+            st.session_state[key] = round(float(weights.get(c, counts[c] / top)), 2)
         out[c] = cols[i % 4].slider(f"{labels.get(c) or 'cluster'} (#{c}) · {counts[c]:,} rows",
-                                    0.0, 5.0, step=0.1, key=key)  # fmt: skip
+                                    0.0, 5.0, step=0.01, key=key)  # fmt: skip
     st.session_state[WEIGHTS] = dict(out)
     return out
 
@@ -69,12 +70,12 @@ def draw(name: str, con, sel: Selection) -> None:
         _set_weights({c: 1.0 for c in counts})
     if b2.button("As now", icon=":material/restart_alt:", width="stretch",
                  help="Each cluster's share of the selection"):  # fmt: skip
-        _set_weights({c: n / max(counts.values()) for c, n in counts.items()})
+        _set_weights({c: round(n / max(counts.values()), 2) for c, n in counts.items()})
     other = b3.selectbox("Match a subset's mixture", ["—", *saved], key="w.mixture.match")
     if b4.button("Match", width="stretch", disabled=other == "—"):
         o = subsets.resolve(name, Selection(subsets_all=[other]), root)
         sh = mixture.shares(mixture.pool(con, o, name).counts())
-        _set_weights({c: sh.get(c, 0.0) / max(sh.values()) for c in counts})
+        _set_weights({c: round(sh.get(c, 0.0) / max(sh.values()), 2) for c in counts})
     raw = _sliders(counts, labels)
     try:
         w = mixture.normalise(raw, counts)
@@ -95,14 +96,18 @@ def draw(name: str, con, sel: Selection) -> None:
     st.dataframe(table, hide_index=True, width="stretch", column_config={
         "share now": st.column_config.NumberColumn(format="percent"),
         "weight": st.column_config.NumberColumn(format="percent")})  # fmt: skip
-    if p.without_cluster:
-        st.caption(f"{fmt.num(p.without_cluster)} rows of the selection have no cluster and "
-                   "take no part.")  # fmt: skip
+    drawn = int(table["rows drawn"].sum())
+    st.caption(f"{drawn:,} rows drawn of {rows:,} asked" + (
+        " (without replacement a cluster gives at most all its rows)" if drawn < rows else "")
+        + (f"; {fmt.num(p.without_cluster)} rows of the selection have no cluster and take no "
+           "part" if p.without_cluster else "") + ".")  # fmt: skip
     got = impact.inputs(name)
     if got["hits"] is not None:
         prev = pd.DataFrame(mixture.concept_preview(p, w, rows, got["hits"])[:30])
-        st.caption(f"Concepts (vocabulary “{got['vocab']}”): rows now and expected in the draw")
-        st.dataframe(prev, hide_index=True, width="stretch", height=240)
+        st.caption(f"Concepts (vocabulary “{got['vocab']}”): rows now, and expected in a draw of "
+                   f"{rows:,} at these weights (each row's probability × rows)")
+        st.dataframe(prev, hide_index=True, width="stretch", height=240, column_config={
+            "expected": st.column_config.NumberColumn(format="%.1f")})  # fmt: skip
     _save(name, p, w, rows, seed, replace, sel)
 
 
