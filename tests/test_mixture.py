@@ -137,3 +137,31 @@ def test_cli_saves_subset_and_export_records_mixture(clustered: Path, capsys) ->
 
     t = pq.read_table(clustered / "mix" / "mixtures" / "w01.weights.parquet").to_pydict()
     assert {c for c, w in zip(t["cluster"], t["weight"], strict=True) if w > 0} == {0}
+
+
+def test_mixtures_page_flatten_and_save(clustered: Path) -> None:
+    """The Mixtures page opens at the selection's own shares (a draw of every row changes
+    nothing); "Flatten" then "Save draw as subset" saves the CLI's flattened draw."""
+    from streamlit.testing.v1 import AppTest
+
+    from backend.subsets import get
+
+    at = AppTest.from_file(str(Path(__file__).parent.parent / "pages/7_Mixtures.py"),
+                           default_timeout=60)  # fmt: skip
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert [s.value for s in at.slider] == [1.0, 1.0, 0.9]  # 10, 10, 9 rows: shares as now
+    assert any("29 rows drawn of 29 asked" in c.value and "1 rows of the selection have no "
+               "cluster" in c.value for c in at.caption)  # fmt: skip
+    at.button[0].click().run()  # Flatten
+    at.number_input(key="w.mixture.n").set_value(12).run()
+    at.number_input(key="w.mixture.seed").set_value(3).run()
+    at.text_input(key="w.mixture.name").set_value("ui12").run()
+    next(b for b in at.button if b.label == "Save draw as subset").click().run()
+    assert not at.exception and any("Saved subset" in s.value for s in at.success)
+    from backend.cli import main
+
+    assert main(["mixture", "mix", "--flatten", "--rows", "12", "--seed", "3",
+                 "--save", "c12"]) == 0
+    ui, cli = get("mix", "ui12", clustered), get("mix", "c12", clustered)
+    assert ui.count == 12 and np.array_equal(ui.row_ids, cli.row_ids)
