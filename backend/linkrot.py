@@ -33,8 +33,9 @@ MAX_SAMPLE = 1_000_000
 Z95 = 1.959964
 WORST_MIN_CHECKED = 3  # a domain needs this many checked URLs to be ranked among the worst
 NO_DOMAIN = "(no host)"
-HOST_SQL = (r"nullif(lower(regexp_extract(url, '^[A-Za-z][A-Za-z0-9+.-]*://(?:[^/@]*@)?"
-            r"([^/:?#]+)', 1)), '')")  # fmt: skip
+UINT64_MAX = 2**64 - 1
+HOST_SQL = ("nullif(split_part(lower(split_part(split_part(split_part(split_part(split_part("
+            "url, '://', 2), '/', 1), '?', 1), '#', 1), '@', -1)), ':', 1), '')")  # fmt: skip
 RESULT_SCHEMA = pa.schema([
     ("row_id", pa.int64()), ("url", pa.string()), ("domain", pa.string()),
     ("outcome", pa.string()), ("alive", pa.bool_()), ("status", pa.int32()),
@@ -84,7 +85,8 @@ def sample_rows(
     name: str, sel: Selection, n: int, seed: int, root: Path | None = None
 ) -> tuple[pa.Table, dict[str, int], int]:
     """(sampled rows: row_id, url, domain, sha256; rows per domain in the Selection; rows of
-    the Selection without a URL). The same seed draws the same rows."""
+    the Selection without a URL). The same seed draws the same rows: per domain, the k rows
+    with the smallest ``hash(row_id, seed)``."""
     from backend import bounded
     from backend.browse import columns
     from backend.store import connect
@@ -100,28 +102,49 @@ def sample_rows(
             raise ValueError(f"{name!r} has no url column: link rot needs the rows' URLs")
         where, params = sel.where(cols)
         # no domain column (a store built before domains were derived): stratify by host
-        dom = "domain" if "domain" in cols else HOST_SQL
-        sha = "sha256" if "sha256" in cols else "NULL::VARCHAR"
-        base = (f"SELECT row_id, url, coalesce({dom}, '{NO_DOMAIN}') AS domain, {sha} AS sha256 "
-                f"FROM samples WHERE ({where})")  # fmt: skip
+        dom = f"coalesce({'domain' if 'domain' in cols else HOST_SQL}, '{NO_DOMAIN}')"
         has_url = "url IS NOT NULL AND trim(url) <> ''"
-        got = con.execute(f"SELECT domain, count(*) FROM ({base}) WHERE {has_url} GROUP BY 1",
-                          params).fetchall()  # fmt: skip
+        got = con.execute(f"SELECT {dom} AS d, count(*) FROM samples WHERE ({where}) AND "
+                          f"{has_url} GROUP BY 1", params).fetchall()  # fmt: skip
         counts = {str(d): int(c) for d, c in got}
-        no_url = con.execute(f"SELECT count(*) FROM ({base}) WHERE NOT ({has_url})",
-                             params).fetchall()[0][0]  # fmt: skip
+        no_url = con.execute(f"SELECT count(*) FROM samples WHERE ({where}) AND NOT "
+                             f"({has_url})", params).fetchall()[0][0]  # fmt: skip
         quota = allocate(counts, n)
-        con.register("quota", pa.table({"domain": list(quota), "k": list(quota.values())}))
-        with con.deadline():
-            rows = con.sql(
-                f"SELECT s.row_id, s.url, s.domain, s.sha256 FROM ({base}) s JOIN quota q "
-                f"USING (domain) WHERE {has_url} QUALIFY row_number() OVER (PARTITION BY "
-                "s.domain ORDER BY hash(s.row_id, ?::BIGINT), s.row_id) <= q.k "
-                "ORDER BY s.row_id", params=[*params, int(seed)],
-            ).to_arrow_table()  # fmt: skip
+        sha = "sha256" if "sha256" in cols else "NULL::VARCHAR"
+        rows = _draw(con, quota, counts, dom, sha, f"({where}) AND {has_url}", params, seed)
     finally:
         con.close()
     return rows, counts, int(no_url)
+
+
+def _draw(con, quota: dict[str, int], counts: dict[str, int], dom: str, sha: str, where: str,
+          params: list, seed: int) -> pa.Table:  # fmt: skip
+    """Each domain's ``k`` rows of smallest hash. Only rows whose hash is below a per-domain
+    cut (k/count of the hash range, plus a margin of 4 standard deviations) are sorted, so the
+    draw does not sort the whole Selection; a domain the cut left short is drawn again
+    without it (rare), so the result is exactly the k smallest either way."""
+    full: set[str] = set()
+    while True:
+        cut = [UINT64_MAX if d in full else
+               min(UINT64_MAX, int((k + 4 * math.sqrt(k) + 8) / counts[d] * UINT64_MAX))
+               for d, k in quota.items()]  # fmt: skip
+        con.register("quota", pa.table({"domain": list(quota), "k": list(quota.values()),
+                                        "cut": pa.array(cut, pa.uint64())}))  # fmt: skip
+        with con.deadline():
+            rows = con.sql(
+                f"SELECT s.row_id, s.url, s.domain, s.sha256 FROM (SELECT row_id, url, "
+                f"{dom} AS domain, {sha} AS sha256, hash(row_id, ?::BIGINT) AS h FROM samples "
+                f"WHERE {where}) s JOIN quota q USING (domain) WHERE s.h <= q.cut "
+                "QUALIFY row_number() OVER (PARTITION BY s.domain ORDER BY s.h, s.row_id) "
+                "<= q.k ORDER BY s.row_id", params=[int(seed), *params],
+            ).to_arrow_table()  # fmt: skip
+        got: dict[str, int] = {}
+        for d in rows.column("domain").to_pylist():
+            got[d] = got.get(d, 0) + 1
+        short = {d for d, k in quota.items() if got.get(d, 0) < k} - full
+        if not short:
+            return rows
+        full |= short
 
 
 def _interleaved(rows: list[dict]) -> list[dict]:

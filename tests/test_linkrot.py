@@ -222,6 +222,21 @@ def test_sample_is_stratified_by_domain_and_seeded(workspace: Path):
     doms = rows.column("domain").to_pylist()
     assert {d: doms.count(d) for d in counts} == {"example.com": 6, "example.org": 4,
                                                   "example.net": 2}
+    # exactly each domain's rows of smallest hash(row_id, seed) (the oracle sorts them all)
+    con = connect("pool", workspace)
+    want = con.execute(
+        "SELECT row_id FROM samples WHERE url IS NOT NULL QUALIFY row_number() OVER (PARTITION "
+        "BY domain ORDER BY hash(row_id, 7::BIGINT), row_id) <= CASE domain WHEN "
+        "'example.com' THEN 6 WHEN 'example.org' THEN 4 ELSE 2 END ORDER BY row_id").fetchall()
+    assert rows.column("row_id").to_pylist() == [r[0] for r in want]
+    # a cut that leaves every domain short (counts overstated 1000x) is redrawn without it
+    from backend.bounded import wrap
+
+    quota = {"example.com": 6, "example.org": 4, "example.net": 2}
+    short = linkrot._draw(wrap(con), quota, {d: c * 1000 for d, c in counts.items()},
+                          "domain", "NULL::VARCHAR", "url IS NOT NULL", [], 7)  # fmt: skip
+    con.close()
+    assert short.column("row_id").to_pylist() == [r[0] for r in want]
     again, _, _ = linkrot.sample_rows("pool", Selection(), 12, 7, workspace)
     other, _, _ = linkrot.sample_rows("pool", Selection(), 12, 8, workspace)
     assert again.column("row_id").to_pylist() == rows.column("row_id").to_pylist()
