@@ -78,6 +78,7 @@ def tab(res: bc.Result) -> None:
                    f"count 0 (no logarithm): {', '.join(unseen[:10]) or 'none'}.")
     need = pd.DataFrame(trend.needs(rows, f, float(target)),
                         columns=["concept", "accuracy", "count", "needed", "factor", "add"])
+    need[["needed", "add"]] = need[["needed", "add"]].astype(float).round()  # whole rows
     st.caption(f"Rows each class would need for {target:.0%}, along the fitted slope through its "
                "own point; furthest first.")
     st.dataframe(need, hide_index=True, width="stretch", height=300, column_config={
