@@ -99,7 +99,7 @@ def queries(name: str, root: Path, concepts: bool) -> dict[str, Callable[[Any], 
                 browse.shard_counts(con))  # fmt: skip
 
     def map_frame(con):
-        frame["f"] = mapview.view(con)
+        frame["f"] = mapview.view(con, live=True)
         return frame["f"]
 
     def checks(con):
