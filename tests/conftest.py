@@ -1,11 +1,19 @@
-"""Shared fixtures: a throwaway workspace and small real datasets built through the CLI path."""
+"""Shared fixtures: a throwaway workspace and small real datasets built through the CLI path;
+and the helpers every page test uses to run a page headless and read what it shows."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from PIL import Image
+
+if TYPE_CHECKING:
+    from streamlit.testing.v1 import AppTest
+
+REPO = Path(__file__).resolve().parent.parent
 
 PHOTOS = {
     "astronaut": "an astronaut in a spacesuit in front of an American flag",
@@ -71,3 +79,37 @@ def demo_pristine(demo_home: Path) -> Path:
     """A workspace holding the demo as ingest left it (no embeddings, map or scores), whatever
     other tests did to ``demo_home``; copy it before changing it."""
     return demo_home.parent / f"{demo_home.name}-pristine"
+
+
+# -- page tests (streamlit.testing.v1.AppTest) --------------------------------------------------
+# Plain functions, not fixtures: ``from conftest import run_ok, count_text, open_page``.
+
+
+def run_ok(at: AppTest) -> AppTest:
+    """Run the script; an exception box on the page fails the test, showing its message."""
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def count_text(at: AppTest) -> str:
+    """The page's shared count line (``ts-count``: "N of M rows match", a search's summary) as
+    plain text."""
+    hit = [m.value for m in at.markdown if 'class="ts-count"' in m.value]
+    assert hit, "no count line (ts-count) on the page"
+    return re.sub(r"<[^>]+>", "", hit[0])
+
+
+def open_app(timeout: float = 60) -> AppTest:
+    """The app's home page, run once, as a user's browser first opens it."""
+    from streamlit.testing.v1 import AppTest
+
+    return run_ok(AppTest.from_file(str(REPO / "app.py"), default_timeout=timeout))
+
+
+def open_page(page: str, at: AppTest | None = None, timeout: float = 60) -> AppTest:
+    """Open ``page`` (``pages/…py``) the way a user does: the app first (or ``at``), then the
+    page."""
+    at = at or open_app(timeout)
+    at.switch_page(page)
+    return run_ok(at)

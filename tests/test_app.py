@@ -13,6 +13,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from conftest import count_text, open_page, run_ok
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
@@ -29,28 +30,14 @@ def app() -> AppTest:
     return AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT)
 
 
-def run_ok(at: AppTest) -> AppTest:
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
 def browse(at: AppTest | None = None) -> AppTest:
     """Open Browse the way a user does: the app first, then the page."""
-    at = at or run_ok(app())
-    at.switch_page(BROWSE)
-    return run_ok(at)
+    return open_page(BROWSE, at or run_ok(app()))
 
 
 def shown_ids(at: AppTest) -> list[int]:
     """Row ids of the cards on screen (each card has a ``detail-<row_id>`` button)."""
     return [int(b.key.split("-", 1)[1]) for b in at.button if str(b.key).startswith("detail-")]
-
-
-def count_text(at: AppTest) -> str:
-    hit = [m.value for m in at.markdown if 'class="ts-count"' in m.value]
-    assert hit, "no row count on the page"
-    return re.sub(r"<[^>]+>", "", hit[0])
 
 
 def markdown_text(at: AppTest) -> str:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import open_page
 
 from backend.concepts import (
     VocabError,
@@ -289,15 +290,7 @@ def page_ws(demo_pristine: Path, workspace: Path) -> Path:
 
 
 def _open(ws: Path):
-    from streamlit.testing.v1 import AppTest
-
-    repo = Path(__file__).resolve().parent.parent
-    at = AppTest.from_file(str(repo / "app.py"), default_timeout=60)
-    at.run()
-    at.switch_page(PAGE)
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return open_page(PAGE, timeout=60)
 
 
 def test_page_counts_drills_and_balances(page_ws: Path, demo_vocab) -> None:

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import count_text, open_page, run_ok
 from streamlit.testing.v1 import AppTest
 
 from backend import mapview
@@ -26,7 +26,6 @@ from backend.selection import BadSelection, Selection
 from backend.store import connect
 from ui.map_figure import MAX_LABELS, MAX_LEGEND, figure, place_labels
 
-REPO = Path(__file__).resolve().parent.parent
 MAP, BROWSE = "pages/3_Map.py", "pages/1_Browse.py"
 TIMEOUT = 180
 
@@ -65,22 +64,8 @@ def in_box(c: dict[str, np.ndarray], x0: float, x1: float, y0: float, y1: float)
     return (x >= x0) & (x <= x1) & (y >= y0) & (y <= y1)
 
 
-def run_ok(at: AppTest) -> AppTest:
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
 def map_page() -> AppTest:
-    at = run_ok(AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT))
-    at.switch_page(MAP)
-    return run_ok(at)
-
-
-def count_text(at: AppTest) -> str:
-    hit = [m.value for m in at.markdown if 'class="ts-count"' in m.value]
-    assert hit, "no count on the page"
-    return re.sub(r"<[^>]+>", "", hit[0])
+    return open_page(MAP, timeout=TIMEOUT)
 
 
 def spec(at: AppTest) -> dict:

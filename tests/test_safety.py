@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 import skimage.data
+from conftest import open_page
 from PIL import Image, ImageFilter
 
 from backend.cli import main
@@ -344,16 +345,9 @@ def test_the_documented_one_file_scorer_works(demo_home, tmp_path):
 
 def test_safety_page_counts_flags_and_shows_the_worst_rows(demo, monkeypatch):
     """Headless (AppTest): metrics per check over the selection, cards of flagged rows."""
-    from streamlit.testing.v1 import AppTest
-
     root, truth, keys, _ = demo
     monkeypatch.setenv("TAILSCOPE_HOME", str(root))
-    repo = Path(__file__).resolve().parent.parent
-    at = AppTest.from_file(str(repo / "app.py"), default_timeout=60)
-    at.run()
-    at.switch_page("pages/5_Safety.py")
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
+    at = open_page("pages/5_Safety.py", timeout=60)
     metrics = {m.label: m.value for m in at.metric}
     n_offensive = connect("demo", root).execute(
         f"SELECT count(*) FROM samples WHERE {TOX_FLAGGED}").fetchone()[0]

@@ -15,6 +15,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pytest
+from conftest import count_text, open_page, run_ok
 from streamlit.testing.v1 import AppTest
 
 from backend.columns import add_columns
@@ -28,7 +29,6 @@ from backend.store import connect
 from ui import safety_dups, safety_scores
 from ui.safety_scores import by_column
 
-REPO = Path(__file__).resolve().parent.parent
 SAFETY, BROWSE = "pages/5_Safety.py", "pages/1_Browse.py"
 TIMEOUT = 120
 N_CLUSTERS = 3
@@ -75,26 +75,12 @@ def sql(home: Path, query: str, params: list | None = None) -> list[tuple]:
         con.close()
 
 
-def run_ok(at: AppTest) -> AppTest:
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
 def safety_page(view: str | None = None) -> AppTest:
-    at = run_ok(AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT))
-    at.switch_page(SAFETY)
-    run_ok(at)
+    at = open_page(SAFETY, timeout=TIMEOUT)
     if view:
         at.session_state["w.safety.view"] = view
         run_ok(at)
     return at
-
-
-def count_text(at: AppTest) -> str:
-    hit = [m.value for m in at.markdown if 'class="ts-count"' in m.value]
-    assert hit, "no count on the page"
-    return re.sub(r"<[^>]+>", "", hit[0])
 
 
 def metric(at: AppTest, label: str) -> int:

@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import count_text, open_page, run_ok
 from streamlit.testing.v1 import AppTest
 
 from backend.embed import embed
@@ -58,16 +59,8 @@ def photo_twins(truth: dict, keys: dict, sha: dict, source: str | None = None):
     pytest.fail("the demo has no near-duplicate group of a real photo")
 
 
-def run_ok(at: AppTest) -> AppTest:
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
 def search_page() -> AppTest:
-    at = run_ok(AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT))
-    at.switch_page(SEARCH)
-    return run_ok(at)
+    return open_page(SEARCH, timeout=TIMEOUT)
 
 
 def query(at: AppTest, text: str, mode: str | None = None) -> AppTest:
@@ -91,9 +84,8 @@ def captions(at: AppTest) -> list[str]:
 
 
 def summary(at: AppTest) -> str:
-    hit = [m.value for m in at.markdown if 'class="ts-count"' in m.value]
-    assert hit, "no result summary on the page"
-    return re.sub(r"<[^>]+>", "", hit[0])
+    """The result summary (the shared ``ts-count`` line) as plain text."""
+    return count_text(at)
 
 
 def text(at: AppTest) -> str:

@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import run_ok
 from streamlit.testing.v1 import AppTest
 
 from backend import bounded, synth
@@ -18,10 +19,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def run(path: str) -> AppTest:
-    at = AppTest.from_file(str(REPO / path), default_timeout=120)
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return run_ok(AppTest.from_file(str(REPO / path), default_timeout=120))
 
 
 def page_text(at: AppTest) -> str:

@@ -3,12 +3,12 @@ real-browser run that saves a subset from a Browse filter."""
 
 from __future__ import annotations
 
-import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import count_text, open_page, run_ok
 from streamlit.testing.v1 import AppTest
 
 from backend import subsets
@@ -34,24 +34,6 @@ def count_where(root: Path, where: str) -> int:
         return con.execute(f"SELECT count(*) FROM samples WHERE {where}").fetchone()[0]
     finally:
         con.close()
-
-
-def run_ok(at: AppTest) -> AppTest:
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def open_page(page: str, at: AppTest | None = None) -> AppTest:
-    at = at or run_ok(AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT))
-    at.switch_page(page)
-    return run_ok(at)
-
-
-def count_text(at: AppTest) -> str:
-    hit = [m.value for m in at.markdown if 'class="ts-count"' in m.value]
-    assert hit, "no row count on the page"
-    return re.sub(r"<[^>]+>", "", hit[0])
 
 
 def param(at: AppTest, key: str) -> str:

@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import run_ok
 from streamlit.testing.v1 import AppTest
 
 from backend import browse
@@ -177,9 +178,7 @@ def page(name: str, sel: Selection | None = None) -> AppTest:
     at = AppTest.from_file(str(REPO / "pages" / name), default_timeout=120)
     if sel is not None:
         at.session_state["ts.selections"] = {"demo": sel}
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return run_ok(at)
 
 
 def _text(at: AppTest) -> str:
