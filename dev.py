@@ -119,7 +119,8 @@ def cmd_test(args: list[str]) -> None:
     ensure_venv("requirements-dev.txt")
     ensure_chromium()
     run([BIN / "ruff", "check", "."])
-    run([PY, "-m", "pytest", *args])
+    # the 15 slowest tests close the report, so a test that grows slow is seen when it lands
+    run([PY, "-m", "pytest", "--durations=15", *args])
 
 
 def main() -> None:
