@@ -27,11 +27,11 @@ from backend.selection import IDS_IN, Selection, quote_ident
 FACTOR = 2.0  # flag a group whose removal rate is at least this many times the overall rate
 MIN_ROWS = 5  # smaller groups are shown but never flagged: a rate of 1 of 2 rows says little
 ALPHA = 0.01  # ...nor a removal count the overall rate gives this often by chance (binomial)
-TOP = 50  # per column kind, the biggest groups of the base
+TOP = {"cluster": 1000, "domain": 50, "language": 200}  # per column, its biggest groups
 BINS = 10  # equal-width bins over each score's range in the base
 MAX_HIT_ROWS = 20_000_000  # concept retention reads the base's row ids into memory (8 B a row)
 COLUMN_KINDS = (("cluster", "cluster"), ("domain", "domain"), ("language", "caption language"))
-LANGUAGE_HINT = "python -m backend language {name}"
+LANGUAGE_HINT = "python -m backend score {name} --scorers language"
 
 Clause = tuple[str, list[Any]]  # a SQL predicate on ``samples`` and its parameters
 
@@ -133,7 +133,7 @@ def measure(
     hits: tuple[np.ndarray, np.ndarray, list[str]] | None = None,
     image_hits: tuple[np.ndarray, np.ndarray] | None = None,
     labels: dict[int, str] | None = None, scores: dict[str, str] | None = None,
-    bins: int = BINS, top: int = TOP, min_count: int = 5, name: str = "NAME",
+    bins: int = BINS, top: dict[str, int] | None = None, min_count: int = 5, name: str = "NAME",
 ) -> Impact:  # fmt: skip
     """The impact of keeping ``sel``'s rows of ``base`` (both resolved).
 
@@ -156,7 +156,8 @@ def measure(
             elif col == "cluster":
                 out.notes.append(f"clusters: not run — no map (`python -m backend map {name}`)")
             continue
-        out.groups += _column_groups(con, col, kind, bw, bp, kept, sp, top, labels or {})
+        most = (top or TOP).get(col, 50)
+        out.groups += _column_groups(con, col, kind, bw, bp, kept, sp, most, labels or {})
     for col in scores or {}:
         if col in cols and _numeric(cols[col]):
             out.groups += _score_groups(con, col, bw, bp, kept, sp, bins, out.bins)

@@ -100,7 +100,7 @@ def test_retention_per_group_equals_direct_count(tiny: Path) -> None:
     bins = {g.label: (g.base, g.kept) for g in imp.by_kind("score")}
     assert sum(b for b, _ in bins.values()) == N
     assert (bins["toxicity 0.1–0.18"], bins["toxicity 0.82–0.9"]) == ((29, 29), (11, 0))
-    assert any("caption language: not run" in n and "backend language tiny" in n
+    assert any("caption language: not run" in n and "score tiny --scorers language" in n
                for n in imp.notes)  # no language column: said, with the command
 
 

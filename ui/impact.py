@@ -21,6 +21,7 @@ from backend import impact, paths
 from backend.concepts.run import concepts_dir, list_vocabs
 from backend.impact_tail import share_line
 from backend.selection import Selection
+from backend.sqlguard import QueryTimeout
 from ui import cards, fmt, state
 
 BEFORE, AFTER = "#4f46e5", "#c0462f"
@@ -141,7 +142,12 @@ def draw(name: str, con, base: Selection, sel: Selection, *, key: str = "impact"
     min_count = int(c2.number_input("Concept falls below", min_value=1, value=5, step=1,
                                     key=f"w.{key}.min", help="list concepts whose count drops "
                                     "under this"))  # fmt: skip
-    imp, got = measure(name, con, base, sel, min_count, omit)
+    try:
+        imp, got = measure(name, con, base, sel, min_count, omit)
+    except QueryTimeout as e:  # a huge base: say so here, keep the rest of the page
+        st.warning(f"The impact was not computed: {e}. From the command line (no time limit): "
+                   f"`python -m backend impact {name} --where …`", icon=":material/timer_off:")
+        return
     c3.caption(f"Comparing {what} with {against}"
                + (f" · concepts: vocabulary “{imp.vocab}”" if imp.vocab else ""))
     m = st.columns(4)
