@@ -104,6 +104,18 @@ def test_retention_per_group_equals_direct_count(tiny: Path) -> None:
                for n in imp.notes)  # no language column: said, with the command
 
 
+def test_image_side_retention(tiny: Path) -> None:
+    """Image-side hits (planted: the image of rows 0-9 shows a "dog", concept id 2) are counted
+    as their own groups: 10 in the base, 9 kept (row 0 is toxic)."""
+    idx = json.loads((tiny / "idx.json").read_text())
+    row_of = {i: int(r) for r, i in idx.items()}
+    rows = np.array(sorted(row_of[i] for i in range(10)), np.int64)
+    imp, got = _measure(tiny, KEEP, image_hits=(rows, np.full(10, 2, np.int32)))
+    assert got["hits"][2][2] == "dog"
+    assert [(g.label, g.base, g.kept) for g in imp.by_kind("image concept")] == [("dog", 10, 9)]
+    assert not any(n.startswith("image concepts") for n in imp.notes)
+
+
 def test_base_is_another_selection(tiny: Path) -> None:
     """Against a base of clusters 0-1 only, counts are of those 20 rows."""
     base = Selection(values={"cluster": [0, 1]})
