@@ -313,3 +313,16 @@ def latest(name: str, root: Path | None = None) -> dict[str, Any] | None:
 
 def load_table(name: str, stamp: str, root: Path | None = None) -> pa.Table:
     return pq.read_table(folder(name, root) / f"{stamp}.parquet")
+
+
+def manifest_entry(name: str, root: Path | None, recipe: dict[str, Any]) -> dict[str, Any] | None:
+    """What an export manifest records when its Selection filters or sorts on a ``link_*``
+    column: which link-rot run those columns came from (None when it does not use them)."""
+    if "link_" not in json.dumps(recipe.get("selection") or {}):
+        return None
+    rep = latest(name, root)
+    if rep is None:
+        return None
+    return {"run": rep["run"], "table": rep["table"], "finished_at": rep["finished_at"],
+            "checked": rep["checked"], "alive_share": rep["alive_share"],
+            "selection_checked": rep["selection"]}  # fmt: skip

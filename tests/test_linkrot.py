@@ -173,6 +173,15 @@ def test_statuses_equal_the_planted_truth(rot, server: Server):
     alive_ids = set(select_ids("rot", sel, home).tolist())
     assert alive_ids == {r["row_id"] for r in table.to_pylist() if r["alive"]}
     assert linkrot.latest("rot", home)["run"] == rep["run"]
+    # an export of "only alive" names the run its link_* columns came from
+    from backend.export.run import export
+
+    out = export("rot", selection=Selection(values={"link_alive": [True]}), fmt="parquet",
+                 out="alive", root=home)  # fmt: skip
+    manifest = json.loads(out.manifest.read_text())
+    assert out.count == 4 and manifest["link_rot"]["run"] == rep["run"]
+    assert "link_rot" not in json.loads(export("rot", fmt="parquet", out="all", root=home)
+                                        .manifest.read_text())  # fmt: skip
 
 
 def test_head_falls_back_to_get_and_html_labelled_image_is_not_an_image(server: Server):

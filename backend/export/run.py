@@ -211,6 +211,10 @@ def export(
 
         if (log := manifest_entry(name, root, p.recipe, p.row_ids)) is not None:
             manifest["removal_log"] = log
+        from backend.linkrot import manifest_entry as link_rot_entry  # link_* filters' run
+
+        if (rot := link_rot_entry(name, root, p.recipe)) is not None:
+            manifest["link_rot"] = rot
         write_json_atomic(tmp / MANIFEST, manifest)
     except BaseException:
         if fmt != "webdataset":  # a WebDataset export keeps its finished shards to resume
