@@ -196,8 +196,10 @@ def actions(url: str, q: str, kind: str, searchable: bool) -> dict[str, Callable
         page.goto(f"{url}/Search{q}")
         settle(page, "() => !!document.querySelector('.ts-hero')")
         mode = page.locator('[data-testid="stButtonGroup"] button').filter(has_text="Meaning")
-        if mode.count():
-            interact(page, mode.first.click, "() => true")
+        if mode.count():  # (no rerun when it is already the mode: wait for idle, not a rerun)
+            mode.first.click()
+            page.wait_for_timeout(300)
+            settle(page, "() => true")
         box = page.get_by_label("Query", exact=True)
         text = MEANING[i % len(MEANING)]
         box.fill(text)
@@ -234,6 +236,8 @@ def run_size(browser, home: Path, dataset: str, kind: str, searchable: bool,
                 page.set_default_timeout(WAIT_MS)
                 try:
                     got = fn(page, i)
+                except Exception as e:  # noqa: BLE001 - one action failing keeps the others
+                    got = f"failed: {type(e).__name__}: {str(e).splitlines()[0][:120]}"
                 finally:
                     page.close()
                 if isinstance(got, str):
