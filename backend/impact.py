@@ -71,6 +71,13 @@ class Impact:
     notes: list[str] = field(default_factory=list)  # what did not run, why, and the command
     provenance: dict[str, str] = field(default_factory=dict)  # score column -> where it came from
     vocab: str | None = None
+    sources: dict[str, str] = field(default_factory=dict)  # what the concepts, clusters came from
+
+    def attach(self, inputs: dict[str, Any]) -> Impact:
+        """Record which vocabulary and which map the groups came from (:func:`dataset_inputs`)."""
+        self.vocab = inputs.get("vocab")
+        self.sources = dict(inputs.get("sources") or {})
+        return self
 
     @property
     def removal(self) -> float:
@@ -112,7 +119,7 @@ class Impact:
                        "removal_rate": round(g.removal, 6),
                        "ratio": round(g.removal / self.removal, 3)} for g in flagged[:most]],
             "notes": list(self.notes), "score_provenance": dict(self.provenance),
-            "vocab": self.vocab,
+            "vocab": self.vocab, "sources": dict(self.sources),
         }  # fmt: skip
         if self.tail is not None:
             from backend.impact_tail import tail_summary
@@ -310,7 +317,7 @@ def dataset_inputs(con: Any, name: str, root: Any = None, vocab: str | None = No
     from backend import paths
     from backend.concepts.run import list_vocabs, load
     from backend.manifest import read_manifest
-    from backend.map import load_clusters
+    from backend.map import describe_map, load_clusters
     from backend.scores import catalog
 
     cols = columns(con)
@@ -318,14 +325,21 @@ def dataset_inputs(con: Any, name: str, root: Any = None, vocab: str | None = No
     out: dict[str, Any] = {
         "labels": {int(c["cluster"]): str(c.get("label") or "") for c in load_clusters(name, root)},
         "scores": {c: str(v.get("label") or v.get("source") or "") for c, v in cat.items()},
-        "hits": None, "image_hits": None, "vocab": None,
+        "hits": None, "image_hits": None, "vocab": None, "sources": {},
     }  # fmt: skip
+    m = describe_map(name, root)
+    if m.get("vectors"):
+        v = m["vectors"]
+        out["sources"]["clusters"] = (f"map step: {m.get('method')} + k-means ({m.get('k')}) on "
+                                      f"{v.get('kind')} vectors of {v.get('model')}")  # fmt: skip
     vocabs = list_vocabs(name, root)
     pick = vocab if vocab in vocabs else (vocabs[0] if vocabs else None)
     if pick is None:
         return out
     result = load(name, pick, root)
     out.update(hits=(result.rows, result.ids, list(result.vocab.concepts)), vocab=pick)
+    out["sources"]["concepts"] = (f"vocabulary {pick!r} ({result.vocab.source}), caption "
+                                  "matching")  # fmt: skip
     img = result.folder / "image_hits.parquet"
     if img.is_file():
         t = pq.read_table(img)
@@ -341,7 +355,7 @@ def for_export(con: Any, name: str, root: Any, where: str, params: list[Any]) ->
         imp = measure(con, Selection(), (where, params), hits=got["hits"],
                       image_hits=got["image_hits"], labels=got["labels"], scores=got["scores"],
                       name=name)  # fmt: skip
-        imp.vocab = got["vocab"]
+        imp.attach(got)
         return {"base": "whole dataset", **imp.summary()}
     except Exception as e:  # noqa: BLE001 - the export itself must not fail on its audit
         return {"not_run": f"{type(e).__name__}: {e}".splitlines()[0]}

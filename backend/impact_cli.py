@@ -27,7 +27,7 @@ def cmd_impact(args: argparse.Namespace) -> int:
             scores=got["scores"], min_count=args.min_count, name=args.name)  # fmt: skip
     finally:
         con.close()
-    imp.vocab = got["vocab"]
+    imp.attach(got)
     summary = imp.summary(args.factor)
     if args.json:
         print(json.dumps(summary, indent=2))

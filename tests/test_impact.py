@@ -215,3 +215,15 @@ def test_a_flag_needs_more_than_chance() -> None:
                                     impact.Group("concept", 1, "rare", 20, 17)])  # fmt: skip
     assert [g.label for g in imp.flags()] == ["rare"]
     assert [g.label for g in imp.flags(alpha=0.1)] == ["rare", "arrows"]
+
+
+def test_summary_says_which_vocabulary(tiny: Path) -> None:
+    con = wrap(connect("tiny", tiny))
+    try:
+        got = impact.dataset_inputs(con, "tiny", tiny)
+    finally:
+        con.close()
+    imp, _ = _measure(tiny, KEEP)
+    s = imp.attach(got).summary()
+    assert s["vocab"] == "words" and "vocabulary 'words'" in s["sources"]["concepts"]
+    assert "clusters" not in s["sources"]  # the fixture's clusters come from no map step

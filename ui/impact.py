@@ -64,7 +64,7 @@ def measure(name: str, con, base: Selection, sel: Selection, min_count: int,
     imp = impact.measure(con, base, sel, hits=got["hits"], image_hits=got["image_hits"],
                          labels=got["labels"], scores=scores, min_count=min_count,
                          name=name)  # fmt: skip
-    imp.vocab = got["vocab"]
+    imp.attach(got)
     return imp, got
 
 
@@ -149,7 +149,7 @@ def draw(name: str, con, base: Selection, sel: Selection, *, key: str = "impact"
                    f"`python -m backend impact {name} --where …`", icon=":material/timer_off:")
         return
     c3.caption(f"Comparing {what} with {against}"
-               + (f" · concepts: vocabulary “{imp.vocab}”" if imp.vocab else ""))
+               + "".join(f" · {k}: {v}" for k, v in imp.sources.items()))  # fmt: skip
     m = st.columns(4)
     m[0].metric("Base rows", fmt.num(imp.base_rows), border=True)
     m[1].metric("Kept", fmt.num(imp.kept_rows), fmt.pct(imp.kept_rows, imp.base_rows),
