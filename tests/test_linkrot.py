@@ -317,3 +317,16 @@ def test_safety_page_shows_the_run_and_keeps_only_alive_rows(rot, monkeypatch):
     sel = at.session_state["ts.selections"]["rot"]
     assert sel.subsets_none == ["blocklisted"] and sel.values == {"link_alive": [True]}
     assert not at.exception
+    # a rerun that changed nothing reads no rows (the listed-rows count is cached)
+    from backend import bounded
+
+    seen: list[str] = []
+    run = bounded.Bounded.execute
+
+    def recorded(self, query, parameters=None):
+        seen.append(str(query))
+        return run(self, query, parameters)
+
+    monkeypatch.setattr(bounded.Bounded, "execute", recorded)
+    at.run()
+    assert not at.exception and not [q for q in seen if "FROM samples" in q], seen

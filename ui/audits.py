@@ -4,10 +4,12 @@ that turns it into a Selection part: keep only alive rows, exclude listed rows."
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import replace
 
 import duckdb
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
@@ -15,7 +17,7 @@ import streamlit as st
 from backend import blocklists, linkrot
 from backend.browse import columns
 from backend.selection import Selection
-from ui import state, style
+from ui import memo, state, style
 
 ALIVE_COL = "link_alive"
 SHOWN_DOMAINS = 20
@@ -135,9 +137,15 @@ def blocklist_view(name: str, con: duckdb.DuckDBPyConnection, sel: Selection) ->
     flagged = blocklists.flagged(name).column("row_id").to_numpy()
     ids = pd.unique(flagged)  # the lists' own tables: true even if the subset was deleted
     where, params = sel.where(columns(con))
-    in_sel = con.execute(
-        f"SELECT count(*) FROM samples WHERE ({where}) AND row_id IN (SELECT unnest(?::BIGINT[]))",
-        [*params, ids.tolist()]).fetchall()[0][0]  # fmt: skip
+
+    def count() -> int:
+        return con.execute(
+            f"SELECT count(*) FROM samples WHERE ({where}) AND row_id IN "
+            "(SELECT unnest(?::BIGINT[]))", [*params, ids.tolist()]).fetchall()[0][0]  # fmt: skip
+
+    listed = hashlib.sha1(np.asarray(ids, dtype=np.int64).tobytes()).hexdigest()
+    in_sel = memo.memo(name, "blocklisted-in-selection", f"{memo.selection_key(sel)}|{listed}",
+                       count)  # a rerun that changed nothing queries no rows  # fmt: skip
     excluded = blocklists.SUBSET in sel.subsets_none
     st.caption(f"{len(ids):,} row(s) on a list (subset `{blocklists.SUBSET}`); "
                f"{in_sel:,} of them are in the current Selection"
