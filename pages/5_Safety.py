@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from backend.selection import BadSelection
-from ui import audits, page, safety, selection_bar, state, style
+from ui import audits, contamination, page, safety, selection_bar, state, style
 
 name, con, info, sel = page.open_dataset(
     "Safety",
@@ -20,5 +20,6 @@ style.hero(
 try:  # a query past the time limit (backend.bounded): its message, not a crash
     safety.draw(name, con, sel, info["rows"])
     audits.draw(name, con, sel)  # link rot and blocklists
+    contamination.draw(name, con, sel)  # eval sets found in the pool
 except BadSelection as e:
     selection_bar.stop_bad_filter(name, e)

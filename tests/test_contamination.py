@@ -219,3 +219,28 @@ def test_pool_without_phash_says_not_run(tmp_path, photo_folder, capsys, monkeyp
     assert rep["methods"]["embedding"]["status"] == "not run"
     assert rep["matched_eval_images"] == rep["eval_images"] == 8  # the same bytes: sha256
     assert {p["kind"] for p in rep["pairs"]} == {"exact", "caption"}
+
+
+def test_safety_page_shows_the_audit_and_excludes_its_rows(planted, capsys, monkeypatch):
+    from conftest import open_page, run_ok
+
+    from backend import subsets
+
+    home, ev, _ = planted
+    monkeypatch.setenv("TAILSCOPE_HOME", str(home))
+    assert cli.main(["contamination", "pool", "--eval", str(ev), "--eval-name", "page"]) == 0
+    capsys.readouterr()
+    rep = next(a for a in audit.list_audits("pool", home) if a["eval_name"] == "page")
+    at = open_page("pages/5_Safety.py")
+    if len(audit.list_audits("pool", home)) > 1:
+        at.selectbox(key="w.contamination.eval").set_value("page")
+        run_ok(at)
+    values = {m.label: m.value for m in at.metric}
+    assert values["Eval images checked"] == "12" and values["With a match in the pool"] == "12"
+    assert values["Matched pool rows"] == f"{rep['matched_rows']:,}"
+    at.button(key="contam-exclude").click()
+    run_ok(at)
+    assert at.session_state["ts.selections"]["pool"].subsets_none == ["contaminated-page"]
+    sel = subsets.resolve("pool", at.session_state["ts.selections"]["pool"], home)
+    total = 12 * 4 + 1 + len(OTHERS) * 2
+    assert len(subsets.select_ids("pool", sel, home)) == total - rep["matched_rows"]

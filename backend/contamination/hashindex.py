@@ -37,15 +37,16 @@ def flip_masks(width: int, radius: int) -> np.ndarray:
 
 
 def choose_bands(n: int, threshold: int) -> int:
-    """The band count with the least expected work per query: probes x (log n + bucket)."""
+    """The band count with the least expected work per query: probes x (1 + bucket). Bands are
+    at most 22 bits wide, so each band's table of offsets (2^width entries) stays <= 32 MB."""
     best, best_cost = 1, float("inf")
-    for m in range(max(1, threshold // 4), min(threshold + 1, 16) + 1):
+    for m in range(max(3, threshold // 4), min(threshold + 1, 16) + 1):  # bands <= 22 bits
         r = threshold // m
         probes = sum(len(flip_masks(w, r)) for _, w in band_layout(m))
         if probes > 50_000:
             continue
         bucket = n / 2.0 ** min(w for _, w in band_layout(m))
-        cost = probes * (np.log2(max(n, 2)) + bucket)
+        cost = probes * (1 + bucket)
         if cost < best_cost:
             best, best_cost = m, cost
     return best
@@ -70,7 +71,10 @@ class HashIndex:
             key = (self.uniq >> np.uint64(off)) & np.uint64((1 << width) - 1)
             srt = np.argsort(key, kind="stable")
             masks = flip_masks(width, threshold // self.m)
-            self.bands.append((off, width, key[srt], srt.astype(np.int64), masks))
+            # a band value's rows are srt[starts[v]:starts[v + 1]]: one lookup per probe
+            starts = np.zeros((1 << width) + 1, dtype=np.int64)
+            np.cumsum(np.bincount(key.astype(np.int64), minlength=1 << width), out=starts[1:])
+            self.bands.append((off, width, starts, srt.astype(np.int64), masks))
 
     @property
     def method(self) -> str:
@@ -80,14 +84,14 @@ class HashIndex:
 
     def _band_pairs(self, band, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(query index, distinct-hash index) candidates sharing a probed band value, verified."""
-        off, width, keys, srt, masks = band
+        off, width, starts, srt, masks = band
         qkey = (q >> np.uint64(off)) & np.uint64((1 << width) - 1)
         out_q, out_u = [], []
         step = max(1, 2_000_000 // len(masks))  # probes per slice, bounded
         for lo in range(0, len(q), step):
-            probes = (qkey[lo : lo + step, None] ^ masks[None, :]).ravel()
-            left = np.searchsorted(keys, probes, "left")
-            count = np.searchsorted(keys, probes, "right") - left
+            probes = (qkey[lo : lo + step, None] ^ masks[None, :]).ravel().astype(np.int64)
+            left = starts[probes]
+            count = starts[probes + 1] - left
             qi = np.repeat(np.arange(lo, lo + len(qkey[lo : lo + step])), len(masks))
             hit = count > 0
             left, count, qi = left[hit], count[hit], qi[hit]
