@@ -165,3 +165,26 @@ def test_mixtures_page_flatten_and_save(clustered: Path) -> None:
                  "--save", "c12"]) == 0
     ui, cli = get("mix", "ui12", clustered), get("mix", "c12", clustered)
     assert ui.count == 12 and np.array_equal(ui.row_ids, cli.row_ids)
+
+
+def test_cli_match_another_subsets_mixture(clustered: Path, capsys) -> None:
+    """--match S takes S's cluster shares: a subset of 6 cluster-0 rows and 3 cluster-1 rows
+    asks 2:1, so a 9-row draw is 6 + 3."""
+    from backend import subsets
+    from backend.cli import main
+    from backend.selection import Selection
+    from backend.store import connect
+
+    con = connect("mix", clustered)
+    c0 = [r for (r,) in con.execute("SELECT row_id FROM samples WHERE cluster = 0 "
+                                    "ORDER BY row_id LIMIT 6").fetchall()]  # fmt: skip
+    c1 = [r for (r,) in con.execute("SELECT row_id FROM samples WHERE cluster = 1 "
+                                    "ORDER BY row_id LIMIT 3").fetchall()]  # fmt: skip
+    con.close()
+    subsets.save("mix", "two-to-one", Selection(row_ids=tuple(c0 + c1)), clustered)
+    assert main(["mixture", "mix", "--match", "two-to-one", "--rows", "9", "--save", "m9"]) == 0
+    rec = mixture.record_of("mix", "m9", clustered)
+    assert rec["drawn"] == {"0": 6, "1": 3}
+    assert rec["weights"] == {"0": pytest.approx(2 / 3), "1": pytest.approx(1 / 3)}
+    assert main(["mixture", "mix", "--flatten", "--weights", "0=1"]) == 2  # one way only
+    assert "exactly one of" in capsys.readouterr().err
