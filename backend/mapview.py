@@ -110,12 +110,13 @@ def points(
     sel: Selection,
     color: str | None = CLUSTER,
     limit: int = DRAW_LIMIT,
-    members: tuple[str, np.ndarray] | None = None,
+    members: tuple[str, np.ndarray | Selection] | None = None,
     live: bool = False,
 ) -> MapPoints:
     """The context's points (all, or a deterministic sample of about ``limit``), coloured by
     ``color`` (a numeric column, ``cluster``, ``shard``, or None) or by membership in
-    ``members`` (a label and its row ids: a concept's rows), marked when in ``sel``."""
+    ``members`` (a label and its row ids, or a resolved Selection such as a concept's join),
+    marked when in ``sel``."""
     prep = None if members is not None or color not in (CLUSTER, None) or marks(sel) or not \
         context(sel).is_empty() else _prepared(con, live)  # fmt: skip
     if prep is not None and prep["draw_limit"] == limit:
@@ -140,7 +141,11 @@ def points(
         f"coalesce(left(caption, {CAPTION_CHARS}), '') AS caption",
     ]
     sel_params: list[Any] = []
-    if members is not None:
+    if members is not None and isinstance(members[1], Selection):
+        clause, more = members[1].where(cols)
+        select.append(f"coalesce(({clause}), FALSE) AS color")
+        sel_params += more
+    elif members is not None:
         select.append("(row_id IN (SELECT unnest(?::BIGINT[]))) AS color")
         sel_params.append([int(i) for i in members[1]])
     elif color and color in cols:

@@ -46,8 +46,8 @@ def _points(
 
         _, vocab, concept = color.split(":", 2)
         res = concepts.load(name, vocab, paths.workspace())
-        ids = concepts.rows_with(res, [concept])
-        return mapview.points(state.connection(name), _sel, None, limit, (concept, ids))
+        members = concepts.selection_for(res, [concept])  # a join on the hits, not their ids
+        return mapview.points(state.connection(name), _sel, None, limit, (concept, members))
     return mapview.points(state.connection(name), _sel, color, limit)
 
 
