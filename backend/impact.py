@@ -129,9 +129,13 @@ class Impact:
 
 
 def clause(x: Selection | Clause, cols: dict[str, str]) -> Clause:
-    """A (resolved) Selection or a ready (where, params) pair as a (where, params) pair."""
+    """A (resolved) Selection or a ready (where, params) pair as a (where, params) pair; a
+    Selection's ``limit`` (its first N rows by its sort) holds, as in Export."""
     if isinstance(x, Selection):
-        return x.where(cols)
+        where, params = x.where(cols)
+        if x.limit is not None:
+            where = f"row_id IN (SELECT row_id FROM samples WHERE {where} {x.order_limit(cols)})"
+        return where, params
     return x[0], list(x[1])
 
 

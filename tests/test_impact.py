@@ -122,6 +122,12 @@ def test_base_is_another_selection(tiny: Path) -> None:
     imp, _ = _measure(tiny, KEEP, base)
     assert (imp.base_rows, imp.kept_rows) == (20, 18)
     assert {g.key for g in imp.by_kind("cluster")} == {0, 1}
+    first5, _ = _measure(tiny, Selection(sort="toxicity DESC", limit=5))  # as Export writes
+    assert (first5.base_rows, first5.kept_rows) == (40, 5)
+    idx = json.loads((tiny / "idx.json").read_text())
+    top5 = sorted(int(r) for r, i in idx.items() if i in TOXIC)[:5]  # ties: lowest row first
+    want = {c: sum(truth_cluster(idx[str(r)]) == c for r in top5) for c in range(4)}
+    assert {g.key: g.kept for g in first5.by_kind("cluster")} == want
 
 
 def test_disproportion_flag_finds_planted_cluster(tiny: Path) -> None:
