@@ -51,7 +51,9 @@ def pool(con: Any, sel: Selection, name: str = "NAME") -> Pool:
     cols = columns(con)
     if CLUSTER not in cols:
         raise MixtureError(f"no clusters yet: run `python -m backend map {name}` first")
-    where, params = sel.where(cols)
+    from backend.impact import clause  # the Selection's limit holds, as in Export
+
+    where, params = clause(sel, cols)
     got = con.execute(f"SELECT row_id, cluster FROM samples WHERE ({where}) AND cluster IS NOT "
                       "NULL ORDER BY row_id", params).fetchnumpy()  # fmt: skip
     (missing,) = con.execute(f"SELECT count(*) FROM samples WHERE ({where}) AND cluster IS NULL",
