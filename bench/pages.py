@@ -7,9 +7,9 @@ Starts ``streamlit run app.py`` (headless, file watcher off: tests/screenshot.py
 and drives Debian Chromium (Playwright, ``--no-sandbox --disable-gpu``) through: open Browse,
 next page, caption filter, open details, a Search meaning query, open Map, open Concepts, open
 Safety. Each action: one warm-up, then the median (and range) of ``--repeats``. An interaction
-is timed from the click or Enter until the rerun it caused has ended (the app's
-``data-test-script-state`` went running → notRunning, seen by a MutationObserver) and what it
-shows is there (thumbnails loaded, the dialog's caption, the plotted map); an "open" is a fresh
+is timed from the click or Enter until what it changes is on screen (the pager's page number,
+the row count, the dialog's caption, the query's results line), its thumbnails loaded, and the
+app's ``data-test-script-state`` is notRunning; an "open" is a fresh
 page load of that page's address (a new tab of one browser context: a new Streamlit session
 with the browser's cache warm, as a returning user has it) until the same. Repeats avoid the
 server's caches where a user would miss them too: each "next page" reaches a page not seen
@@ -50,7 +50,13 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 VIEWPORT = {"width": 1400, "height": 900}
 WAIT_MS = 180_000
 TARGETS = {"demo": (1.5, 0.5), "big": (3.0, 1.0)}  # (open s, interaction s)
-BARE = 'import streamlit as st\n\nst.title("Bare")\nst.button("Go", key="go")\n'
+BARE = """import streamlit as st
+
+st.title("Bare")
+n = st.session_state.get("n", 0)
+st.button("Go", key="go", on_click=lambda: st.session_state.update(n=n + 1))
+st.markdown(f"clicks {st.session_state.get('n', 0)}")
+"""
 FILTER_WORDS = {"demo": ["red", "blue", "circle", "green", "square", "yellow", "star"],
                 "big": ["dog", "cat", "car", "house", "tree", "bird", "book"]}  # fmt: skip
 MEANING = ["a red circle", "two blue squares", "a green triangle", "three yellow stars",
@@ -58,13 +64,8 @@ MEANING = ["a red circle", "two blue squares", "a green triangle", "three yellow
 
 IDLE_JS = """() => { const a = document.querySelector('[data-testid="stApp"]');
     return !!a && a.getAttribute('data-test-script-state') === 'notRunning'; }"""
-WATCH_JS = """() => { const a = document.querySelector('[data-testid="stApp"]');
-    window.__ts = {running: false, done: null};
-    new MutationObserver(() => { const s = a.getAttribute('data-test-script-state');
-        if (s === 'running') { window.__ts.running = true; window.__ts.done = null; }
-        else if (window.__ts.running && s === 'notRunning') window.__ts.done = performance.now();
-    }).observe(a, {attributes: true, attributeFilter: ['data-test-script-state']}); }"""
-RERUN_DONE_JS = "() => !!window.__ts && window.__ts.done !== null"
+TEXT_JS = "(sel) => Array.from(document.querySelectorAll(sel)).map(e => e.innerText).join('|')"
+CHANGED_JS = f"(a) => ({TEXT_JS})(a[0]) !== a[1]"  # the text of a[0] is no longer a[1]
 THUMBS_JS = """() => Array.from(document.querySelectorAll('[class*="st-key-card-"] img'))
     .every(x => x.complete)"""
 CARDS_JS = """() => document.querySelectorAll('[class*="st-key-card-"]').length > 0
@@ -147,13 +148,16 @@ def open_page(page, url: str, ready_js: str) -> float:
     return time.perf_counter() - t0
 
 
-def interact(page, act: Callable[[], None], ready_js: str) -> float:
-    """Seconds from ``act`` (a click, Enter) until the rerun it caused ended and ``ready_js``."""
-    page.evaluate(WATCH_JS)
+def interact(page, act: Callable[[], None], ready_js: str, watch: str | None = None) -> float:
+    """Seconds from ``act`` (a click, Enter) until what it changes is on screen (the text of
+    the elements ``watch`` selects differs from before; ``ready_js``) and the run is idle.
+    (Content, not the app's running flag: a fast rerun's flag can flip and back unseen.)"""
+    before = page.evaluate(TEXT_JS, watch) if watch else None
     t0 = time.perf_counter()
     act()
-    page.wait_for_function(f"() => ({RERUN_DONE_JS})() && ({ready_js})() && ({IDLE_JS})()",
-                           timeout=WAIT_MS)  # fmt: skip
+    changed = f"({CHANGED_JS})(a)" if watch else "true"
+    page.wait_for_function(f"(a) => {changed} && ({ready_js})() && ({IDLE_JS})()",
+                           arg=[watch, before], timeout=WAIT_MS)  # fmt: skip
     return time.perf_counter() - t0
 
 
@@ -174,16 +178,16 @@ def actions(url: str, q: str, kind: str, searchable: bool) -> dict[str, Callable
 
     def next_page(page, i: int) -> float:
         browse(page)
+        pager, turn = ".st-key-pager-top", page.locator(".st-key-pg-next-top button").click
         for _ in range(i):  # reach a page never shown before; only the last turn is timed
-            interact(page, lambda: page.locator(".st-key-pg-next-top button").click(), CARDS_JS)
-        return interact(page, lambda: page.locator(".st-key-pg-next-top button").click(),
-                        CARDS_JS)  # fmt: skip
+            interact(page, turn, CARDS_JS, pager)
+        return interact(page, turn, CARDS_JS, pager)
 
     def caption_filter(page, i: int) -> float:
         browse(page)
         box = page.get_by_label("Caption contains", exact=True)
         box.fill(FILTER_WORDS[kind][i % len(FILTER_WORDS[kind])])
-        return interact(page, lambda: box.press("Enter"), THUMBS_JS)
+        return interact(page, lambda: box.press("Enter"), THUMBS_JS, ".ts-count")
 
     def details(page, i: int) -> float:
         browse(page)
@@ -267,7 +271,7 @@ def run_bare(browser, repeats: int) -> dict[str, Any]:
                 try:
                     o = open_page(page, url, button)
                     go = page.locator(".st-key-go button")
-                    c = interact(page, go.click, button)
+                    c = interact(page, go.click, button, '[data-testid="stMarkdown"]')
                 finally:
                     page.close()
                 if i:
