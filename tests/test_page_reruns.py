@@ -17,7 +17,8 @@ from streamlit.testing.v1 import AppTest
 from backend import bounded, synth
 
 REPO = Path(__file__).resolve().parent.parent
-PAGES = ("pages/1_Browse.py", "pages/3_Map.py", "pages/4_Concepts.py", "pages/5_Safety.py")
+PAGES = ("pages/1_Browse.py", "pages/3_Map.py", "pages/4_Concepts.py", "pages/5_Safety.py",
+         "pages/6_Impact.py", "pages/7_Mixtures.py")
 READS_ROWS = re.compile(r"\bFROM\s+samples\b", re.I)
 
 

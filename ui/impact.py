@@ -9,6 +9,8 @@ page's threshold slider (the selection against itself with the threshold applied
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -59,13 +61,19 @@ def measure(name: str, con, base: Selection, sel: Selection, min_count: int,
             omit: tuple[str, ...] = ()) -> tuple:  # fmt: skip
     """The impact and its inputs; ``omit``: score columns not to bin (the one a threshold
     is on: its own bins say only that the threshold removes what it removes)."""
+    from ui import memo
+
     got = inputs(name)
     scores = {c: p for c, p in got["scores"].items() if c not in omit}
-    imp = impact.measure(con, base, sel, hits=got["hits"], image_hits=got["image_hits"],
-                         labels=got["labels"], scores=scores, min_count=min_count,
-                         name=name)  # fmt: skip
-    imp.attach(got)
-    return imp, got
+
+    def compute() -> impact.Impact:
+        return impact.measure(con, base, sel, hits=got["hits"], image_hits=got["image_hits"],
+                              labels=got["labels"], scores=scores, min_count=min_count,
+                              name=name).attach(got)  # fmt: skip
+
+    key = (f"{memo.selection_key(base)}|{memo.selection_key(sel)}|{min_count}|{sorted(omit)}|"
+           f"{_concepts_version(name)}")  # a rerun that changed none of these: no query
+    return memo.memo(name, "impact", key, compute), got
 
 
 def tail_figure(tail: dict[str, Any]) -> go.Figure:
@@ -114,9 +122,18 @@ def _gallery(name: str, con, base, sel, imp, group, hits, shown: set[int], key: 
     src = None
     if group.kind in ("concept", "image concept"):
         src = hits["hits"] if group.kind == "concept" else hits["image_hits"]
+    from ui import memo
+
     where = impact.group_clause(group, imp, src)
+    digest = hashlib.sha1(json.dumps(where, default=str).encode()).hexdigest()
     for removed, title in ((True, "removed"), (False, "kept")):
-        rows = impact.gallery(con, base, sel, where, removed, limit=6 + len(shown))
+        key = (f"{memo.selection_key(base)}|{memo.selection_key(sel)}|{digest}|{removed}|"
+               f"{6 + len(shown)}")
+
+        def fetch(removed: bool = removed) -> list[dict[str, Any]]:
+            return impact.gallery(con, base, sel, where, removed, limit=6 + len(shown))
+
+        rows = memo.memo(name, "impact-gallery", key, fetch)
         rows = [r for r in rows if int(r["row_id"]) not in shown][:6]
         shown.update(int(r["row_id"]) for r in rows)
         n = group.removed if removed else group.kept

@@ -52,9 +52,12 @@ def _sliders(counts: dict[int, int], labels: dict[int, str]) -> dict[int, float]
 
 
 def draw(name: str, con, sel: Selection) -> None:
+    from ui import memo
+
     root = paths.workspace()
-    try:
-        p = mixture.pool(con, sel, name)
+    try:  # read once per build and Selection: a slider move queries no rows
+        p = memo.memo(name, "mixture-pool", memo.selection_key(sel),
+                      lambda: mixture.pool(con, sel, name))  # fmt: skip
     except mixture.MixtureError as e:
         st.info(str(e), icon=":material/info:")
         return
