@@ -233,3 +233,23 @@ def test_summary_says_which_vocabulary(tiny: Path) -> None:
     s = imp.attach(got).summary()
     assert s["vocab"] == "words" and "vocabulary 'words'" in s["sources"]["concepts"]
     assert "clusters" not in s["sources"]  # the fixture's clusters come from no map step
+
+
+def test_safety_threshold_shows_its_impact(tiny: Path, monkeypatch) -> None:
+    """On Safety's Thresholds view, moving the toxicity threshold to 0.5 redraws the impact:
+    the planted counts, the cluster and concept flags, and not the thresholded score's own bins."""
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("TAILSCOPE_HOME", str(tiny))
+    at = AppTest.from_file(str(Path(__file__).parent.parent / "pages/5_Safety.py"),
+                           default_timeout=60)  # fmt: skip
+    at.session_state["w.safety.view"] = "Thresholds"
+    at.session_state["w.safety.t::toxicity"] = 0.5
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    got = {m.label: m.value for m in at.metric}
+    assert (got["Base rows"], got["Kept"], got["Groups over-removed"]) == ("40", "29", "2")
+    flags = at.selectbox(key="w.safety-impact.flag").options
+    assert [f.split(" — ")[0] for f in flags] == ["cluster: cluster (#3)", "concept: fox"]
+    at.slider(key="w.safety.t::toxicity").set_value(0.95).run()  # removes nothing now
+    assert {m.label: m.value for m in at.metric}["Kept"] == "40"
