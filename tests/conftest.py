@@ -81,6 +81,54 @@ def demo_pristine(demo_home: Path) -> Path:
     return demo_home.parent / f"{demo_home.name}-pristine"
 
 
+# -- the built demo, shared: each expensive step runs once per session --------------------------
+# Read-only: a test that changes a dataset copies it first (``copy_demo``; a copy is ~13 MB of
+# links and files and takes well under a second, an embed or a map takes tens of seconds).
+
+
+def copy_demo(src: Path, dest: Path, ignore: tuple[str, ...] = ()) -> Path:
+    """A private workspace ``dest`` holding a copy of ``src``'s demo (``ignore``: name patterns
+    left out, as for ``shutil.ignore_patterns``); returns ``dest``."""
+    import shutil
+
+    shutil.copytree(src / "demo", dest / "demo", symlinks=True,
+                    ignore=shutil.ignore_patterns(*ignore) if ignore else None)  # fmt: skip
+    return dest
+
+
+@pytest.fixture(scope="session")
+def demo_embedded(demo_pristine: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A workspace holding the demo embedded with the packaged models (EfficientNet-Lite0 for
+    images, MiniLM for captions) and indexed (FAISS + keywords), built once per session for the
+    search tests and pages that read it; copy it before changing it."""
+    from backend.embed import embed
+    from backend.search import build_indexes
+
+    home = copy_demo(demo_pristine, tmp_path_factory.mktemp("demo_embedded"))
+    embed("demo", root=home, mode="packaged")
+    build_indexes("demo", root=home)
+    return home
+
+
+@pytest.fixture(scope="session")
+def demo_map_run(demo_embedded: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """``demo_embedded`` copied and mapped (the map step's defaults), once per session:
+    ``home`` (copy it before changing it), the step's ``record`` and the ``phases`` its progress
+    reported."""
+    from backend.map import build_map
+
+    home = copy_demo(demo_embedded, tmp_path_factory.mktemp("demo_mapped"))
+    phases: list[str] = []
+    record = build_map("demo", home, progress=lambda p, d, n: phases.append(p))
+    return {"home": home, "record": record, "phases": phases}
+
+
+@pytest.fixture(scope="session")
+def demo_mapped(demo_map_run: dict) -> Path:
+    """A workspace holding the demo embedded, indexed and mapped (see ``demo_map_run``)."""
+    return demo_map_run["home"]
+
+
 # -- page tests (streamlit.testing.v1.AppTest) --------------------------------------------------
 # Plain functions, not fixtures: ``from conftest import run_ok, count_text, open_page``.
 

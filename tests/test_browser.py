@@ -23,9 +23,7 @@ from screenshot import (
     wait_idle,
 )
 
-from backend.embed import embed
 from backend.ingest import build
-from backend.search import build_indexes
 from backend.store import connect
 
 pytestmark = pytest.mark.browser
@@ -46,13 +44,11 @@ def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def demo_url(demo_home: Path) -> Iterator[str]:
+def demo_url(demo_embedded: Path) -> Iterator[str]:
     """The app on the session's demo workspace, embedded (packaged models) and indexed."""
     if CHROMIUM is None:
         pytest.skip("Chromium is not installed (no /usr/bin/chromium, none on PATH)")
-    embed("demo", root=demo_home, mode="packaged")
-    build_indexes("demo", root=demo_home)
-    with serve(demo_home, timeout=60) as url:
+    with serve(demo_embedded, timeout=60) as url:
         yield url
 
 
@@ -148,9 +144,9 @@ def card_ids(page) -> list[int]:
     )
 
 
-def test_search_then_similar_shows_the_twins(demo_home: Path, demo_url: str, page) -> None:
-    truth = json.loads((demo_home / "demo" / "source" / "ground_truth.json").read_text())
-    con = connect("demo", demo_home)
+def test_search_then_similar_shows_the_twins(demo_embedded: Path, demo_url: str, page) -> None:
+    truth = json.loads((demo_embedded / "demo" / "source" / "ground_truth.json").read_text())
+    con = connect("demo", demo_embedded)
     keys = dict(con.execute("SELECT key, row_id FROM samples").fetchall())
     sha = dict(con.execute("SELECT row_id, sha256 FROM samples").fetchall())
     caption = dict(con.execute("SELECT row_id, caption FROM samples").fetchall())

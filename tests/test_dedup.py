@@ -22,8 +22,7 @@ from backend.dedup import (
     normalise_caption,
     phash_groups,
 )
-from backend.embed import embed, load_vectors
-from backend.search import build_indexes
+from backend.embed import load_vectors
 from backend.store import connect
 from tests.test_safety import copy_demo
 
@@ -132,13 +131,11 @@ def test_without_embeddings_semantic_is_skipped_with_a_note(deduped):
 
 
 @pytest.mark.slow
-def test_semantic_groups_hold_rows_above_the_threshold(demo_home, tmp_path):
-    """Embeds the demo with the packaged models (~30 s on 2 cores)."""
-    root = copy_demo(demo_home, tmp_path)
-    truth = json.loads((demo_home / "demo" / "source" / "ground_truth.json").read_text())
-    if not (root / "demo" / "index" / "img.faiss").is_file():
-        embed("demo", root=root, mode="packaged")
-        build_indexes("demo", root=root)
+def test_semantic_groups_hold_rows_above_the_threshold(demo_embedded, tmp_path):
+    """On a copy of the session's demo embedded with the packaged models and indexed."""
+    root = copy_demo(demo_embedded, tmp_path)
+    truth = json.loads((demo_embedded / "demo" / "source" / "ground_truth.json").read_text())
+    assert (root / "demo" / "index" / "img.faiss").is_file()
     quiet, _ = _dedup_rows(root)  # packaged image vectors: skipped unless a threshold is given
     assert any("not calibrated" in n for n in quiet["notes"])
     rec, rows = _dedup_rows(root, semantic_threshold=SEMANTIC_THRESHOLD)

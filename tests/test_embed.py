@@ -13,6 +13,7 @@ import time
 import numpy as np
 import pytest
 import skimage.data
+from conftest import copy_demo
 
 from backend import embed as embed_mod
 from backend import models
@@ -158,11 +159,15 @@ def test_packaged_caption_model_ranks_by_meaning(minilm):
         assert int(np.argmax(vecs @ minilm.encode_texts([query])[0])) == want, query
 
 
-def test_demo_near_duplicates_are_nearest_neighbours(demo_home, effnet, minilm, monkeypatch):
-    """Every planted near-duplicate of a real photo finds its group first (exact copies aside)."""
-    monkeypatch.setenv("TAILSCOPE_HOME", str(demo_home))
+def test_demo_near_duplicates_are_nearest_neighbours(demo_embedded, effnet, minilm, tmp_path,
+                                                     monkeypatch):  # fmt: skip
+    """Every planted near-duplicate of a real photo finds its group first (exact copies aside).
+    On a copy of the session's demo embedded with these models: the call resumes (no rows
+    left to embed), as it did on the shared demo once the search tests had embedded it."""
+    home = copy_demo(demo_embedded, tmp_path)
+    monkeypatch.setenv("TAILSCOPE_HOME", str(home))
     embed("demo", encoders={"img": effnet, "text": minilm})
-    truth = json.loads((demo_home / "demo" / "source" / "ground_truth.json").read_text())
+    truth = json.loads((home / "demo" / "source" / "ground_truth.json").read_text())
     con = connect("demo")
     key_row = dict(con.execute("SELECT key, row_id FROM samples").fetchall())
     sha = dict(con.execute("SELECT row_id, sha256 FROM samples").fetchall())

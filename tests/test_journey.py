@@ -11,24 +11,18 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from conftest import copy_demo
 
 from backend import subsets
-from backend.embed import embed
-from backend.map import build_map
 from backend.store import connect
 
 SQL = "width >= 256"
 
 
 @pytest.fixture(scope="module")
-def mapped(demo_home: Path) -> Path:
-    con = connect("demo", demo_home)
-    cols = {r[0] for r in con.execute("DESCRIBE samples").fetchall()}
-    con.close()
-    embed("demo", root=demo_home, mode="packaged")  # resumable: a no-op once done
-    if "map_x" not in cols:
-        build_map("demo", demo_home)
-    return demo_home
+def mapped(demo_mapped: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A private copy of the session's embedded and mapped demo (the journey saves a subset)."""
+    return copy_demo(demo_mapped, tmp_path_factory.mktemp("journey_ws"))
 
 
 def rows_in(home: Path, region: list[tuple[float, float]]) -> np.ndarray:

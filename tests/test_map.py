@@ -13,7 +13,6 @@ from scipy.spatial import ConvexHull, Delaunay
 
 from backend.browse import columns
 from backend.cli import main
-from backend.embed import embed
 from backend.ingest import build
 from backend.manifest import update_manifest
 from backend.map import MapError, build_map, choose_k, describe_map, load_clusters
@@ -78,14 +77,13 @@ def test_contrast_terms_find_what_is_over_represented():
 
 
 @pytest.fixture(scope="module")
-def demo_map(demo_home):
-    """The demo embedded (packaged models) and mapped once for this module."""
+def demo_map(demo_map_run):
+    """The session's demo embedded (packaged models) and mapped (``demo_map_run``), as the
+    active workspace of this module (read only): its record, progress phases and rows."""
+    home, record, phases = demo_map_run["home"], demo_map_run["record"], demo_map_run["phases"]
     mp = pytest.MonkeyPatch()
-    mp.setenv("TAILSCOPE_HOME", str(demo_home))
-    embed("demo", mode="packaged")
-    phases: list[str] = []
-    record = build_map("demo", progress=lambda p, d, n: phases.append(p))
-    truth = json.loads((demo_home / "demo" / "source" / "ground_truth.json").read_text())
+    mp.setenv("TAILSCOPE_HOME", str(home))
+    truth = json.loads((home / "demo" / "source" / "ground_truth.json").read_text())
     con = connect("demo")
     rows = con.execute(
         "SELECT row_id, key, map_x, map_y, cluster FROM samples ORDER BY row_id"
@@ -190,8 +188,8 @@ def _copy_dataset(src: Path, dst_home: Path, name: str = "demo") -> None:
         "source", "index", "keywords", "map", ".*"))  # fmt: skip
 
 
-def test_sample_transform_and_nan_rows(demo_map, demo_home, workspace):
-    _copy_dataset(demo_home, workspace)
+def test_sample_transform_and_nan_rows(demo_mapped, workspace):
+    _copy_dataset(demo_mapped, workspace)
     path = workspace / "demo" / "embeddings" / "text.npy"
     vec = np.load(path)
     vec[[3, 50, 51]] = np.nan

@@ -15,13 +15,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import count_text, open_page, run_ok
+from conftest import copy_demo, count_text, open_page, run_ok
 from streamlit.testing.v1 import AppTest
 
 from backend import mapview
-from backend.embed import embed
 from backend.ingest import build
-from backend.map import build_map, load_clusters
+from backend.map import load_clusters
 from backend.selection import BadSelection, Selection
 from backend.store import connect
 from ui.map_figure import MAX_LABELS, MAX_LEGEND, figure, place_labels
@@ -31,16 +30,13 @@ TIMEOUT = 180
 
 
 @pytest.fixture(scope="module")
-def homes(demo_pristine: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Two copies of the session demo, embedded with the packaged models: ``mapped`` after the
-    real map step, ``unmapped`` without it (the session demo itself is left as it was)."""
-    base = tmp_path_factory.mktemp("map_ws")
-    unmapped, mapped = base / "unmapped", base / "mapped"
-    shutil.copytree(demo_pristine / "demo", unmapped / "demo", symlinks=True)
-    embed("demo", root=unmapped, mode="packaged")
-    shutil.copytree(unmapped / "demo", mapped / "demo", symlinks=True)
-    build_map("demo", mapped)
-    return {"mapped": mapped, "unmapped": unmapped}
+def homes(demo_embedded: Path, demo_mapped: Path,
+          tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:  # fmt: skip
+    """The session demo embedded with the packaged models: ``mapped``, this module's copy of it
+    after the real map step (the pages run here may write into it), and ``unmapped`` without
+    it (the shared one: a test that builds its map copies it first)."""
+    mapped = copy_demo(demo_mapped, tmp_path_factory.mktemp("map_ws"))
+    return {"mapped": mapped, "unmapped": demo_embedded}
 
 
 @pytest.fixture

@@ -9,19 +9,18 @@ import pytest
 from PIL import Image
 
 from backend.cli import main
-from backend.embed import embed
-from backend.search import Searcher, SearchError, build_indexes
+from backend.search import Searcher, SearchError
 from backend.selection import Selection
 from backend.store import connect
 
 
 @pytest.fixture(scope="module")
-def searcher(demo_home):
+def searcher(demo_embedded):
+    """A Searcher on the session's embedded (packaged models) and indexed demo, as the active
+    workspace of this module (read only)."""
     mp = pytest.MonkeyPatch()
-    mp.setenv("TAILSCOPE_HOME", str(demo_home))
-    embed("demo", mode="packaged")
-    build_indexes("demo")
-    truth = json.loads((demo_home / "demo" / "source" / "ground_truth.json").read_text())
+    mp.setenv("TAILSCOPE_HOME", str(demo_embedded))
+    truth = json.loads((demo_embedded / "demo" / "source" / "ground_truth.json").read_text())
     con = connect("demo")
     keys = dict(con.execute("SELECT key, row_id FROM samples").fetchall())
     yield Searcher("demo"), truth, keys

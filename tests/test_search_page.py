@@ -15,33 +15,30 @@ import pytest
 from conftest import count_text, open_page, run_ok
 from streamlit.testing.v1 import AppTest
 
-from backend.embed import embed
 from backend.ingest import build
-from backend.search import build_indexes
 from backend.store import connect
 
-REPO = Path(__file__).resolve().parent.parent
 SEARCH = "pages/2_Search.py"
 BROWSE = "pages/1_Browse.py"
 TIMEOUT = 120  # the first Meaning query of the process loads MiniLM
 
 
 @pytest.fixture(scope="module")
-def demo(demo_home: Path):
+def demo(demo_embedded: Path):
     """The session's demo workspace, embedded (packaged models) and indexed, as the active
-    workspace of this module; yields (home, ground truth, key → row_id, row_id → sha256)."""
+    workspace of this module (read only); yields (home, ground truth, key → row_id,
+    row_id → sha256)."""
+    home = demo_embedded
     mp = pytest.MonkeyPatch()
-    mp.setenv("TAILSCOPE_HOME", str(demo_home))
-    embed("demo", mode="packaged")
-    build_indexes("demo")
-    truth = json.loads((demo_home / "demo" / "source" / "ground_truth.json").read_text())
+    mp.setenv("TAILSCOPE_HOME", str(home))
+    truth = json.loads((home / "demo" / "source" / "ground_truth.json").read_text())
     con = connect("demo")
     try:
         keys = dict(con.execute("SELECT key, row_id FROM samples").fetchall())
         sha = dict(con.execute("SELECT row_id, sha256 FROM samples").fetchall())
     finally:
         con.close()
-    yield demo_home, truth, keys, sha
+    yield home, truth, keys, sha
     mp.undo()
 
 
@@ -266,9 +263,7 @@ def test_browse_keyword_filter_uses_the_full_text_index(demo):
     """Browse's "Caption keywords" box narrows to exactly the rows the index matches."""
     home, truth, keys, _ = demo
     hopper = {k for k, s in truth["samples"].items() if "grace hopper" in s["caption"].lower()}
-    at = run_ok(AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT))
-    at.switch_page(BROWSE)
-    run_ok(at)
+    at = open_page(BROWSE, timeout=TIMEOUT)
     at.text_input(key="w.f.keywords").input('"grace hopper"')
     run_ok(at)
     html = " ".join(m.value for m in at.markdown)

@@ -9,17 +9,15 @@ its stated reason; the SQL box accepts the condition or refuses it with its stat
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
 import pytest
-from conftest import run_ok
+from conftest import copy_demo, run_ok
 from streamlit.testing.v1 import AppTest
 
 from backend import browse
-from backend.embed import embed
 from backend.keyword import KeywordQueryError
-from backend.search import Searcher, SearchError, build_indexes
+from backend.search import Searcher, SearchError
 from backend.selection import BadSelection, Selection
 from backend.sqlguard import UnsafeSQL, check_where
 from backend.store import connect
@@ -31,19 +29,13 @@ NOTHING = Selection(text="zq9-no-caption-has-this")
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory, demo_home: Path):
-    """The session demo embedded (packaged models) and indexed, as tests/test_search.py leaves
-    it (so the embedding is shared), then copied and mapped privately: the active workspace of
-    this module. Yields (home, every caption by row id)."""
-    from backend.map import build_map
-
-    embed("demo", root=demo_home, mode="packaged")
-    build_indexes("demo", root=demo_home)
-    home = tmp_path_factory.mktemp("hostile_pages")
-    shutil.copytree(demo_home / "demo", home / "demo", symlinks=True)
+def demo(tmp_path_factory: pytest.TempPathFactory, demo_mapped: Path):
+    """A private copy of the session's embedded, indexed and mapped demo (the pages run here
+    may write into it): the active workspace of this module. Yields (home, every caption by
+    row id)."""
+    home = copy_demo(demo_mapped, tmp_path_factory.mktemp("hostile_pages"))
     mp = pytest.MonkeyPatch()
     mp.setenv("TAILSCOPE_HOME", str(home))
-    build_map("demo", home)
     con = connect("demo", home)
     captions = dict(con.execute("SELECT row_id, caption FROM samples").fetchall())
     con.close()
