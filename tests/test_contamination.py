@@ -94,6 +94,24 @@ def planted(tmp_path_factory: pytest.TempPathFactory):
     return home, ev, truth
 
 
+@pytest.fixture(scope="module")
+def audited(planted, tmp_path_factory: pytest.TempPathFactory):
+    """The audit of the planted pool through the CLI (with two class prompts), run once: the
+    report printed by ``--json``."""
+    import contextlib
+
+    home, ev, _ = planted
+    classes = tmp_path_factory.mktemp("prompts") / "classes.txt"
+    classes.write_text("tabby cat\ngoldfish\n\nspace shuttle\n")
+    out = io.StringIO()
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(out):
+        mp.setenv("TAILSCOPE_HOME", str(home))
+        code = cli.main(["contamination", "pool", "--eval", str(ev), "--classes", str(classes),
+                         "--json"])  # fmt: skip
+    assert code == 0
+    return json.loads(out.getvalue())
+
+
 def keys_of(home: Path) -> dict[int, str]:
     from backend.store import connect
 
@@ -111,15 +129,9 @@ def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
     return code, out.out, out.err
 
 
-def test_planted_copies_and_prompts_found(planted, tmp_path, capsys, monkeypatch):
+def test_planted_copies_and_prompts_found(planted, audited):
     home, ev, truth = planted
-    monkeypatch.setenv("TAILSCOPE_HOME", str(home))
-    classes = tmp_path / "classes.txt"
-    classes.write_text("tabby cat\ngoldfish\n\nspace shuttle\n")
-    code, out, err = run_cli(["contamination", "pool", "--eval", str(ev), "--classes",
-                              str(classes), "--json"], capsys)  # fmt: skip
-    assert code == 0, err
-    rep = json.loads(out)
+    rep = audited
     assert set(rep) >= {"eval_images", "matched_eval_images", "pairs"}
     assert set(rep["pairs"][0]) == {"eval", "row_id", "kind", "score"}
     stems = keys_of(home)
@@ -221,26 +233,21 @@ def test_pool_without_phash_says_not_run(tmp_path, photo_folder, capsys, monkeyp
     assert {p["kind"] for p in rep["pairs"]} == {"exact", "caption"}
 
 
-def test_safety_page_shows_the_audit_and_excludes_its_rows(planted, capsys, monkeypatch):
+def test_safety_page_shows_the_audit_and_excludes_its_rows(planted, audited, monkeypatch):
     from conftest import open_page, run_ok
 
     from backend import subsets
 
-    home, ev, _ = planted
+    home, _, _ = planted
     monkeypatch.setenv("TAILSCOPE_HOME", str(home))
-    assert cli.main(["contamination", "pool", "--eval", str(ev), "--eval-name", "page"]) == 0
-    capsys.readouterr()
-    rep = next(a for a in audit.list_audits("pool", home) if a["eval_name"] == "page")
+    rep = audited
     at = open_page("pages/5_Safety.py")
-    if len(audit.list_audits("pool", home)) > 1:
-        at.selectbox(key="w.contamination.eval").set_value("page")
-        run_ok(at)
     values = {m.label: m.value for m in at.metric}
     assert values["Eval images checked"] == "12" and values["With a match in the pool"] == "12"
     assert values["Matched pool rows"] == f"{rep['matched_rows']:,}"
     at.button(key="contam-exclude").click()
     run_ok(at)
-    assert at.session_state["ts.selections"]["pool"].subsets_none == ["contaminated-page"]
+    assert at.session_state["ts.selections"]["pool"].subsets_none == ["contaminated-eval"]
     sel = subsets.resolve("pool", at.session_state["ts.selections"]["pool"], home)
     total = 12 * 4 + 1 + len(OTHERS) * 2
     assert len(subsets.select_ids("pool", sel, home)) == total - rep["matched_rows"]
