@@ -186,6 +186,8 @@ class Selection:
             parts.extend(clauses)
             params.extend(more)
         for vocab, names in sorted(self.concepts.items()):
+            if not names:  # nothing named: the part is unset (as is_empty says)
+                continue
             clause, more = concept_where(vocab, names, self.concept_dirs)
             parts.append(clause)
             params.extend(more)
@@ -274,6 +276,8 @@ class Selection:
             rest = [s for s in self.subsets_none if s != n]
             out.append((f"not in subset {n}", replace(self, subsets_none=rest)))
         for vocab, names in sorted(self.concepts.items()):
+            if not names:
+                continue
             rest = {v: c for v, c in self.concepts.items() if v != vocab}
             named = " or ".join(f"“{c}”" for c in names[:3]) + (" …" if len(names) > 3 else "")
             out.append((f"caption names {named} ({vocab})",

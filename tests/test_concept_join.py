@@ -81,3 +81,5 @@ def test_unknown_vocabulary_or_concept_is_one_clear_message(home: Path) -> None:
         resolve("syn", Selection(concepts={"colours": ["red"]}), home)
     with pytest.raises(BadSelection, match="'unicorn' is not a concept"):
         resolve("syn", Selection(concepts={synth.VOCAB: ["unicorn"]}), home)
+    unset = Selection(concepts={synth.VOCAB: []})  # nothing named: no filter, no chip
+    assert unset.is_empty() and unset.where({}) == ("TRUE", []) and unset.describe() == []

@@ -45,10 +45,12 @@ def resolve(name: str, sel, root: Path | None = None):
     from backend.concepts.run import concepts_dir
     from backend.selection import BadSelection
 
-    if not sel.concepts or sel.concept_dirs is not None:
+    if not any(sel.concepts.values()) or sel.concept_dirs is not None:
         return sel
     dirs = {}
     for vocab, names in sel.concepts.items():
+        if not names:
+            continue
         try:
             paths.check_name(vocab)
         except paths.BadName as e:
