@@ -49,13 +49,19 @@ BATCH = vindex.BATCH  # rows converted to float32 and added at a time
 LIST_HEADER = 24  # bytes a list: OnDiskOneList (size, capacity, offset)
 
 
-def train(sample: np.ndarray, factory: str) -> faiss.Index:
+def train(sample: np.ndarray, factory: str, coarse: str | None = None) -> faiss.Index:
     """A trained, empty inner-product index for ``factory`` (an IVF factory string), from
-    ``sample`` (rows × d, float16 or float32; normalised here, on a copy)."""
+    ``sample`` (rows × d, float16 or float32; normalised here, on a copy). The coarse k-means
+    runs in torch when it sees a GPU (or ``coarse="torch"``), else in FAISS: see
+    :func:`backend.index.build`. The shards' rows are assigned by FAISS when they are added."""
     index = faiss.index_factory(sample.shape[1], factory, faiss.METRIC_INNER_PRODUCT)
     if vindex._ivf(index) is None:
         raise ValueError(f"{factory!r} is not an IVF index: nothing to shard")
-    vindex._train(index, vindex._rows(sample, slice(None)), on_gpu=False)
+    x = vindex._rows(sample, slice(None))
+    if vindex._coarse_torch(coarse, index):
+        vindex._torch_train(index, x)
+    else:
+        vindex._train(index, x, on_gpu=False)
     return index
 
 

@@ -52,3 +52,15 @@ def test_torch_built_ivf_has_faiss_recall_within_0_005() -> None:
         recall[coarse] = np.mean([len(set(ids[i]) & set(truth[i])) / 10 for i in range(Q)])
     assert recall["faiss"] > 0.95  # a working index at all …
     assert abs(recall["torch"] - recall["faiss"]) <= 0.005, recall  # … and the same recall
+
+
+def test_sharded_build_trains_its_coarse_centroids_with_torch_on_request() -> None:
+    from backend import index_shards
+
+    x, _ = _data(2)
+    index = index_shards.train(x[:4000], "IVF32_HNSW32,SQ8", coarse="torch")
+    ivf = vindex._ivf(index)
+    assert index.is_trained and ivf.quantizer.ntotal == 32 and index.ntotal == 0
+    want = kmeans_torch.kmeans(_unit(x[:4000]), 32, niter=ivf.cp.niter, seed=vindex.SEED)
+    got = ivf.quantizer.reconstruct_n(0, 32)
+    assert np.allclose(got, want, atol=1e-5)  # the quantizer holds torch's centroids
