@@ -150,8 +150,9 @@ def bench_caption(a: argparse.Namespace, rng: np.random.Generator) -> dict:
     from backend.concepts.vocab import Vocabulary
 
     words = [f"w{i}" for i in range(5000)]
-    evals = [" ".join(rng.choice(words, 8)) for _ in range(a.eval)]
-    caps = [" ".join(rng.choice(words, 12)) for _ in range(a.caption_pool)]
+    evals = [" ".join(words[j] for j in r) for r in rng.integers(0, 5000, (a.eval, 8)).tolist()]
+    caps = [" ".join(words[j] for j in r)
+            for r in rng.integers(0, 5000, (a.caption_pool, 12)).tolist()]
     planted = rng.choice(a.caption_pool, a.planted, replace=False)
     for k, r in enumerate(planted):
         caps[r] = "photo " + evals[k] + " sale"

@@ -83,14 +83,15 @@ def _pairs(name: str, con: duckdb.DuckDBPyConnection, pairs: list[dict], evals: 
 
 def _methods_line(rep: dict) -> str:
     parts = []
-    for kind, m in rep["methods"].items():
+    for kind in (k for k in KIND_LABELS if k in rep["methods"]):
+        m = rep["methods"][kind]
         if m.get("status") != "run":
             parts.append(f"{KIND_LABELS[kind]}: not run — {m['why']} — `{m['command']}`")
             continue
         c = rep["by_kind"][kind]
-        how = "; ".join(str(m[k]) for k in ("model", "threshold") if m.get(k) is not None)
-        parts.append(f"{KIND_LABELS[kind]}: {c['eval_images']:,} eval images, {c['rows']:,} rows"
-                     + (f" ({how})" if how else ""))  # fmt: skip
+        how = "; ".join(f"{k} {m[k]}" for k in ("model", "threshold") if m.get(k) is not None)
+        parts.append(f"**{KIND_LABELS[kind]}**: eval images {c['eval_images']:,}, rows "
+                     f"{c['rows']:,}" + (f" ({how})" if how else ""))  # fmt: skip
     return " · ".join(parts)
 
 
@@ -154,7 +155,7 @@ def draw(name: str, con: duckdb.DuckDBPyConnection, sel: Selection) -> None:
                                     format_func=KIND_LABELS.get) or kinds[0]  # fmt: skip
         of_kind = [p for p in pairs if p["kind"] == kind]
         of_kind.sort(key=lambda p: -p["score"] if kind == "phash" else p["score"])
-        st.caption(f"{len(of_kind):,} {KIND_LABELS[kind]} pairs, the least similar first "
+        st.caption(f"{KIND_LABELS[kind]} pairs: {len(of_kind):,}, the least similar first "
                    f"(shown: {min(PAIRS_SHOWN, len(of_kind))}); every pair: "
                    f"`{cmd} --json` or `{audit.audits_dir(name)}`")  # fmt: skip
         _pairs(name, con, of_kind[:PAIRS_SHOWN], evals)

@@ -175,5 +175,5 @@ def embed_threshold(model: str | None) -> tuple[float, str]:
     """The default cosine for ``model`` and where it comes from."""
     for prefix, t in EMBED_THRESHOLDS.items():
         if model and model.startswith(prefix):
-            return t, f"calibrated for {prefix} on the demo's real photos"
+            return t, f"measured for {prefix} on real photos: tests/test_contamination.py"
     return EMBED_DEFAULT, "not calibrated for this model: check the margin gallery"
