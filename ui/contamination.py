@@ -65,8 +65,9 @@ def _pairs(name: str, con: duckdb.DuckDBPyConnection, pairs: list[dict], evals: 
     """Each pair as eval image | pool image, with its kind and score."""
     rows = _pool_rows(con, sorted({p["row_id"] for p in pairs}))
     store, mtime = str(state.store_file(name)), state.store_mtime(name)
-    grid = st.columns(4)
     for i, p in enumerate(pairs):
+        if i % 2 == 0:  # two pairs a row, each row its own columns so the pairs stay aligned
+            grid = st.columns(4)
         ev, row = evals.get(p["eval_idx"]), rows.get(p["row_id"], {})
         with grid[(2 * i) % 4]:
             if ev is None:  # a prompt, not an eval image
