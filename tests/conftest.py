@@ -129,6 +129,16 @@ def demo_mapped(demo_map_run: dict) -> Path:
     return demo_map_run["home"]
 
 
+@pytest.fixture(scope="session")
+def demo_score_run(demo_pristine: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The ingested demo scored by toxicity, nsfw and quality (no embeddings, map or dedup),
+    once per session: ``home`` (copy it before changing it) and the step's ``record``."""
+    from backend.safety.run import score
+
+    home = copy_demo(demo_pristine, tmp_path_factory.mktemp("demo_scored"))
+    return {"home": home, "record": score("demo", ["toxicity", "nsfw", "quality"], root=home)}
+
+
 # -- page tests (streamlit.testing.v1.AppTest) --------------------------------------------------
 # Plain functions, not fixtures: ``from conftest import run_ok, count_text, open_page``.
 

@@ -38,12 +38,12 @@ def copy_demo(demo_home: Path, dest: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def demo(demo_home, tmp_path_factory):
-    """(root, truth, key → row id, scored record) with toxicity, nsfw and quality run."""
-    root = copy_demo(demo_home, tmp_path_factory.mktemp("safety_ws"))
-    truth = json.loads((demo_home / "demo" / "source" / "ground_truth.json").read_text())
+def demo(demo_score_run):
+    """(root, truth, key → row id, scored record) with toxicity, nsfw and quality run: the
+    session's scored demo (``demo_score_run``), read only."""
+    root, rec = demo_score_run["home"], demo_score_run["record"]
+    truth = json.loads((root / "demo" / "source" / "ground_truth.json").read_text())
     keys = dict(connect("demo", root).execute("SELECT key, row_id FROM samples").fetchall())
-    rec = score("demo", ["toxicity", "nsfw", "quality"], root=root)
     return root, truth, keys, rec
 
 

@@ -15,7 +15,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pytest
-from conftest import count_text, open_page, run_ok
+from conftest import copy_demo, count_text, open_page, run_ok
 from streamlit.testing.v1 import AppTest
 
 from backend.columns import add_columns
@@ -23,7 +23,6 @@ from backend.concepts import vocab
 from backend.concepts.run import analyse, load, rows_with
 from backend.dedup import dedup
 from backend.map import clusters_path
-from backend.safety.run import score
 from backend.selection import BadSelection, Selection
 from backend.store import connect
 from ui import safety_dups, safety_scores
@@ -35,13 +34,11 @@ N_CLUSTERS = 3
 
 
 @pytest.fixture(scope="module")
-def home(demo_pristine: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of the demo, scored (toxicity, nsfw, quality) and deduplicated, with a small
+def home(demo_score_run: dict, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the session's scored demo (toxicity, nsfw, quality), deduplicated, with a small
     cluster column (row_id % 3, labels in clusters.json), one concept column and the
     `concepts` step's caption hits of a two-concept vocabulary."""
-    root = tmp_path_factory.mktemp("safety_page_ws")
-    shutil.copytree(demo_pristine / "demo", root / "demo", symlinks=True)
-    score("demo", ["toxicity", "nsfw", "quality"], root=root)
+    root = copy_demo(demo_score_run["home"], tmp_path_factory.mktemp("safety_page_ws"))
     dedup("demo", root=root)
     con = connect("demo", root)
     got = con.execute("SELECT row_id, caption FROM samples ORDER BY row_id").fetchall()
