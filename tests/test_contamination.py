@@ -231,6 +231,10 @@ def test_pool_without_phash_says_not_run(tmp_path, photo_folder, capsys, monkeyp
     assert rep["methods"]["embedding"]["status"] == "not run"
     assert rep["matched_eval_images"] == rep["eval_images"] == 8  # the same bytes: sha256
     assert {p["kind"] for p in rep["pairs"]} == {"exact", "caption"}
+    code, out, err = run_cli(["contamination", "tiny", "--eval", str(photo_folder)], capsys)
+    assert code == 0 and "8 eval images checked, 8 with a match in the pool (100.0%)" in out
+    assert "phash     not run: the pool's pHashes are not computed yet (run: python -m backend " \
+           "dedup tiny)" in out
 
 
 def test_safety_page_shows_the_audit_and_excludes_its_rows(planted, audited, monkeypatch):
@@ -251,3 +255,33 @@ def test_safety_page_shows_the_audit_and_excludes_its_rows(planted, audited, mon
     sel = subsets.resolve("pool", at.session_state["ts.selections"]["pool"], home)
     total = 12 * 4 + 1 + len(OTHERS) * 2
     assert len(subsets.select_ids("pool", sel, home)) == total - rep["matched_rows"]
+
+
+def test_eval_vectors_of_the_pool_model_are_matched(planted, tmp_path, capsys, monkeypatch):
+    """A clip-retrieval folder of vectors made by the pool's model: three pool rows' own
+    vectors come back as embedding matches (cosine 1) of exactly those rows; no hash kinds."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from backend.embed import load_vectors
+
+    home, _, _ = planted
+    monkeypatch.setenv("TAILSCOPE_HOME", str(home))
+    rows = [3, 17, 40]
+    folder = tmp_path / "vecs"
+    (folder / "img_emb").mkdir(parents=True)
+    (folder / "metadata").mkdir()
+    vectors = np.asarray(load_vectors("pool", "img", home))[rows]
+    np.save(folder / "img_emb" / "img_emb_0.npy", vectors)
+    pq.write_table(pa.table({"caption": ["x", "y", "z"], "key": ["a", "b", "c"]}),
+                   folder / "metadata" / "metadata_0.parquet")  # fmt: skip
+    (folder / "model.json").write_text(json.dumps({"model": MODEL}))
+    code, out, err = run_cli(["contamination", "pool", "--eval", str(folder), "--json"], capsys)
+    assert code == 0, err
+    rep = json.loads(out)
+    emb = {(p["eval"], p["row_id"]) for p in rep["pairs"] if p["kind"] == "embedding"}
+    own = {("a", 3), ("b", 17), ("c", 40)}
+    assert own <= emb
+    assert all(p["score"] > 0.999 for p in rep["pairs"] if (p["eval"], p["row_id"]) in own)
+    assert rep["methods"]["phash"]["status"] == "not run"
+    assert rep["methods"]["embedding"]["eval_vectors"] == "clip-retrieval folder"
