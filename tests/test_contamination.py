@@ -177,10 +177,11 @@ def test_hash_index_finds_exactly_what_all_pairs_find():
         for b in rng.choice(64, rng.integers(0, 12), replace=False):
             q[i] ^= np.uint64(1) << np.uint64(int(b))
     rows = np.arange(5000, dtype=np.int64) * 7
-    got = hashindex.HashIndex(pool, rows, 8).query(q.view(np.int64))
-    want = hashindex.brute_force(q.view(np.int64), pool, rows, 8)
-    assert len(want[0]) > 200
-    assert all(np.array_equal(a, b) for a, b in zip(got, want, strict=True))
+    for threshold in (0, 8, 20):  # exact band lookups, radius-1..2 probes
+        got = hashindex.HashIndex(pool, rows, threshold).query(q.view(np.int64))
+        want = hashindex.brute_force(q.view(np.int64), pool, rows, threshold)
+        assert len(want[0]) > (10 if threshold == 0 else 200)
+        assert all(np.array_equal(a, b) for a, b in zip(got, want, strict=True))
 
 
 def test_empty_eval_set_is_one_line(planted, tmp_path, capsys, monkeypatch):

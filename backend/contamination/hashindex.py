@@ -40,7 +40,7 @@ def choose_bands(n: int, threshold: int) -> int:
     """The band count with the least expected work per query: probes x (1 + bucket). Bands are
     at most 22 bits wide, so each band's table of offsets (2^width entries) stays <= 32 MB."""
     best, best_cost = 1, float("inf")
-    for m in range(max(3, threshold // 4), min(threshold + 1, 16) + 1):  # bands <= 22 bits
+    for m in range(max(3, threshold // 4), max(3, min(threshold + 1, 16)) + 1):  # <= 22 bits
         r = threshold // m
         probes = sum(len(flip_masks(w, r)) for _, w in band_layout(m))
         if probes > 50_000:
