@@ -49,6 +49,7 @@ REPO = Path(__file__).resolve().parent.parent
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 VIEWPORT = {"width": 1400, "height": 900}
 WAIT_MS = 180_000
+ONLY: list[str] = []  # --only: the actions to run (all when empty)
 TARGETS = {"demo": (1.5, 0.5), "big": (3.0, 1.0)}  # (open s, interaction s)
 BARE = """import streamlit as st
 
@@ -233,6 +234,8 @@ def run_size(browser, home: Path, dataset: str, kind: str, searchable: bool,
         q = f"?ds={dataset}"
         ctx = browser.new_context(viewport=VIEWPORT)  # one browser cache, as a user has
         for label, fn in actions(url, q, kind, searchable).items():
+            if ONLY and not any(w.lower() in label.lower() for w in ONLY):
+                continue
             times: list[float] = []
             note = None
             for i in range(repeats + 1):
@@ -320,7 +323,7 @@ def table(results: dict[str, Any], bare: dict[str, Any]) -> str:
     sizes = list(results)
     head = "| action | target | " + " | ".join(f"{s} median s (range) | ÷ base" for s in sizes)
     lines = [head + " |", "|---|---|" + "---:|---:|" * len(sizes)]
-    labels = next(iter(results.values()))["actions"]
+    labels = next(iter(results.values()))["actions"]  # (the same actions at every size)
     for label in labels:
         is_open = label.startswith("open")
         base = bare["open" if is_open else "click"].get("median_s")
@@ -350,8 +353,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="synthetic sizes, e.g. 10000000 100000000")  # fmt: skip
     p.add_argument("--dir", type=Path, default=Path("/work/scale"), help="synthetic datasets")
     p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--only", nargs="*", default=[], help="actions whose label contains a word")
     p.add_argument("--json", type=Path)
     a = p.parse_args(argv)
+    ONLY[:] = a.only
     from playwright.sync_api import sync_playwright
 
     from backend import paths
