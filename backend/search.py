@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from backend import bounded, keyword, paths, shipped_search
+from backend import bounded, keyword, keyword_build, paths, rank_fusion, shipped_search
 from backend import index as vindex
 from backend.embed import describe, load_vectors, vector_shards
 from backend.executor import Executor
@@ -124,7 +124,7 @@ def build_indexes(
         )
         meta = {"model": info.get("model"), "dataset": name, "kind": kind}
         built[kind] = vindex.save(idx, index_path(name, kind, root), meta)
-    kw = keyword.build_dataset(
+    kw = keyword_build.build_dataset(
         name, root, (lambda d, n: progress("keyword", d, n)) if progress else None
     )
     record = {
@@ -188,8 +188,9 @@ KEYWORD_MODEL = "BM25 over captions (tantivy)"
 def resolve_keywords(name: str, sel: Selection, root: Path | None = None) -> Selection:
     """``sel`` with its keyword query turned into the matching row ids (sorted).
 
-    Raises :class:`backend.keyword.KeywordQueryError` for a bad query, KeywordIndexMissing when
-    the index is not built, and SearchError when the query matches too many rows to filter by.
+    Raises :class:`backend.keyword_errors.KeywordQueryError` for a bad query,
+    KeywordIndexMissing when the index is not built, and SearchError when the query matches too
+    many rows to filter by.
     """
     if not sel.keywords.strip() or sel.keyword_ids is not None:
         return sel
@@ -385,7 +386,7 @@ class Searcher:
         t0 = time.perf_counter()
         kw = self.keywords(query, 2 * k, sel)
         sem = self.text(query, 2 * k, sel)
-        fused = keyword.hybrid(
+        fused = rank_fusion.hybrid(
             [(h["row_id"], h["score"]) for h in kw.hits],
             [(h["row_id"], h["score"]) for h in sem.hits],
             k,

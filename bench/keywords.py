@@ -42,6 +42,7 @@ import pyarrow as pa  # noqa: E402
 import pyarrow.compute as pc  # noqa: E402
 
 from backend import keyword as kw  # noqa: E402
+from backend import keyword_build  # noqa: E402
 
 COMMON = (
     "a the of in on with and photo image man woman people at for an white black red blue "
@@ -184,7 +185,7 @@ def bench(n: int, work: Path, vocab: list[str], n_queries: int, baseline_per_kin
             print(f"#   indexed {done:,}/{total:,}", file=sys.stderr, flush=True)
 
     with PeakRss() as mem:
-        stats = kw.build_index(con, out, progress=progress)
+        stats = keyword_build.build_index(con, out, progress=progress)
     ix = kw.KeywordIndex.open(out)
     print(
         f"\nn={n:,}: build {stats['seconds']:.1f} s ({n / stats['seconds']:,.0f} rows/s, "
@@ -265,7 +266,7 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"python {platform.python_version()}, {kw.tantivy.__version__}, duckdb "
+        f"python {platform.python_version()}, {keyword_build.tantivy.__version__}, duckdb "
         f"{duckdb.__version__}"
     )
     vocab = vocabulary()

@@ -47,7 +47,7 @@ from typing import Any  # noqa: E402
 
 import duckdb  # noqa: E402
 
-from backend import browse, keyword, mapview, paths, synth  # noqa: E402
+from backend import browse, keyword, keyword_build, mapview, paths, synth  # noqa: E402
 from backend.concepts.run import load  # noqa: E402
 from backend.manifest import read_manifest  # noqa: E402
 from backend.search import resolve_keywords  # noqa: E402
@@ -285,7 +285,7 @@ def main() -> None:
                  "bytes_total": dir_bytes(paths.dataset_dir(name, root))}  # fmt: skip
         if a.keywords and not keyword.index_dir(name, root).is_dir():
             t0 = time.perf_counter()
-            kw = keyword.build_dataset(name, root)
+            kw = keyword_build.build_dataset(name, root)
             entry["keyword_index"] = {"seconds": time.perf_counter() - t0,
                                       "bytes": kw["size_bytes"]}  # fmt: skip
             print(f"keyword index of {name}: {entry['keyword_index']['seconds']:.0f} s, "

@@ -7,7 +7,7 @@ import streamlit as st
 
 from backend import browse
 from backend.index import VectorIndexError
-from backend.keyword import KeywordIndexMissing, KeywordQueryError
+from backend.keyword_errors import KeywordIndexMissing, KeywordQueryError
 from backend.models import ModelUnavailable
 from backend.search import SearchError
 from backend.selection import BadSelection

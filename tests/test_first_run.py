@@ -294,7 +294,7 @@ def test_keyword_index_refused_after_a_store_rebuild(workspace: Path, photo_fold
 
     import pyarrow as pa
 
-    from backend import keyword
+    from backend import keyword, keyword_build, keyword_errors
     from backend.cli import main
     from backend.columns import add_columns
     from backend.ingest import build
@@ -314,7 +314,7 @@ def test_keyword_index_refused_after_a_store_rebuild(workspace: Path, photo_fold
             con.close()
 
     build("photos", photo_folder, root=workspace, workers=1)
-    keyword.build_dataset("photos", workspace)
+    keyword_build.build_dataset("photos", workspace)
     assert cat_keys() == ["chelsea"]
     # derived columns swap in a new store file but keep the build: the index stays usable
     add_columns("photos", pa.table({"row_id": pa.array([0], pa.int64()), "x": [1.0]}), workspace)
@@ -324,12 +324,12 @@ def test_keyword_index_refused_after_a_store_rebuild(workspace: Path, photo_fold
     (photo_folder / "aaa.txt").write_text("a tabby kitten asleep")
     (photo_folder / "aaa.jpg").write_bytes((photo_folder / "coffee.jpg").read_bytes())
     build("photos", photo_folder, root=workspace, workers=1)
-    with pytest.raises(keyword.KeywordIndexStale, match="python -m backend index photos"):
+    with pytest.raises(keyword_errors.KeywordIndexStale, match="python -m backend index photos"):
         cat_keys()
     assert main(["search", "photos", "--keywords", "tabby"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "earlier build of the store" in err[0]
-    keyword.build_dataset("photos", workspace)
+    keyword_build.build_dataset("photos", workspace)
     assert cat_keys() == ["aaa"]
     # an index from before build ids were recorded: judged by its build time
     meta_path = keyword.index_dir("photos", workspace).resolve() / "meta.json"
@@ -340,7 +340,7 @@ def test_keyword_index_refused_after_a_store_rebuild(workspace: Path, photo_fold
     assert cat_keys() == ["aaa"]  # built after the store's ingest: kept
     meta_path.write_text(json.dumps({**meta, "built_at": "2001-01-01T00:00:00+0000"}))
     keyword._CACHE.clear()
-    with pytest.raises(keyword.KeywordIndexStale):
+    with pytest.raises(keyword_errors.KeywordIndexStale):
         cat_keys()
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from backend import keyword as kw
+from backend import keyword_build, keyword_errors, keyword_schema, rank_fusion
 
 FILLER = (
     "apple banana river mountain guitar window bicycle lantern pepper violin harbor meadow "
@@ -65,7 +66,9 @@ def built(tmp_path_factory: pytest.TempPathFactory):
     con = duckdb.connect(str(base / "store.duckdb"), read_only=True)
     out = base / "ds" / "keyword"
     seen: list[tuple[int, int]] = []
-    stats = kw.build_index(con, out, progress=lambda d, t: seen.append((d, t)), chunk_rows=64)
+    stats = keyword_build.build_index(
+        con, out, progress=lambda d, t: seen.append((d, t)), chunk_rows=64
+    )
     yield con, out, stats, seen, captions
     con.close()
 
@@ -109,7 +112,7 @@ def test_prefix(ix):
     assert set(ids(ix.search("COFFEE*"))) == coffee  # stemmed "coffe" is tried too
     assert ix.count("coff*") == 3
     assert set(ids(ix.search('"a cup of co"*'))) == {row_of("coffee_1")}
-    with pytest.raises(kw.KeywordQueryError, match="at least 2 letters"):
+    with pytest.raises(keyword_errors.KeywordQueryError, match="at least 2 letters"):
         ix.search("c*")
 
 
@@ -133,7 +136,7 @@ def test_operators(ix):
 def test_count_matches_duckdb_word_regex(ix, built):
     con, _out, _stats, _seen, captions = built
     words = {w for c in captions if c for w in re.findall(r"[a-z]+", c.lower())}
-    stem = kw._analyzer("en_stem", stem=True)
+    stem = keyword_schema._analyzer("en_stem", stem=True)
     stems: dict[str, set[str]] = {}
     for w in words:
         stems.setdefault(stem.analyze(w)[0], set()).add(w)
@@ -294,7 +297,7 @@ def test_hostile_input_never_crashes(ix, query):
     for call in (lambda: ix.search(query, k=5), lambda: ix.count(query)):
         try:
             result = call()
-        except kw.KeywordQueryError as e:
+        except keyword_errors.KeywordQueryError as e:
             msg = str(e)
             assert msg and "Error" not in msg and "\n" not in msg and len(msg) < 300
         else:
@@ -309,24 +312,25 @@ def test_random_junk_only_raises_query_error(ix):
         try:
             ix.search(q, k=3)
             ix.count(q)
-        except kw.KeywordQueryError:
+        except keyword_errors.KeywordQueryError:
             pass
 
 
 def test_missing_and_corrupt_index(tmp_path):
-    with pytest.raises(kw.KeywordIndexMissing, match=r"python -m backend index nope"):
+    with pytest.raises(keyword_errors.KeywordIndexMissing, match=r"python -m backend index nope"):
         kw.KeywordIndex.open(tmp_path / "nope" / "keyword")
     con = write_store(tmp_path / "s.duckdb", ["a cat", "a dog"])
     out = tmp_path / "bad" / "keyword"
-    kw.build_index(con, out)
+    keyword_build.build_index(con, out)
     (out / "tantivy" / "meta.json").write_text("{ not json")
-    with pytest.raises(kw.KeywordIndexMissing, match=r"python -m backend index bad"):
+    with pytest.raises(keyword_errors.KeywordIndexMissing, match=r"python -m backend index bad"):
         kw.KeywordIndex.open(out)
     out2 = tmp_path / "old" / "keyword"
-    kw.build_index(con, out2)
+    keyword_build.build_index(con, out2)
     for junk in ('{"format": 0}', "[]", "not json"):
         (out2 / "meta.json").write_text(junk)
-        with pytest.raises(kw.KeywordIndexMissing, match=r"python -m backend index old"):
+        missing = keyword_errors.KeywordIndexMissing
+        with pytest.raises(missing, match=r"python -m backend index old"):
             kw.KeywordIndex.open(out2)
 
 
@@ -334,7 +338,7 @@ def test_failed_build_leaves_previous_index(tmp_path):
     captions = make_captions()
     con = write_store(tmp_path / "s.duckdb", captions)
     out = tmp_path / "ds" / "keyword"
-    kw.build_index(con, out, chunk_rows=50)
+    keyword_build.build_index(con, out, chunk_rows=50)
     before_target = out.resolve()
     ix = kw.KeywordIndex.open(out)
     before = ix.search("zebra")
@@ -346,13 +350,13 @@ def test_failed_build_leaves_previous_index(tmp_path):
             raise RuntimeError("disk on fire")
 
     with pytest.raises(RuntimeError, match="disk on fire"):
-        kw.build_index(con, out, progress=boom, chunk_rows=50)
+        keyword_build.build_index(con, out, progress=boom, chunk_rows=50)
     assert out.resolve() == before_target
     assert {p.name for p in out.parent.iterdir()} == {"keyword", before_target.name}
     kw._CACHE.clear()  # a fresh reader, not the cached object
     assert kw.KeywordIndex.open(out).search("zebra") == before
     # A build that succeeds swaps in, and readers see it on their next open().
-    stats = kw.build_index(con, out, chunk_rows=50)
+    stats = keyword_build.build_index(con, out, chunk_rows=50)
     assert stats["docs"] == len(captions) + 1
     fresh = kw.KeywordIndex.open(out)
     assert fresh is not ix and fresh.search("zebra", k=1)[0][0] == new_row
@@ -369,7 +373,7 @@ def test_built_from_ingested_dataset(workspace, photo_folder):
     from backend.ingest import build
 
     build("photos", photo_folder, workers=1)
-    stats = kw.build_dataset("photos")
+    stats = keyword_build.build_dataset("photos")
     assert stats["docs"] == 8
     ix = kw.KeywordIndex.open(kw.index_dir("photos"))
     from backend.store import connect
@@ -379,14 +383,14 @@ def test_built_from_ingested_dataset(workspace, photo_folder):
     (caption,) = con.execute("SELECT caption FROM samples WHERE row_id = ?", [row]).fetchone()
     assert caption == "a tabby cat looking at the camera"
     # Rebuilt while the app holds the store open (other DuckDB settings in this process).
-    assert kw.build_dataset("photos")["docs"] == 8
+    assert keyword_build.build_dataset("photos")["docs"] == 8
     con.close()
 
 
 def test_hybrid_rrf():
     keyword_hits = [(1, 9.0), (2, 5.0), (3, 1.0)]
     semantic_hits = [(3, 0.9), (4, 0.8), (1, 0.7), (3, 0.1)]  # a duplicate counts once
-    fused = kw.hybrid(keyword_hits, semantic_hits, k=3)
+    fused = rank_fusion.hybrid(keyword_hits, semantic_hits, k=3)
     assert [r for r, _ in fused] == [1, 3, 2]
     assert fused[0][1] == pytest.approx(1 / 61 + 1 / 63)
-    assert kw.hybrid([], [], k=5) == [] and kw.hybrid(keyword_hits, [], k=0) == []
+    assert rank_fusion.hybrid([], [], k=5) == [] and rank_fusion.hybrid(keyword_hits, [], k=0) == []

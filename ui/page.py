@@ -8,7 +8,7 @@ from typing import Any
 import duckdb
 import streamlit as st
 
-from backend import keyword, paths
+from backend import keyword, keyword_errors, keyword_stale, paths
 from backend.selection import Selection
 from backend.store import StoreMissing
 from ui import filters, state, style
@@ -57,9 +57,9 @@ def _resolved(name: str, sel: Selection) -> Selection:
         return sel
     try:
         ix_dir = keyword.index_dir(name, paths.workspace())
-        index_build = f"{ix_dir.resolve()}|{keyword.store_build(ix_dir)}"  # either may change
+        index_build = f"{ix_dir.resolve()}|{keyword_stale.store_build(ix_dir)}"  # either may change
         ids = _keyword_ids(name, sel.keywords, index_build)
-    except (keyword.KeywordError, SearchError) as e:
+    except (keyword_errors.KeywordError, SearchError) as e:
         st.sidebar.error(str(e), icon=":material/error:")
         return replace(sel, keywords="")
     return replace(sel, keyword_ids=ids)

@@ -16,7 +16,7 @@ from conftest import copy_demo, run_ok
 from streamlit.testing.v1 import AppTest
 
 from backend import browse
-from backend.keyword import KeywordQueryError
+from backend.keyword_errors import KeywordQueryError
 from backend.search import Searcher, SearchError
 from backend.selection import BadSelection, Selection
 from backend.sqlguard import UnsafeSQL, check_where
