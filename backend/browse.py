@@ -1,7 +1,9 @@
 """Read-side queries the Browse page needs: counts, keyset pages, one row, column facts.
 
 Pages are keyset-paged on ``row_id`` (``row_id > last`` … ``LIMIT n``): the cost of a page does
-not grow with how far the user has paged, unlike ``OFFSET``.
+not grow with how far the user has paged, unlike ``OFFSET``. On a parquet-backed store that
+steps added columns to, pages and lookups by id locate their rows on the shards and read just
+those rows (:mod:`backend.rowfetch`): the joined view would read every row first.
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ from typing import Any
 
 import duckdb
 
-from backend.selection import Selection, is_numeric, quote_ident
+from backend import rowfetch
+from backend.selection import IDS_IN, Selection, is_numeric, quote_ident
 
 # Columns the grid needs; the detail view reads all of them.
 CARD_COLUMNS = ("row_id", "key", "caption", "url", "width", "height", "shard", "storage", "path",
@@ -82,6 +85,15 @@ def page(
     """
     cols = columns(con)
     where, params = sel.where(cols)
+    sources = rowfetch.layout(con)
+    if sources is not None:  # shards + added column files: find the rows, then read them
+        card = [c for c in CARD_COLUMNS if c in cols]
+        if before is not None:
+            got = rowfetch.rows(con, sources, f"({where}) AND row_id < ?", [*params, before],
+                                f"ORDER BY row_id DESC LIMIT {int(limit)}", card)  # fmt: skip
+            return list(reversed(got))
+        return rowfetch.rows(con, sources, f"({where}) AND row_id > ?", [*params, after],
+                             f"ORDER BY row_id LIMIT {int(limit)}", card)  # fmt: skip
     select = ", ".join(quote_ident(c) for c in CARD_COLUMNS if c in cols)
     if before is not None:
         cur = con.execute(
@@ -99,9 +111,31 @@ def page(
 
 def row(con: duckdb.DuckDBPyConnection, row_id: int) -> dict[str, Any] | None:
     """Every column of one row, or None when there is no such row."""
+    sources = rowfetch.layout(con)
+    if sources is not None:
+        got = rowfetch.rows(con, sources, "row_id = ?", [int(row_id)], "", list(columns(con)))
+        return got[0] if got else None
     cur = con.execute("SELECT * FROM samples WHERE row_id = ?", [int(row_id)])
     rows = _rows(cur)
     return rows[0] if rows else None
+
+
+def rows_by_id(
+    con: duckdb.DuckDBPyConnection, ids: list[int], names: tuple[str, ...] = CARD_COLUMNS
+) -> dict[int, dict[str, Any]]:
+    """Row id → ``names`` (those the store has) of the rows with these ids (a kNN result's
+    rows); ids the store does not hold are left out."""
+    cols = columns(con)
+    want = [c for c in dict.fromkeys(["row_id", *names]) if c in cols]
+    if not ids:
+        return {}
+    sources = rowfetch.layout(con)
+    if sources is not None:
+        got = rowfetch.rows(con, sources, IDS_IN, [[int(i) for i in ids]], "", want)
+    else:
+        got = _rows(con.execute(f"SELECT {', '.join(quote_ident(c) for c in want)} FROM samples "
+                                f"WHERE {IDS_IN}", [[int(i) for i in ids]]))  # fmt: skip
+    return {r["row_id"]: r for r in got}
 
 
 def rejects(

@@ -11,7 +11,11 @@ step that recomputes a column takes it over, and a set left with none is deleted
 
 Measured at 10^7 rows (bench/scale_app.py, docs/scaling.md): counts, filters and group-bys on
 the joined view cost about what they cost on the shards alone; lookups by ``row_id`` and pages
-in row order lose the shards' zone-map pruning across the join and cost more.
+in row order lose the shards' zone-map pruning across the join (DuckDB pushes no filter through
+a ``POSITIONAL JOIN``). So the store also gets what :mod:`backend.rowfetch` needs to fetch such
+rows by position instead: ``samples_base_at`` (the shards alone, less the columns sets took
+over), ``samples_at`` (``samples``), both with each row's shard number and position in it, and
+``samples_files`` (which file of which shard holds which columns).
 """
 
 from __future__ import annotations
@@ -76,19 +80,26 @@ def all_files(name: str, root: Path | None = None) -> list[str]:
 
 
 def view_sql(parts: list[str], part_columns: list[str], sets: list[dict[str, Any]],
-             files: dict[str, list[str]]) -> str:  # fmt: skip
+             files: dict[str, list[str]], positions: bool = False,
+             joined: bool = True) -> str:  # fmt: skip
     """``samples`` as a UNION ALL over the shards of each shard positionally joined with its
-    column files; a column a set took over is left out of the shard (``EXCLUDE``)."""
+    column files; a column a set took over is left out of the shard (``EXCLUDE``).
+
+    ``positions`` adds ``_part`` (the shard's number) and ``_pos`` (the row's place in it);
+    ``joined=False`` leaves the column files out (the shards alone, taken columns still out)."""
     taken = {c.lower() for s in sets for c in s["columns"]}
-    excluded = [c for c in part_columns if c.lower() in taken]
-    head = "p.*" + (f" EXCLUDE ({', '.join(_q(c) for c in excluded)})" if excluded else "")
-    cols = [f"s{j}.{_q(c)}" for j, s in enumerate(sets) for c in s["columns"]]
-    select = ", ".join([head, *cols])
+    excluded = [_q(c) for c in part_columns if c.lower() in taken]
+    excluded += ["file_row_number"] if positions else []
+    head = "p.*" + (f" EXCLUDE ({', '.join(excluded)})" if excluded else "")
+    cols = [f"s{j}.{_q(c)}" for j, s in enumerate(sets) for c in s["columns"]] if joined else []
+    opts = ", file_row_number = true" if positions else ""
     branches = []
     for i, part in enumerate(parts):
         joins = "".join(f" POSITIONAL JOIN read_parquet({_lit(files[s['set']][i])}) s{j}"
-                        for j, s in enumerate(sets))  # fmt: skip
-        branches.append(f"SELECT {select} FROM read_parquet({_lit(part)}) p{joins}")
+                        for j, s in enumerate(sets)) if joined else ""  # fmt: skip
+        at = [f"{i} AS _part", "p.file_row_number AS _pos"] if positions else []
+        select = ", ".join([head, *cols, *at])
+        branches.append(f"SELECT {select} FROM read_parquet({_lit(part)}{opts}) p{joins}")
     return "\n UNION ALL ".join(branches)
 
 
@@ -158,5 +169,21 @@ def create_view(con: duckdb.DuckDBPyConnection, name: str, root: Path | None,
     """``CREATE VIEW samples`` on a new (writable) store connection."""
     part_cols = [r[0] for r in con.execute(
         f"DESCRIBE SELECT * FROM read_parquet({_lit(parts[0])})").fetchall()]  # fmt: skip
-    sql = view_sql(parts, part_cols, sets, set_files(name, root, sets, parts))
-    con.execute(f"CREATE VIEW samples AS {sql}")
+    files = set_files(name, root, sets, parts)
+    con.execute(f"CREATE VIEW samples AS {view_sql(parts, part_cols, sets, files)}")
+    # What backend.rowfetch reads to fetch a page or a lookup by position (module docstring).
+    con.execute(
+        "CREATE VIEW samples_base_at AS "
+        + view_sql(parts, part_cols, sets, files, positions=True, joined=False)
+    )
+    con.execute(
+        "CREATE VIEW samples_at AS " + view_sql(parts, part_cols, sets, files, positions=True)
+    )
+    taken = {c.lower() for s in sets for c in s["columns"]}
+    own = [c for c in part_cols if c.lower() not in taken]
+    rows = [(0, i, p, own) for i, p in enumerate(parts)]
+    rows += [(j + 1, i, f, s["columns"]) for j, s in enumerate(sets)
+             for i, f in enumerate(files[s["set"]])]  # fmt: skip
+    con.execute("CREATE TABLE samples_files (source INTEGER, part INTEGER, path VARCHAR, "
+                "columns VARCHAR[])")  # fmt: skip
+    con.executemany("INSERT INTO samples_files VALUES (?, ?, ?, ?)", rows)

@@ -44,8 +44,16 @@ def test_map_and_score_columns_are_per_shard_files_joined_into_the_view(home: Pa
                         home)  # fmt: skip
     assert added == ["quality", "map_x"]
     # no table holding the rows: samples is still a view; the only tables are the small ones
-    assert _tables(home) == [("build_manifest", "BASE TABLE"), ("rejects", "BASE TABLE"),
-                             ("samples", "VIEW")]  # fmt: skip
+    # (samples_files: a row per shard and file kind, for backend.rowfetch, as are the _at views)
+    assert _tables(home) == [
+        ("build_manifest", "BASE TABLE"), ("rejects", "BASE TABLE"), ("samples", "VIEW"),
+        ("samples_at", "VIEW"), ("samples_base_at", "VIEW"), ("samples_files", "BASE TABLE"),
+    ]  # fmt: skip
+    con = connect("syn", home)
+    try:
+        assert con.execute("SELECT count(*) FROM samples_files").fetchone()[0] == 2 * SHARDS
+    finally:
+        con.close()
     assert {p: Path(p).read_bytes() for p in parts} == parts_bytes  # shards untouched
     (s,) = column_files.read_sets("syn", home)
     files = sorted((column_files.folder("syn", home) / s["set"]).glob("*.parquet"))
