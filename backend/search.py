@@ -208,20 +208,18 @@ def resolve_keywords(name: str, sel: Selection, root: Path | None = None) -> Sel
 def hits(
     name: str, ids: list[int], scores: list[float], root: Path | None = None
 ) -> list[dict[str, Any]]:
-    """Search results as card rows (ranked, each with its score): what every search returns."""
-    from backend.browse import CARD_COLUMNS
+    """Search results as card rows (ranked, each with its score): what every search returns.
+    The rows are read by id (on a store with added column files: by position, backend.rowfetch),
+    under the query limits."""
+    from backend.browse import rows_by_id
 
     if not ids:
         return []
-    con = cursor(name, root)
+    con = bounded.wrap(cursor(name, root))
     try:
-        cols = ", ".join(CARD_COLUMNS)
-        rows = con.execute(
-            f"SELECT {cols} FROM samples WHERE row_id IN (SELECT unnest(?::BIGINT[]))", [ids]
-        ).fetchall()
+        by_id = rows_by_id(con, ids)
     finally:
         con.close()
-    by_id = {r[0]: dict(zip(CARD_COLUMNS, r, strict=True)) for r in rows}
     return [{**by_id[i], "score": float(s)} for i, s in zip(ids, scores, strict=True) if i in by_id]
 
 

@@ -135,3 +135,18 @@ def test_a_store_without_added_columns_reads_samples_as_before(tmp_path: Path) -
         assert sorted(browse.rows_by_id(con, [3, 9, 40])) == [3, 9]
     finally:
         con.close()
+
+
+def test_search_hits_keep_their_rank_and_scores(home: Path) -> None:
+    from backend.search import hits
+
+    got = hits("syn", [41, 2, ROWS + 1, 30], [0.9, 0.8, 0.7, 0.6], home)
+    assert [(h["row_id"], h["score"], h["shard"]) for h in got] == [
+        (41, 0.9, "part-00002"), (2, 0.8, "part-00000"), (30, 0.6, "part-00001")
+    ]  # fmt: skip
+    con = connect("syn", home)
+    try:
+        card = browse.page(con, Selection(row_ids=(41,)))[0]
+    finally:
+        con.close()
+    assert got[0] == {**card, "score": 0.9}  # the card a page shows (the columns it has)
