@@ -17,8 +17,10 @@ whole Map open live and from what the build prepared (backend.map_prepared), the
 open (counts only) against loading every hit as it did before, a concept filter as a join on the
 hits file against the row-id list it was before, and the Safety page's flag counts.
 ``--columns``: a copy of each size gains one column the way map/score/dedup add them (a file per
-shard joined into the view, backend.column_files); the add is timed and queries through the
-joined view are set against the same queries on the shards alone.
+shard joined into the view, backend.column_files); the add is timed and the app's queries on it
+(pages, details and lookups by id go by position: backend.rowfetch) are set against the same
+queries on the shards alone and against the same answers read through the joined view, as
+they were before (``--before-repeats``). ``--columns-only`` runs just those.
 
 Each query: the first call on a fresh connection ("first"; the OS file cache is not dropped, so
 this is a new-connection first run, not a cold disk), then p50/p95 of ``--repeats`` more.
@@ -235,19 +237,40 @@ def _spread_ids(con, k: int = 48) -> list[int]:
     return list(range(7, n, max(1, n // k)))[:k]
 
 
+def _middle(con) -> int:
+    return con.execute("SELECT count(*) FROM samples").fetchone()[0] // 2 + 7
+
+
+QUALITY = Selection(ranges={"quality": (0.5, None)})
 COLUMN_QUERIES: dict[str, Callable[[Any], Any]] = {
     "count: all rows": lambda c: browse.count(c, Selection()),
     "count: nsfw >= 0.5": lambda c: browse.count(c, Selection(ranges={"nsfw": (0.5, None)})),
-    "count: quality >= 0.5 (added column)": lambda c: browse.count(
-        c, Selection(ranges={"quality": (0.5, None)})),
+    "count: quality >= 0.5 (added column)": lambda c: browse.count(c, QUALITY),
     "first page (48 rows)": lambda c: len(browse.page(c, Selection())),
     "first page, nsfw >= 0.5": lambda c: len(
         browse.page(c, Selection(ranges={"nsfw": (0.5, None)}))),
-    "rows by id (48 spread ids)": lambda c: len(c.execute(
-        "SELECT * FROM samples WHERE row_id IN (SELECT unnest(?::BIGINT[]))",
-        [_spread_ids(c)]).fetchall()),
+    "page after the middle row": lambda c: len(browse.page(c, Selection(), after=_middle(c))),
+    "first page, quality >= 0.5 (added column)": lambda c: len(browse.page(c, QUALITY)),
+    "row details (every column, middle row)": lambda c: len(browse.row(c, _middle(c))),
+    "rows by id (48 spread ids: search hits)": lambda c: len(
+        browse.rows_by_id(c, _spread_ids(c))),
     "map: density grid": lambda c: int(mapview.density(
         c, Selection(), mapview.extent(c, live=True), live=True).counts.sum()),
+}  # fmt: skip
+_CARDS = "row_id, key, caption, url, width, height, shard, storage"
+# The same answers through the joined ``samples`` view, as Browse and Search read them before
+# backend.rowfetch (run on the store with the added column only).
+JOINED_VIEW: dict[str, Callable[[Any], Any]] = {
+    "first page (48 rows)": lambda c: len(c.execute(
+        f"SELECT {_CARDS} FROM samples WHERE row_id > -1 ORDER BY row_id LIMIT 48").fetchall()),
+    "first page, quality >= 0.5 (added column)": lambda c: len(c.execute(
+        f"SELECT {_CARDS} FROM samples WHERE quality >= 0.5 AND row_id > -1 ORDER BY row_id "
+        "LIMIT 48").fetchall()),
+    "row details (every column, middle row)": lambda c: len(c.execute(
+        "SELECT * FROM samples WHERE row_id = ?", [_middle(c)]).fetchall()),
+    "rows by id (48 spread ids: search hits)": lambda c: len(c.execute(
+        f"SELECT {_CARDS} FROM samples WHERE row_id IN (SELECT unnest(?::BIGINT[]))",
+        [_spread_ids(c)]).fetchall()),
 }  # fmt: skip
 
 
@@ -269,7 +292,12 @@ def main() -> None:
     ap.add_argument("--keywords", action="store_true", help="build and time the BM25 index too")
     ap.add_argument("--columns", action="store_true", help="add a column per shard to a copy "
                     "of each size and time queries through the joined view against the shards")
+    ap.add_argument("--columns-only", action="store_true", help="with --columns: only those "
+                    "queries (no full query table, no native baseline)")
+    ap.add_argument("--before-repeats", type=int, default=1, help="repeats of the joined-view "
+                    "queries the column files' fast path replaced (each up to ~40 s at 10^7)")
     a = ap.parse_args()
+    a.no_native |= a.columns_only
     root = a.dir.resolve()
     root.mkdir(parents=True, exist_ok=True)
     sizes = [int(float(s)) for s in a.sizes.split(",")]
@@ -290,13 +318,15 @@ def main() -> None:
                                       "bytes": kw["size_bytes"]}  # fmt: skip
             print(f"keyword index of {name}: {entry['keyword_index']['seconds']:.0f} s, "
                   f"{kw['size_bytes'] / 1e9:.2f} GB", flush=True)  # fmt: skip
-        entry["queries"] = measure(name, root, a.repeats, concepts=True)
+        entry["queries"] = {} if a.columns_only else measure(name, root, a.repeats, True)
         if a.columns:
             copy, added = columns_copy(root, name)
             print(f"added a column to {copy}: {added['add_s']:.1f} s, "
                   f"{added['bytes_written'] / 1e6:.0f} MB written", flush=True)
             entry["columns"] = {**added, "joined": measure(copy, root, a.repeats, False,
                                                            COLUMN_QUERIES),
+                                "joined_view": measure(copy, root, a.before_repeats, False,
+                                                       JOINED_VIEW),
                                 "shards_only": measure(name, root, a.repeats, False,
                                                        {k: v for k, v in COLUMN_QUERIES.items()
                                                         if "added" not in k})}  # fmt: skip
@@ -350,12 +380,18 @@ def main() -> None:
             continue
         c = e["columns"]
         print(f"\n{int(r):,} rows: one float column added per shard in {c['add_s']:.1f} s "
-              f"({c['bytes_written'] / 1e6:.0f} MB); queries through the joined view (ms):\n"
-              "| query | joined p50 | shards only p50 | joined ÷ shards |\n|---|---:|---:|---:|")
+              f"({c['bytes_written'] / 1e6:.0f} MB); the app's queries on that store (ms, p50; "
+              "pages and lookups by position, backend.rowfetch) against the shards alone and "
+              "against the same answer read through the joined view (before):\n"
+              "| query | with column files | shards alone | ÷ shards | joined view (before) "
+              "| before ÷ now |\n|---|---:|---:|---:|---:|---:|")  # fmt: skip
         for label, q in c["joined"].items():
             b = c["shards_only"].get(label)
+            v = c.get("joined_view", {}).get(label)
             print(f"| {label} | {fmt_ms(q['p50_s'])} | {fmt_ms(b and b['p50_s'])} | "
-                  + (f"{q['p50_s'] / b['p50_s']:.2f} |" if b else "– |"))
+                  + (f"{q['p50_s'] / b['p50_s']:.2f} |" if b else "– |")
+                  + (f" {fmt_ms(v['p50_s'])} | {v['p50_s'] / q['p50_s']:.1f}× |" if v
+                     else " – | – |"))  # fmt: skip
     if a.json:
         a.json.write_text(json.dumps(results, indent=2))
 
