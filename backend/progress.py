@@ -1,5 +1,8 @@
 """Progress bars for the CLI: a tqdm bar on a terminal, a few plain lines anywhere else.
 
+Verb modules take their bars from here (:func:`shard_bar`, :func:`step_bars`), never from
+``backend.cli``: the CLI imports the verbs, the verbs do not import the CLI.
+
 Off a terminal (CI, ``docker logs``, a redirect to a file) tqdm's carriage-return redraws
 become hundreds of updates on one log line; there a :class:`LineBar` writes a line when it has
 moved on by ``STEP`` percent and ``INTERVAL`` seconds since the last one, and one when it
@@ -10,6 +13,8 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import IO, Any
 
 STEP = 10  # percent between two lines off a terminal
@@ -99,3 +104,43 @@ def bar(desc: str, total: int | None = None, unit: str = "it", leave: bool = Tru
     if not leave:  # a transient bar: nothing to keep in a log
         return LineBar(desc, total, unit, file, silent=True)
     return LineBar(desc, total, unit, file)
+
+
+def shard_bar(desc: str) -> tuple[Any, Any]:
+    """A bar over shards that also shows how many rows were read, and its
+    ``update(done, total, rows)`` callback (ingest's progress)."""
+    b = bar(desc, unit="shard")
+
+    def update(done: int, total: int, rows: int) -> None:
+        b.total = total
+        b.n = done
+        b.set_postfix(rows=rows)
+        b.refresh()
+
+    return b, update
+
+
+def step_bars(step: str = "") -> tuple[dict[str, Any], Any]:
+    """One progress bar per named part of a step (embedding kinds, indexes), named
+    ``"<step> <part>"`` so that a log says which step an ``img`` bar belongs to; returns the
+    bars (close them when the step ends) and the step's ``update(part, done, total)``."""
+    bars: dict[str, Any] = {}
+
+    def update(part: str, done: int, total: int) -> None:
+        b = bars.get(part) or bars.setdefault(part, bar(f"{step} {part}".strip(), total=total))
+        b.total = total
+        b.n = done
+        b.refresh()
+
+    return bars, update
+
+
+@contextmanager
+def step_progress(step: str = "") -> Iterator[Any]:
+    """:func:`step_bars` as a block: yields ``update``, closes every bar when the step ends."""
+    bars, update = step_bars(step)
+    try:
+        yield update
+    finally:
+        for b in bars.values():
+            b.close()

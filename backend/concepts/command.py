@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from backend.executor import add_arguments, from_args
+from backend.progress import step_bars
 
 
 def vocabulary(name: str, spec: str, vocab_name: str | None = None, top: int = 1000):
@@ -38,13 +39,12 @@ def _safe(stem: str) -> str:
 
 
 def cmd_concepts(args: argparse.Namespace) -> int:
-    from backend.cli import _step_bars
     from backend.concepts.run import analyse, load
 
     voc = vocabulary(args.name, args.vocab, args.vocab_name, args.mine_top)
     for note in voc.notes:
         print(f"note: {note}", file=sys.stderr)
-    bars, update = _step_bars()
+    bars, update = step_bars()
     try:
         summary = analyse(args.name, voc, plurals=not args.no_plurals, images=args.images,
                           progress=update, executor=from_args(args))  # fmt: skip

@@ -6,20 +6,15 @@ import argparse
 import json
 import sys
 
-from backend.executor import Executor, add_arguments, from_args
-
-
-def _bars():
-    from backend.cli import _step_bars
-
-    return _step_bars()
+from backend.executor import add_arguments, from_args
+from backend.progress import step_bars
 
 
 def cmd_score(args: argparse.Namespace) -> int:
     from backend.safety.run import score
 
     names = [s.strip() for s in args.scorers.split(",") if s.strip()] if args.scorers else None
-    bars, update = _bars()
+    bars, update = step_bars()
     try:
         rec = score(args.name, names, chunk=args.chunk, rebuild=args.rebuild, progress=update,
                     executor=from_args(args), recompute=args.recompute)  # fmt: skip
@@ -55,7 +50,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 def cmd_dedup(args: argparse.Namespace) -> int:
     from backend.dedup import dedup
 
-    bars, update = _bars()
+    bars, update = step_bars()
     try:
         rec = dedup(args.name, phash_threshold=args.phash_threshold,
                     semantic_threshold=args.semantic_threshold, progress=update)  # fmt: skip
@@ -77,19 +72,9 @@ def cmd_dedup(args: argparse.Namespace) -> int:
     return 0
 
 
-def score_and_dedup(name: str, executor: Executor | None = None) -> None:
-    """The default scorers, then duplicates, with progress bars and one summary line each on
-    stderr: the tail of the ``demo`` command."""
-    from backend.dedup import dedup
-    from backend.safety.run import score
-
-    bars, update = _bars()
-    try:
-        rec = score(name, progress=update, executor=executor)
-        groups = dedup(name, progress=update)
-    finally:
-        for b in bars.values():
-            b.close()
+def print_score_and_dedup(rec: dict, groups: dict) -> None:
+    """One summary line on stderr for the scorers and the duplicate kinds (which did not
+    run, and why the scorers skipped): the tail of the ``demo`` command."""
     for scorer, why in rec.get("skipped", {}).items():
         print(f"skipped {scorer}: {why}", file=sys.stderr)
     skipped = groups.get("skipped", {})
