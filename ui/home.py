@@ -3,6 +3,8 @@ can build the demo dataset from the browser."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pandas as pd
@@ -211,59 +213,36 @@ def _throttled(bar, label: str):
     return update
 
 
-def build_demo() -> None:
-    generate = _demo_generator()
-    from backend.ingest import build
+class _PageReporter:
+    """The demo pipeline drawn on the page: the step's line, then a bar per part of it."""
 
-    root = paths.workspace()
-    source = paths.dataset_dir("demo", root) / "source"
+    @contextmanager
+    def stage(self, step: str, text: str) -> Iterator[Any]:
+        st.write(text)
+        bars: dict = {}
+
+        def update(part: str, done: int, total: int, *rows: int) -> None:
+            if part not in bars:
+                bars[part] = _throttled(st.progress(0.0), part)
+            bars[part](done, total, *rows)
+
+        yield update
+
+    def done(self, step: str, record: Any) -> None:
+        pass
+
+    def note(self, text: str) -> None:
+        pass  # which model embedded is on the dataset's card
+
+
+def build_demo() -> None:
+    from backend.pipeline import DemoPlan
+    from backend.pipeline import build_demo as run_pipeline
+
+    plan = DemoPlan(rows=DEMO_ROWS, root=paths.workspace(), workers=1, embed_workers=0)
     with st.status("Building the demo dataset…", expanded=True) as status:
         try:
-            st.write("Generating images and captions (with some broken items on purpose)")
-            gen_bar = st.progress(0.0)
-            generate(source, rows=DEMO_ROWS, seed=0, progress=_throttled(gen_bar, "items"))
-            st.write("Ingesting the shards into the store")
-            ing_bar = st.progress(0.0)
-            result = build(
-                "demo",
-                source,
-                "webdataset",
-                root=root,
-                workers=1,
-                progress=_throttled(ing_bar, "shards"),
-            )
-            from backend.embed import embed
-            from backend.search import build_indexes
-
-            st.write("Embedding images and captions (CLIP if its weights load, else packaged)")
-            bars: dict = {}
-
-            def embed_progress(part: str, done: int, total: int) -> None:
-                if part not in bars:
-                    bars[part] = _throttled(st.progress(0.0), part)
-                bars[part](done, total)
-
-            from backend.democlip import for_demo
-
-            model, pretrained, checkpoint, _ = for_demo()  # real CLIP wins, else the demo CLIP
-            embed("demo", root=root, progress=embed_progress, workers=0, clip_model=model,
-                  clip_pretrained=pretrained, clip_checkpoint=checkpoint)
-            st.write("Building the search indexes")
-            build_indexes("demo", root=root, progress=embed_progress)
-            from backend.map import build_map
-
-            st.write("Placing every row on the map and naming its clusters")
-            build_map("demo", root, progress=embed_progress)
-            from backend.dedup import dedup
-            from backend.safety.run import score
-
-            st.write("Scoring safety and quality, and finding duplicates")
-            score("demo", root=root, progress=embed_progress)
-            dedup("demo", root, progress=embed_progress)
-            from backend.concepts.run import analyse, mine_store
-
-            st.write("Counting concepts mined from the captions")
-            analyse("demo", mine_store("demo", root), root)
+            result = run_pipeline(plan, _PageReporter())["ingest"]
         except Exception as e:  # show any failure in the page, not as a traceback
             status.update(label=f"Building the demo failed: {e}", state="error")
             return
