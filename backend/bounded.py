@@ -23,7 +23,7 @@ from typing import Any
 import duckdb
 
 from backend import paths
-from backend.sqlguard import QueryTimeout
+from backend.query_errors import QueryTimeout
 
 SECONDS_ENV, MEMORY_ENV = "TAILSCOPE_QUERY_SECONDS", "TAILSCOPE_QUERY_MEMORY"
 DEFAULT_SECONDS, DEFAULT_MEMORY = 10.0, "2GB"

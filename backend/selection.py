@@ -11,12 +11,11 @@ import re
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
+from backend.query_errors import BadSelection
+from backend.sqlguard import check_where
+
 NUMERIC_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
                  "UINTEGER", "UBIGINT", "FLOAT", "DOUBLE", "REAL")  # fmt: skip
-
-
-class BadSelection(ValueError):
-    """A filter that names an unknown column or holds an impossible value."""
 
 
 def quote_ident(name: str) -> str:
@@ -199,8 +198,6 @@ class Selection:
             parts.append(clause)
             params.extend(more)
         if self.sql.strip():
-            from backend.sqlguard import check_where
-
             parts.append(check_where(self.sql, columns))
         return (" AND ".join(parts) or "TRUE"), params
 

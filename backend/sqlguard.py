@@ -25,7 +25,8 @@ from typing import Any
 import duckdb
 
 from backend import sqlallow
-from backend.selection import BadSelection
+from backend.bounded import run, scrub
+from backend.query_errors import BadSelection, QueryTimeout, UnsafeSQL
 
 PREFIX = "SELECT * FROM samples WHERE ("
 MAX_LEN = 4000
@@ -49,14 +50,6 @@ OPERATOR_TYPES = frozenset({
     "OPERATOR_NOT", "OPERATOR_IS_NULL", "OPERATOR_IS_NOT_NULL", "COMPARE_IN", "COMPARE_NOT_IN",
     "OPERATOR_COALESCE", "ARRAY_EXTRACT", "ARRAY_SLICE", "STRUCT_EXTRACT", "OPERATOR_TRY",
 })  # fmt: skip
-
-
-class UnsafeSQL(BadSelection):
-    """A predicate that tries to do more than filter the rows of ``samples``."""
-
-
-class QueryTimeout(BadSelection):
-    """A query stopped because it ran past its time or memory limit (backend.bounded)."""
 
 
 _parse_lock = threading.Lock()
@@ -307,8 +300,6 @@ def check_where(
         return "TRUE"
     predicate = _check(sql, tuple(sorted(columns.items())))
     if con is not None:
-        from backend.bounded import scrub
-
         try:
             run_timed(con, f"SELECT count(*) FROM samples WHERE {predicate}", [], timeout)
         except QueryTimeout:
@@ -324,6 +315,4 @@ def run_timed(
 ) -> list[tuple]:  # fmt: skip
     """Rows of ``query`` under the limits of :mod:`backend.bounded` (``timeout`` overrides its
     time limit); :class:`QueryTimeout` when it runs past them."""
-    from backend.bounded import run
-
     return run(con, query, params, timeout)
