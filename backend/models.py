@@ -23,8 +23,17 @@ from typing import Any
 
 import numpy as np
 
+from backend.manifest import sha256_file
+
 DEFAULT_CLIP = ("ViT-B-32", "laion2b_s34b_b79k")
 CONFIG_DIR = Path(__file__).resolve().parent / "model_configs"
+# The project's own demo CLIP (backend.democlip trains and ships it): the registry names it, so
+# that a model loaded by this name says what it is wherever it is shown.
+DEMO_CLIP_MODEL = "tailscope-demo-clip"  # model_configs/tailscope-demo-clip.json
+DEMO_CLIP_NOTE = (
+    "demo CLIP, trained on generated scenes: it knows shapes, colours, counts and backgrounds, "
+    "nothing else"
+)
 HUB_HOST = "huggingface.co"
 
 
@@ -209,8 +218,6 @@ def checkpoint_changed(name: str, info: dict[str, Any]) -> str | None:
 
 @lru_cache(maxsize=16)
 def _sha256_of(path: str, size: int, mtime_ns: int) -> str:
-    from backend.export.run import sha256_file
-
     return sha256_file(Path(path))
 
 
@@ -252,10 +259,7 @@ def load_clip(
     dim = int(net.text_projection.shape[1]) if getattr(net, "text_projection", None) is not None \
         else int(net.encode_text(open_clip.get_tokenizer(model)(["x"]).to(device)).shape[1])
     label = f"open_clip:{model}/{Path(source).name if checkpoint else pretrained}"
-    from backend.democlip import DEMO_CLIP_NOTE
-    from backend.democlip import MODEL_NAME as DEMO_MODEL
-
-    if model == DEMO_MODEL:  # the project's own model says what it is wherever it is named
+    if model == DEMO_CLIP_MODEL:  # the project's own model says what it is wherever it is named
         label += f" ({DEMO_CLIP_NOTE})"
     return Encoder("clip", label, ("image", "text"), dim, device, net, preprocess,
                    open_clip.get_tokenizer(model))

@@ -6,7 +6,8 @@ exactly like a user's checkpoint (``backend.models.load_clip(MODEL_NAME, checkpo
 the vectors, index, query encoding and prompts are the real code. It knows the generator's
 shapes, colours, counts and backgrounds and nothing else: real CLIP weights win when they load.
 
-This module stays import-light (no torch) so that UI code can read the constants.
+This module stays import-light (no torch) so that UI code can read the constants; the model's
+name and note are the registry's (:mod:`backend.models`), which loads it like any checkpoint.
 """
 
 from __future__ import annotations
@@ -14,17 +15,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from backend.models import DEMO_CLIP_MODEL as MODEL_NAME  # the registry names the model
+from backend.models import DEMO_CLIP_NOTE
+
 if TYPE_CHECKING:
     from backend.models import Encoder
 
-MODEL_NAME = "tailscope-demo-clip"  # backend/model_configs/tailscope-demo-clip.json
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 CHECKPOINT = WEIGHTS_DIR / "demo-clip.pt"
 CARD = WEIGHTS_DIR / "demo-clip.json"  # size, sha256, training figures, the command that remakes it
-DEMO_CLIP_NOTE = (
-    "demo CLIP, trained on generated scenes: it knows shapes, colours, counts and backgrounds, "
-    "nothing else"
-)
 REMAKE_COMMAND = "python -m backend demo-clip train"
 # Semantic duplicates on its image vectors: distinct scenes with the same truth reach cosine
 # 0.998 on a 1,000-row demo of seed 1 (not the tests' seed 0), planted near duplicates

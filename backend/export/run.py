@@ -7,7 +7,6 @@ only when asked (``overwrite=True``).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import time
@@ -24,7 +23,7 @@ from backend.export.rows import ExportError, Plan, plan
 from backend.export.target import MANIFEST, resolve_out
 from backend.export.uids import BadUid, uids_to_array
 from backend.export.wds import STATE, write_webdataset
-from backend.manifest import now, versions, write_json_atomic
+from backend.manifest import now, sha256_file, versions, write_json_atomic
 from backend.selection import Selection, quote_ident
 
 FORMATS = ("parquet", "jsonl", "csv", "webdataset", "urls", "uids")
@@ -50,14 +49,6 @@ class ExportResult:
     out: Path
     skipped: int = 0
     notes: list[str] = field(default_factory=list)
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _file_record(
