@@ -28,7 +28,7 @@ Progress = Callable[[int, int], None]  # (rows indexed so far, rows in total)
 
 
 def _fingerprint(con: duckdb.DuckDBPyConnection) -> str | None:
-    from backend.subsets import fingerprint_of
+    from backend.build_id import fingerprint_of
 
     try:
         return fingerprint_of(con)

@@ -20,11 +20,11 @@ _BUILDS: dict[tuple[str, str], str] = {}  # (dataset folder, store file) -> inge
 
 
 def store_build(out_dir: Path) -> str | None:
-    """The ingest build id (:func:`backend.subsets.build_fingerprint`) of the store beside the
+    """The ingest build id (:func:`backend.build_id.build_fingerprint`) of the store beside the
     index at ``out_dir``, or None where there is none (an index built on its own). Derived
     columns (map, scores) swap in a new store file but keep the build; a rebuild changes it.
     Cached per store file, so a check on every query costs a readlink."""
-    from backend.subsets import build_fingerprint
+    from backend.build_id import build_fingerprint
 
     ds = Path(out_dir).absolute().parent
     try:

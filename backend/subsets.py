@@ -9,7 +9,6 @@ record) and ``<subset>.npy`` (sorted int64 row ids), each written atomically.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
@@ -20,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from backend import paths
+from backend.build_id import build_fingerprint, fingerprint_of  # noqa: F401 - re-exported
 from backend.manifest import now, write_json_atomic
 from backend.selection import BadSelection, Selection, quote_ident
 from backend.store import connect
@@ -75,30 +75,10 @@ def _files(name: str, subset: str, root: Path | None) -> tuple[Path, Path]:
     return base / f"{subset}.json", base / f"{subset}.npy"
 
 
-def build_fingerprint(name: str, root: Path | None = None) -> str:
-    """A short id of the dataset's ingest build. Row ids are assigned at ingest; adding derived
-    columns (map, scores) keeps them, so it changes only when the dataset is rebuilt."""
-    con = connect(name, root)
-    try:
-        return fingerprint_of(con)
-    finally:
-        con.close()
-
-
-def fingerprint_of(con: Any) -> str:
-    """:func:`build_fingerprint` of the store ``con`` is connected to."""
-    row = con.execute("SELECT body FROM build_manifest WHERE name = 'manifest'").fetchone()
-    rows = con.execute("SELECT count(*) FROM samples").fetchone()[0]
-    body = json.loads(row[0]) if row else {}
-    ingest = body.get("steps", {}).get("ingest")
-    key = json.dumps([body.get("built_at"), body.get("source"), rows, ingest], sort_keys=True)
-    return hashlib.sha1(key.encode()).hexdigest()[:12]
-
-
 def resolve(name: str, sel: Selection, root: Path | None = None) -> Selection:
     """``sel`` with keywords and subset membership turned into row ids and concept parts
     pointed at their result sets, ready to compile."""
-    from backend.concepts import resolve as resolve_concepts
+    from backend.concepts.parts import resolve as resolve_concepts
     from backend.search import resolve_keywords
 
     sel = resolve_concepts(name, resolve_keywords(name, sel, root), root)
@@ -314,11 +294,11 @@ def _counted_concepts(
 ) -> dict[str, dict[str, list[tuple[str, int]]]]:
     """Each subset's most frequent concepts in every vocabulary the concepts step counted
     (its hits are (row, concept) pairs beside the store, not columns)."""
-    from backend import concepts
+    from backend.concepts.run import list_vocabs, load
 
     out: dict[str, dict[str, list[tuple[str, int]]]] = {}
-    for vocab in concepts.list_vocabs(name, root):
-        res = concepts.load(name, vocab, root)
+    for vocab in list_vocabs(name, root):
+        res = load(name, vocab, root)
         per: dict[str, list[tuple[str, int]]] = {}
         for s in subsets:
             ids = res.ids[np.isin(res.rows, s.row_ids)]
