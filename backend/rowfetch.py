@@ -8,12 +8,12 @@ Here the same answer comes in two short steps instead:
 
 1. **locate**: the row ids and (shard, position) of the rows the filter keeps, in order, from
    ``samples_base_at`` (the shards alone, so the filter and the row-id bounds prune row groups
-   as they do without added columns). A filter that names an added column does not bind there;
-   it runs on ``samples_at`` (the joined view with positions), reading only the narrow columns
-   it names.
-2. **fetch**: the wanted columns of just those positions, from each shard file and each column
-   file, near positions read together (``file_row_number BETWEEN lo AND hi``, which skips the
-   row groups outside).
+   and the wanted shard columns are read late, as they are without added columns). A filter
+   that names an added column does not bind there; it runs on ``samples_at`` (the joined view
+   with positions), reading only the narrow columns it names.
+2. **fetch**: the wanted columns not read yet, of just those positions, from each column file
+   (and each shard file, after the joined view), near positions read together
+   (``file_row_number BETWEEN lo AND hi``, which skips the row groups outside).
 
 Same rows, same order, same values and column order as a query on ``samples`` (tests/
 test_rowfetch.py); every query runs inside the caller's bounded deadline when it has one.
@@ -65,14 +65,29 @@ def _deadline(con: Any) -> Iterator[None]:
         yield
 
 
-def locate(con: Any, where: str, params: list[Any], tail: str = "") -> list[tuple[int, int, int]]:
+Located = list[tuple[int, int, int]]  # (row_id, shard, position)
+Known = dict[tuple[int, int], dict[str, Any]]  # (shard, position) → column → value
+
+
+def locate(con: Any, sources: list[Source], where: str, params: list[Any], tail: str,
+           columns: list[str]) -> tuple[Located, Known]:  # fmt: skip
     """``(row_id, shard, position)`` of the rows ``where`` keeps, ordered and capped by
-    ``tail`` (``ORDER BY … LIMIT …``)."""
-    sql = "SELECT row_id, _part, _pos FROM {} WHERE " + where + " " + tail
+    ``tail`` (``ORDER BY … LIMIT …``), and, when the filter binds on the shards alone, their
+    values of the wanted ``columns`` the shards hold (read late by DuckDB, as without added
+    columns), keyed by (shard, position)."""
+    own = {c.lower() for c in sources[0].columns}
+    mine = [c for c in columns if c.lower() in own]
+    head = "SELECT row_id, _part, _pos"
+    sql = " FROM {} WHERE " + where + " " + tail
     try:
-        return con.execute(sql.format("samples_base_at"), params).fetchall()
-    except duckdb.BinderException:  # the filter names a column the steps added
-        return con.execute(sql.format("samples_at"), params).fetchall()
+        extra = "".join(f", {quote_ident(c)}" for c in mine)
+        got = con.execute(head + extra + sql.format("samples_base_at"), params).fetchall()
+    except duckdb.BinderException:  # the filter names a column the steps added: positions only
+        got = con.execute(head + sql.format("samples_at"), params).fetchall()
+        return [tuple(g) for g in got], {}
+    return [tuple(g[:3]) for g in got], {
+        (g[1], g[2]): dict(zip(mine, g[3:], strict=True)) for g in got
+    }
 
 
 def _ranges(positions: list[int]) -> list[list[int]]:
@@ -106,18 +121,23 @@ def _read(con: Any, src: Source, cols: list[str],
     return {(g[0], g[1]): g[2:] for g in got}
 
 
-def fetch(con: Any, sources: list[Source], at: list[tuple[int, int, int]],
-          columns: list[str]) -> list[dict[str, Any]]:  # fmt: skip
-    """``columns`` of the located rows ``at``, in ``at``'s order, as column → value dicts."""
+def fetch(con: Any, sources: list[Source], at: Located, columns: list[str],
+          known: Known | None = None) -> list[dict[str, Any]]:  # fmt: skip
+    """``columns`` of the located rows ``at``, in ``at``'s order, as column → value dicts;
+    ``known`` holds values already read (then no file of the sources that hold them is read)."""
     if not at:
         return []
+    values: dict[tuple[int, int], dict[str, Any]] = defaultdict(dict)
+    for key, vals in (known or {}).items():
+        values[key].update(vals)
+    have = {c.lower() for v in (known or {}).values() for c in v} if known else set()
     wanted: dict[int, list[int]] = defaultdict(list)
     for _, part, pos in at:
         wanted[part].append(pos)
-    values: dict[tuple[int, int], dict[str, Any]] = defaultdict(dict)
     lowered = {c.lower(): c for c in columns}
     for src in sources:
-        cols = [lowered[c.lower()] for c in src.columns if c.lower() in lowered]
+        cols = [lowered[c.lower()] for c in src.columns
+                if c.lower() in lowered and c.lower() not in have]  # fmt: skip
         if not cols:
             continue
         for key, vals in _read(con, src, cols, wanted).items():
@@ -127,6 +147,8 @@ def fetch(con: Any, sources: list[Source], at: list[tuple[int, int, int]],
 
 def rows(con: Any, sources: list[Source], where: str, params: list[Any], tail: str,
          columns: list[str]) -> list[dict[str, Any]]:  # fmt: skip
-    """:func:`locate` then :func:`fetch`, under one deadline."""
+    """:func:`locate` then :func:`fetch` (only the column files, when the filter bound on the
+    shards), under one deadline."""
     with _deadline(con):
-        return fetch(con, sources, locate(con, where, params, tail), columns)
+        at, known = locate(con, sources, where, params, tail, columns)
+        return fetch(con, sources, at, columns, known)
