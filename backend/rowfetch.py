@@ -78,12 +78,12 @@ def locate(con: Any, sources: list[Source], where: str, params: list[Any], tail:
     own = {c.lower() for c in sources[0].columns}
     mine = [c for c in columns if c.lower() in own]
     head = "SELECT row_id, _part, _pos"
-    sql = " FROM {} WHERE " + where + " " + tail
+    rest = " WHERE " + where + " " + tail  # (no str.format: the filter may hold braces)
     try:
         extra = "".join(f", {quote_ident(c)}" for c in mine)
-        got = con.execute(head + extra + sql.format("samples_base_at"), params).fetchall()
+        got = con.execute(head + extra + " FROM samples_base_at" + rest, params).fetchall()
     except duckdb.BinderException:  # the filter names a column the steps added: positions only
-        got = con.execute(head + sql.format("samples_at"), params).fetchall()
+        got = con.execute(head + " FROM samples_at" + rest, params).fetchall()
         return [tuple(g) for g in got], {}
     return [tuple(g[:3]) for g in got], {
         (g[1], g[2]): dict(zip(mine, g[3:], strict=True)) for g in got

@@ -67,6 +67,8 @@ SELECTIONS = {
     "row ids and an added column": Selection(row_ids=(59, 3, 30, 12, 44, 45),
                                              ranges={"votes": (0, None)}),
     "cluster values": Selection(values={"cluster": [0, 2]}),
+    "SQL with braces on an added column": Selection(
+        sql="regexp_matches(caption, 'o{1,2}') AND (quality IS NULL OR quality < 25)"),
 }  # fmt: skip
 
 
