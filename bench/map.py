@@ -38,6 +38,7 @@ import duckdb  # noqa: E402
 import numpy as np  # noqa: E402
 
 from backend import map as bmap  # noqa: E402
+from backend import map_umap  # noqa: E402
 from backend.manifest import update_manifest  # noqa: E402
 from backend.selection import Selection  # noqa: E402
 from bench.search import Mixture, generate, synthetic_store  # noqa: E402
@@ -65,8 +66,8 @@ def warm_up() -> float:
     """Compile UMAP's and NN-descent's numba kernels (cached on disk after the first run)."""
     t0 = time.perf_counter()
     x = Mixture(50, 20).sample(6000, seed=3)
-    bmap._umap(x, 5000, 0, None)  # sample+transform: NN-descent, fit, transform
-    bmap._umap(x[:2000], 5000, 0, None)  # exact-neighbour path
+    map_umap._umap(x, 5000, 0, None)  # sample+transform: NN-descent, fit, transform
+    map_umap._umap(x[:2000], 5000, 0, None)  # exact-neighbour path
     return time.perf_counter() - t0
 
 
@@ -109,14 +110,14 @@ def quality(high: np.ndarray, low: np.ndarray, k: int = 10) -> tuple[float, floa
 def compare(root: Path, n: int, d: int, sample: int) -> None:
     vec, _ = generate(root / f"compare-{n}.npy", n, d, max(20, n // 2500), 1)
     rows = np.arange(n)
-    with bmap._faiss_threads(n):
+    with map_umap._faiss_threads(n):
         x = bmap._pca(vec, rows, bmap.PCA_DIMS, np.random.default_rng(0), None)
     sub = np.sort(np.random.default_rng(5).choice(n, min(n, 3000), replace=False))
     high = bmap._normalised(vec[sub])
     out = {}
     for label, s in (("full UMAP (baseline)", n), (f"sample {sample:,} + transform", sample)):
         t0 = time.perf_counter()
-        xy, method, _ = bmap._umap(x, s, 0, None)
+        xy, method, _ = map_umap._umap(x, s, 0, None)
         secs = time.perf_counter() - t0
         tw, kept = quality(high, xy[sub])
         out[label] = (secs, tw, kept)
