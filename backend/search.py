@@ -9,7 +9,7 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -29,14 +29,11 @@ from backend.models import (
     load_effnet,
     load_minilm,
 )
+from backend.search_result import Result, SearchError
 from backend.selection import Selection
 from backend.store import cursor
 
 KINDS = ("img", "text")
-
-
-class SearchError(ValueError):
-    """A query that cannot run: empty, unknown row, missing step. The message says what to do."""
 
 
 def index_path(name: str, kind: str, root: Path | None = None) -> Path:
@@ -160,16 +157,6 @@ def same_checkpoint(name: str, info: dict[str, Any]) -> None:
     vectors (a retrained or replaced file at the same path)."""
     if why := checkpoint_changed(name, info):
         raise SearchError(why)
-
-
-@dataclass
-class Result:
-    hits: list[dict[str, Any]]
-    space: str  # which vectors were searched, in words
-    seconds: float
-    notes: list[str] = field(default_factory=list)
-    vectors: str | None = None  # the embedding kind searched ("img", "text"); None: keywords
-    model: str | None = None  # the model of those vectors (or the keyword ranker)
 
 
 def _provenance(embed: dict[str, Any], kind: str) -> tuple[str | None, list[str]]:

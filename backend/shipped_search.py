@@ -12,19 +12,36 @@ And the messages for what cannot run: which vectors are missing and what would p
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from backend import keyword
 from backend.embed import load_vectors
 from backend.embedding_sets import words
+from backend.search_result import Result, SearchError
 
 if TYPE_CHECKING:
-    from backend.search import Result, Searcher
     from backend.selection import Selection
 
 MATCH_ROWS = 200  # captions whose text vectors make the keyword query's vector
+
+
+class Searcher(Protocol):
+    """What these searches use of :class:`backend.search.Searcher`, which calls them."""
+
+    name: str
+    root: Path | None
+    embed: dict[str, Any]
+
+    def _index(self, kind: str) -> Any: ...
+
+    def _hits(self, ids: list[int], scores: list[float]) -> list[dict[str, Any]]: ...
+
+    def _vector_search(self, kind: str, vec: np.ndarray, k: int, sel: Selection | None,
+                       exclude: int | None = None,
+                       cross_modal: bool = False) -> tuple[list[int], list[float]]: ...
 
 
 def _label(info: dict[str, Any]) -> str:
@@ -65,8 +82,6 @@ def by_keyword_captions(s: Searcher, query: str, k: int, sel: Selection | None, 
     searched against the image vectors (or the captions when the towers differ)."""
     import time
 
-    from backend.search import Result, SearchError
-
     t0 = time.perf_counter()
     ix = keyword.KeywordIndex.open(keyword.index_dir(s.name, s.root))
     matched = [h[0] for h in ix.search(query, k=MATCH_ROWS)]
@@ -104,8 +119,6 @@ def by_keyword_captions(s: Searcher, query: str, k: int, sel: Selection | None, 
 def like_caption(s: Searcher, row_id: int, k: int, sel: Selection | None) -> Result:
     """Images like this caption: row ``row_id``'s shipped text vector against the images."""
     import time
-
-    from backend.search import Result, SearchError
 
     t0 = time.perf_counter()
     kinds = s.embed.get("kinds", {})
