@@ -529,6 +529,7 @@ def search(
     vectors: np.ndarray | None = None,
     k_factor: int | None = None,
     cross_modal: bool = False,
+    nprobe: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-k rows per query: (scores q×k float32, ids q×k int64), best first.
 
@@ -542,7 +543,9 @@ def search(
     more lists, and with ``vectors`` at least 2k candidates are re-ranked exactly. Measured in
     ``bench/search.py --modality-gap`` (demo CLIP, 600k rows): text→image recall@10 0.972 at
     nprobe, 1.000 with the re-rank (+0.01 ms); more lists matter where text sits farther from
-    its images (tests/test_index.py: 0.94 → 0.98). Missing slots are
+    its images (tests/test_index.py: 0.94 → 0.98). ``nprobe``: IVF lists probed instead of the
+    index's own (0: the index's; the contamination audit probes fewer for near-duplicates,
+    :data:`backend.contamination.embedmatch.NEAR_NPROBE`). Missing slots are
     id -1, score -inf: drop them. Queries are L2-normalised here (on a copy). One query runs on
     one OpenMP thread (measured faster than two, and it leaves the other core free).
     """
@@ -559,8 +562,8 @@ def search(
         ivf = _ivf(index)
         if allowed is None:
             params = None
-            if cross_modal and ivf is not None:
-                params = _search_params(index, None, CROSS_MODAL_PROBE * ivf.nprobe)
+            if (cross_modal or nprobe) and ivf is not None:
+                params = _search_params(index, None, nprobe or CROSS_MODAL_PROBE * ivf.nprobe)
             return _ann(index, q, k, vectors, params, k_factor)
         allowed = np.asarray(allowed, dtype=np.int64)
         allowed = allowed[(allowed >= 0) & (allowed < index.ntotal)]
@@ -577,7 +580,7 @@ def search(
         # allowed: recall 0.95 at nprobe, 0.976 at 4×). When probed lists still hold fewer than
         # k (filters often follow clusters) probe 4× more, up to every list. Fast-scan without
         # vectors lands here for small sets: all lists.
-        base = ivf.nprobe * (CROSS_MODAL_PROBE if cross_modal else 1)
+        base = (nprobe or ivf.nprobe) * (CROSS_MODAL_PROBE if cross_modal else 1)
         probe = ivf.nlist if allowed.size <= EXACT_FILTER_MAX else max(
             base, min(8 * base, math.ceil(64 * k * ivf.nlist / allowed.size)))
         scores, ids = _ann(index, q, k, vectors, _search_params(index, sel, probe), k_factor)

@@ -3,9 +3,14 @@
 Cosines between two models' vectors mean nothing, so the eval images are embedded with the
 model that made the pool's vectors (the same checkpoint, checked by its sha256), and an eval
 set that brings its own vectors is refused unless they come from that model. The pool's vector
-index answers the nearest neighbours (re-ranked exactly with the stored vectors), so the work
-grows with the eval set, not with eval x pool. The threshold comes with its *margin gallery*:
-the weakest matches above it and the closest misses below it, for a person to judge.
+index answers each eval image's few nearest pool rows (a threshold search needs no more: a
+near-duplicate is among them), in big batches so FAISS spreads them over the cores, re-ranked
+exactly with the stored vectors so the threshold meets true cosines; the work grows with the
+eval set, not with eval x pool. Near-duplicates sit in the lists nearest to their eval image, so
+an IVF index probes :data:`NEAR_NPROBE` lists, not the index's own nprobe (sized for recall@10
+of ordinary queries), when the threshold is high (bench/contamination.py measures both). The
+threshold comes with its *margin gallery*: the weakest matches above it and the closest misses
+below it, for a person to judge.
 """
 
 from __future__ import annotations
@@ -20,7 +25,14 @@ from backend.contamination.matchers import EMBED_K, Found, embed_threshold, not_
 
 MARGIN_PAIRS = 8  # pairs each side of the threshold in the margin gallery
 MARGIN_WIDTH = 0.3  # the gallery's pairs below the threshold come from this far below it
-BATCH = 1024
+BATCH = 8192  # eval vectors a search call: FAISS runs one call's queries on all cores
+NEAR_NPROBE = 16
+"""IVF lists probed per eval image when the threshold is at least :data:`NEAR_MIN_COSINE`:
+a near-duplicate sits in one of the few lists nearest its eval image, so probing the index's
+own nprobe (sized for recall@10 of ordinary queries) scans several times more rows for nothing.
+Recall against exact search at each probe count: bench/contamination.py (docs/audits.md)."""
+NEAR_MIN_COSINE = 0.85  # below it (loose cut-offs, e.g. 0.60) the index's own nprobe is kept
+RERANK = 2  # candidates per wanted neighbour re-ranked from the stored vectors (exact cosines)
 
 
 def pool_image_model(name: str, root: Path | None = None) -> dict[str, Any] | None:
@@ -80,29 +92,66 @@ def embedding(name: str, ev: EvalSet, threshold: float | None = None,
     default, why = embed_threshold(info["model"])
     threshold = default if threshold is None else threshold
     idx, vectors = Searcher(name, root)._index("img")  # the search path's loader: mmap, shards
-    from backend import index as vindex
-
     ok = np.flatnonzero(np.isfinite(ev.vectors).all(axis=1) & (np.abs(ev.vectors).sum(1) > 0))
     k = min(EMBED_K, len(vectors))
-    es, rs, ss, best = [], [], [], []
-    for lo in range(0, len(ok), BATCH):
-        part = ok[lo : lo + BATCH]
-        scores, ids = vindex.search(idx, ev.vectors[part], k, vectors=vectors)
-        near = (ids >= 0) & (scores >= threshold - MARGIN_WIDTH)  # for the margin gallery
-        best.append(np.c_[np.repeat(part, k).reshape(ids.shape)[near], ids[near], scores[near]])
-        hit = (ids >= 0) & (scores >= threshold)
-        es.append(np.repeat(part, k).reshape(ids.shape)[hit])
-        rs.append(ids[hit])
-        ss.append(scores[hit].astype(np.float64))
-    e = np.concatenate(es) if es else np.zeros(0, np.int64)
-    r = np.concatenate(rs) if rs else np.zeros(0, np.int64)
-    s = np.concatenate(ss) if ss else np.zeros(0)
+    probe = probes(idx, threshold)
+    e, r, s, near = neighbours(idx, vectors, ev.vectors, ok, k, threshold, probe)
     rec = {"status": "run", "threshold": threshold, "threshold_source": why,
            "model": info["model"], "vectors": "img (the pool's default image set)",
-           "eval_vectors": ev.vector_source, "k": k, "score": "cosine",
-           "margin": margin(np.concatenate(best) if best else np.zeros((0, 3)), threshold)}
+           "eval_vectors": ev.vector_source, "k": k, "score": "cosine (exact, re-ranked)",
+           "method": method(idx, k, probe), "margin": margin(near, threshold)}
+    return Found("embedding", e, r, s, rec)
+
+
+def probes(index: Any, threshold: float) -> int:
+    """IVF lists to probe for matches at ``threshold`` (0: the index's own, or not IVF)."""
+    import faiss
+
+    ivf = faiss.try_extract_index_ivf(index)
+    if ivf is None or threshold < NEAR_MIN_COSINE:
+        return 0
+    return min(ivf.nprobe, NEAR_NPROBE)
+
+
+def method(index: Any, k: int, probe: int) -> str:
+    """How the neighbours were found, for the report."""
+    import faiss
+
+    ivf = faiss.try_extract_index_ivf(index)
+    if ivf is None:
+        return f"exact search of every pool vector, top {k} per eval image"
+    lists = probe or ivf.nprobe
+    why = "near-duplicate threshold" if probe else "the index's own"
+    return (f"IVF index ({ivf.nlist:,} lists), {lists} probed per eval image ({why}), top {k}, "
+            f"{RERANK * k} candidates re-ranked exactly")
+
+
+def neighbours(index: Any, vectors: np.ndarray, queries: np.ndarray, ok: np.ndarray, k: int,
+               threshold: float, nprobe: int = 0, batch: int = BATCH,
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """(eval index, row id, cosine) of the pairs >= ``threshold`` among each of the ``ok`` eval
+    vectors' ``k`` nearest pool rows, ordered by eval index then score; and the (eval, row,
+    cosine) pairs within :data:`MARGIN_WIDTH` of the threshold, for :func:`margin`."""
+    from backend import index as vindex
+
+    es, rs, ss, best = [], [], [], []
+    for lo in range(0, len(ok), batch):
+        part = ok[lo : lo + batch]
+        scores, ids = vindex.search(index, queries[part], k, vectors=vectors, k_factor=RERANK,
+                                    nprobe=nprobe)  # fmt: skip
+        which = np.repeat(part, k).reshape(ids.shape)
+        near = (ids >= 0) & (scores >= threshold - MARGIN_WIDTH)
+        best.append(np.c_[which[near], ids[near], scores[near]])
+        hit = (ids >= 0) & (scores >= threshold)
+        es.append(which[hit])
+        rs.append(ids[hit])
+        ss.append(scores[hit].astype(np.float64))
+    e = np.concatenate(es).astype(np.int64) if es else np.zeros(0, np.int64)
+    r = np.concatenate(rs).astype(np.int64) if rs else np.zeros(0, np.int64)
+    s = np.concatenate(ss) if ss else np.zeros(0)
     order = np.lexsort((r, -s, e))
-    return Found("embedding", e[order].astype(np.int64), r[order].astype(np.int64), s[order], rec)
+    near = np.concatenate(best) if best else np.zeros((0, 3))
+    return e[order], r[order], s[order], near
 
 
 def margin(near: np.ndarray, threshold: float, n: int = MARGIN_PAIRS) -> dict[str, list]:
