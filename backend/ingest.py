@@ -25,15 +25,8 @@ from backend.images import BadImage, probe
 from backend.ingest_assemble import _assemble, _finish
 from backend.manifest import now, read_manifest, step_record, write_json_atomic
 from backend.sources import Reject, Sample, Shard, SourceError, columnar, detect_format, reader_for
+from backend.sources.common import CORE_SCHEMA
 
-CORE_SCHEMA = pa.schema([
-    ("key", pa.string()), ("caption", pa.string()), ("url", pa.string()),
-    ("storage", pa.string()), ("path", pa.string()), ("byte_offset", pa.int64()),
-    ("byte_size", pa.int64()), ("src_row", pa.int64()), ("width", pa.int32()),
-    ("height", pa.int32()), ("format", pa.string()), ("file_size", pa.int64()),
-    ("sha256", pa.string()), ("caption_encoding", pa.string()), ("shard", pa.string()),
-    ("shard_idx", pa.int32()), ("seq", pa.int64()),
-])  # fmt: skip
 REJECT_SCHEMA = pa.schema(
     [("key", pa.string()), ("shard", pa.string()), ("reason", pa.string()), ("detail", pa.string())]
 )

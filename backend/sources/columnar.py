@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from backend.sources.base import Reject, Shard
-from backend.sources.common import CORE_FIELDS
+from backend.sources.common import CORE_FIELDS, CORE_SCHEMA
 
 SIMPLE_HOST = re.compile(r"^https?://([A-Za-z0-9.-]+)(?::[0-9]*)?(?:[/?#]|$)")
 HOST_PATTERN = r"^https?://(?P<host>[A-Za-z0-9.-]+)(?::[0-9]*)?(?:[/?#]|$)"
@@ -131,8 +131,6 @@ def _domains(urls: list[str | None]) -> tuple[pa.Array, pa.Array]:
 
 def read(reader: Any, shard: Shard, shard_idx: int) -> tuple[pa.Table, list[Reject], list] | None:
     """(samples table, rejects, vector rows) of one shard, or None for the per-row path."""
-    from backend.ingest import CORE_SCHEMA
-
     path = shard.paths[0]
     try:
         schema = pq.read_schema(path)

@@ -6,12 +6,24 @@ import json
 import math
 from typing import Any
 
+import pyarrow as pa
+
 CAPTION_ALIASES = ("caption", "text", "txt", "title", "alt", "alt_text")
 URL_ALIASES = ("url", "image_url", "img_url", "link")
 CORE_FIELDS = {
     "row_id", "key", "shard", "caption", "url", "storage", "path", "byte_offset", "byte_size",
     "src_row", "width", "height", "format", "file_size", "sha256", "caption_encoding",
 }  # fmt: skip
+# The core columns of every shard table ingest writes, whichever reader made it (a reader's
+# extra columns ride beside them).
+CORE_SCHEMA = pa.schema([
+    ("key", pa.string()), ("caption", pa.string()), ("url", pa.string()),
+    ("storage", pa.string()), ("path", pa.string()), ("byte_offset", pa.int64()),
+    ("byte_size", pa.int64()), ("src_row", pa.int64()), ("width", pa.int32()),
+    ("height", pa.int32()), ("format", pa.string()), ("file_size", pa.int64()),
+    ("sha256", pa.string()), ("caption_encoding", pa.string()), ("shard", pa.string()),
+    ("shard_idx", pa.int32()), ("seq", pa.int64()),
+])  # fmt: skip
 
 
 def pick(record: dict[str, Any], aliases: tuple[str, ...]) -> tuple[str | None, Any]:
