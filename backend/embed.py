@@ -7,7 +7,6 @@ Embeddings of different models are never mixed: a second model needs ``rebuild=T
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
@@ -19,7 +18,7 @@ import numpy as np
 
 from backend import paths
 from backend.embed_encode import _device, _embed_chunk, _worker_encoder, choose_encoders
-from backend.embedding_sets import same_model
+from backend.embedding_sets import describe, same_model  # noqa: F401 - describe: this module's API
 from backend.executor import Executor, Unit
 from backend.manifest import now, read_manifest, update_manifest, versions, write_json_atomic
 from backend.models import Encoder, checkpoint_sha256
@@ -377,10 +376,3 @@ def load_vectors(name: str, kind: str, root: Path | None = None) -> np.ndarray:
             f"dataset {name!r} has no {kind} embeddings: run `python -m backend embed {name}`"
         )
     return np.load(path, mmap_mode="r")
-
-
-def describe(name: str, root: Path | None = None) -> dict[str, Any]:
-    """The embed step's manifest record (empty when it has not run)."""
-    return json.loads(
-        json.dumps(read_manifest(paths.manifest_path(name, root)).get("steps", {}).get("embed", {}))
-    )

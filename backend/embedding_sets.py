@@ -20,6 +20,7 @@ cost, measured by ``bench/ingest.py --precision``).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from dataclasses import asdict
@@ -214,8 +215,6 @@ def words(info: dict[str, Any]) -> str:
 def summary(name: str, root: Path | None = None) -> dict[str, dict[str, Any]]:
     """Every set of ``name`` for ``info``: ``{set: {kind, dim, model, source, rows, default}}``
     (computed vectors appear under their kind, ``img`` or ``text``)."""
-    from backend.embed import describe
-
     reg = read_registry(name, root)
     out = {}
     for set_name, info in reg.get("sets", {}).items():
@@ -295,8 +294,6 @@ def name_model(name: str, model: str, root: Path | None = None) -> dict[str, Any
 
 
 def _record(name: str, root: Path | None, reg: dict[str, Any], update_manifest) -> None:
-    from backend.embed import describe
-
     rec = describe(name, root)
     kinds = {k: v for k, v in rec.get("kinds", {}).items() if not v.get("given_by_source")}
     kinds.update(embed_kinds(reg))
@@ -306,6 +303,13 @@ def _record(name: str, root: Path | None, reg: dict[str, Any], update_manifest) 
         "text": kinds.get("text", {}).get("model"),
     }
     update_manifest(paths.manifest_path(name, root), "embed", rec, models)
+
+
+def describe(name: str, root: Path | None = None) -> dict[str, Any]:
+    """The embed step's manifest record (empty when it has not run)."""
+    return json.loads(
+        json.dumps(read_manifest(paths.manifest_path(name, root)).get("steps", {}).get("embed", {}))
+    )
 
 
 def same_model(kinds: dict[str, dict[str, Any]]) -> bool:
