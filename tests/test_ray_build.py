@@ -49,7 +49,7 @@ def cluster():
 
 def _build(root: Path, source: Path, ex: Executor) -> dict:
     build("d", source, "webdataset", root=root, executor=ex)
-    embed("d", root, mode="packaged", executor=ex)
+    embedded = embed("d", root, mode="packaged", executor=ex)
     score("d", SCORERS, root, executor=ex)
     build_map("d", root, sample=120, executor=ex)  # the other ~100 rows placed by transform
     rows, ids, _ = caption_hits("d", VOCAB, root, executor=ex)
@@ -60,7 +60,8 @@ def _build(root: Path, source: Path, ex: Executor) -> dict:
     finally:
         con.close()
     vecs = {k: np.load(root / "d" / "embeddings" / f"{k}.npy") for k in ("img", "text")}
-    return {"samples": samples, "rejects": rejects, "vecs": vecs, "hits": (rows, ids)}
+    return {"samples": samples, "rejects": rejects, "vecs": vecs, "hits": (rows, ids),
+            "embed": embedded}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -127,15 +128,13 @@ def test_rerun_skips_committed_shards(local_build: dict, source: Path, tmp_path:
     finally:
         con.close()
     assert len(ranges) == 4
-    # a crashed run that committed its first shard: parts laid out as the step lays them out
-    ex = Executor("inline")
-    rec0 = embed("d", tmp_path, mode="packaged", executor=ex)  # learn the meta, then rewind
+    # a crashed run that committed its first shard: parts laid out as the step lays them out,
+    # their meta (model, rows, dim) as the same step records it on the same source
+    rec0 = local_build["embed"]
     emb = tmp_path / "d" / "embeddings"
-    for k in ("img", "text"):
-        (emb / f"{k}.npy").unlink()
     parts = {k: emb / f".{k}.parts" for k in ("img", "text")}
     for k, p in parts.items():
-        p.mkdir()
+        p.mkdir(parents=True)
         info = rec0["kinds"][k]
         (p / "meta.json").write_text(
             f'{{"model": "{info["model"]}", "rows": {info["rows"]}, "dim": {info["dim"]}, '
