@@ -80,27 +80,37 @@ def all_files(name: str, root: Path | None = None) -> list[str]:
 
 
 def view_sql(parts: list[str], part_columns: list[str], sets: list[dict[str, Any]],
-             files: dict[str, list[str]], positions: bool = False,
-             joined: bool = True) -> str:  # fmt: skip
+             files: dict[str, list[str]], positions: bool = False) -> str:  # fmt: skip
     """``samples`` as a UNION ALL over the shards of each shard positionally joined with its
     column files; a column a set took over is left out of the shard (``EXCLUDE``).
-
-    ``positions`` adds ``_part`` (the shard's number) and ``_pos`` (the row's place in it);
-    ``joined=False`` leaves the column files out (the shards alone, taken columns still out)."""
+    ``positions`` adds ``_part`` (the shard's number) and ``_pos`` (the row's place in it)."""
     taken = {c.lower() for s in sets for c in s["columns"]}
     excluded = [_q(c) for c in part_columns if c.lower() in taken]
     excluded += ["file_row_number"] if positions else []
     head = "p.*" + (f" EXCLUDE ({', '.join(excluded)})" if excluded else "")
-    cols = [f"s{j}.{_q(c)}" for j, s in enumerate(sets) for c in s["columns"]] if joined else []
+    cols = [f"s{j}.{_q(c)}" for j, s in enumerate(sets) for c in s["columns"]]
     opts = ", file_row_number = true" if positions else ""
     branches = []
     for i, part in enumerate(parts):
         joins = "".join(f" POSITIONAL JOIN read_parquet({_lit(files[s['set']][i])}) s{j}"
-                        for j, s in enumerate(sets)) if joined else ""  # fmt: skip
+                        for j, s in enumerate(sets))  # fmt: skip
         at = [f"{i} AS _part", "p.file_row_number AS _pos"] if positions else []
         select = ", ".join([head, *cols, *at])
         branches.append(f"SELECT {select} FROM read_parquet({_lit(part)}{opts}) p{joins}")
     return "\n UNION ALL ".join(branches)
+
+
+def base_sql(parts: list[str], part_columns: list[str], sets: list[dict[str, Any]]) -> str:
+    """The shards alone, less the columns sets took over, with each row's file (``_file``) and
+    place in it (``_pos``): one ``read_parquet`` over the list, not a UNION ALL, because DuckDB
+    reads a top-N's wide columns late (and prunes by row id) only on a single scan (at 10^7: a
+    page in 36 ms, against 330 ms over a UNION ALL of the same shards)."""
+    taken = {c.lower() for s in sets for c in s["columns"]}
+    excluded = [_q(c) for c in part_columns if c.lower() in taken]
+    files = "[" + ", ".join(_lit(p) for p in parts) + "]"
+    return (f"SELECT * EXCLUDE ({', '.join([*excluded, 'file_row_number', 'filename'])}), "
+            "filename AS _file, file_row_number AS _pos "
+            f"FROM read_parquet({files}, file_row_number = true, filename = true)")  # fmt: skip
 
 
 def write_set(name: str, root: Path | None, parts: list[str], table: pa.Table) -> dict[str, Any]:
@@ -172,10 +182,7 @@ def create_view(con: duckdb.DuckDBPyConnection, name: str, root: Path | None,
     files = set_files(name, root, sets, parts)
     con.execute(f"CREATE VIEW samples AS {view_sql(parts, part_cols, sets, files)}")
     # What backend.rowfetch reads to fetch a page or a lookup by position (module docstring).
-    con.execute(
-        "CREATE VIEW samples_base_at AS "
-        + view_sql(parts, part_cols, sets, files, positions=True, joined=False)
-    )
+    con.execute(f"CREATE VIEW samples_base_at AS {base_sql(parts, part_cols, sets)}")
     con.execute(
         "CREATE VIEW samples_at AS " + view_sql(parts, part_cols, sets, files, positions=True)
     )
