@@ -9,8 +9,8 @@ from typing import Any
 import duckdb
 
 from backend.browse import columns
+from backend.safety_scores import card_rows, card_select
 from backend.selection import Selection, quote_ident
-from ui.safety_scores import card_rows, card_select
 
 REP = "is_dup_rep"
 

@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 
 from backend.browse import columns
+from backend.safety_scores import Score, removed_sql
 from backend.selection import Selection, is_numeric, quote_ident
-from ui.safety_scores import Score, removed_sql
 
 CLUSTER = "cluster"
 DOMAIN = "domain"

@@ -272,10 +272,10 @@ def test_image_based_targets_of_another_model_are_refused(vec_pool, tmp_path, mo
 
 
 def test_per_language_rates_equal_a_direct_count(pool):
+    from backend import safety_rates
+    from backend.safety_scores import by_column
     from backend.selection import Selection
     from backend.store import connect
-    from ui import safety_rates
-    from ui.safety_scores import by_column
 
     df = pool["df"]
     con = connect("dc", pool["home"])

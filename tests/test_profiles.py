@@ -16,17 +16,16 @@ import pyarrow.parquet as pq
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from backend import profiles
+from backend import profiles, safety_rates
 from backend.catalog import summary
 from backend.cli import main
 from backend.executor import Executor
 from backend.ingest import build
+from backend.safety_scores import by_column
 from backend.scores import catalog, pairs
 from backend.selection import Selection
 from backend.store import connect
 from tests import pool_fixtures as pf
-from ui import safety_rates
-from ui.safety_scores import by_column
 
 REPO = Path(__file__).resolve().parent.parent
 TIMEOUT = 120

@@ -18,15 +18,15 @@ import pytest
 from conftest import copy_demo, count_text, open_page, run_ok
 from streamlit.testing.v1 import AppTest
 
+from backend import safety_dups, safety_scores
 from backend.columns import add_columns
 from backend.concepts import vocab
 from backend.concepts.run import analyse, load, rows_with
 from backend.dedup import dedup
 from backend.map import clusters_path
+from backend.safety_scores import by_column
 from backend.selection import BadSelection, Selection
 from backend.store import connect
-from ui import safety_dups, safety_scores
-from ui.safety_scores import by_column
 
 SAFETY, BROWSE = "pages/5_Safety.py", "pages/1_Browse.py"
 TIMEOUT = 120

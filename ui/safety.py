@@ -9,13 +9,13 @@ from typing import Any
 import duckdb
 import streamlit as st
 
-from backend import not_run, paths
+from backend import not_run, paths, safety_scores
 from backend.browse import CARD_COLUMNS, columns
 from backend.safety.toxicity import FLAGGED as TOXIC
 from backend.safety.toxicity import THRESHOLD as TOXIC_T
 from backend.scores import COMPUTED_SUFFIX
 from backend.selection import Selection, quote_ident
-from ui import cards, safety_measured, safety_scores, selection_bar, state, style
+from ui import cards, safety_measured, selection_bar, state, style
 
 
 @dataclass(frozen=True)
@@ -164,7 +164,7 @@ def not_run_note(
 def flagged_view(name: str, con: duckdb.DuckDBPyConnection, sel: Selection,
                  checks: list[Check]) -> None:  # fmt: skip
     """The worst rows of one check, as cards (the page's first view)."""
-    from ui.safety_scores import blurred
+    from backend.safety_scores import blurred
     from ui.safety_view import nsfw_threshold
 
     labels = [c.label for c in checks]

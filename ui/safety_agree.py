@@ -8,11 +8,11 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import streamlit as st
 
-from backend import agreement
+from backend import agreement, safety_scores
 from backend.browse import columns
 from backend.scores import pairs
 from backend.selection import Selection, quote_ident
-from ui import cards, safety_scores, safety_view
+from ui import cards, safety_view
 
 K_PAIR = "w.safety.pair"
 

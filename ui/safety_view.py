@@ -9,12 +9,12 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from backend import not_run, paths
+from backend import not_run, paths, safety_dups, safety_rates, safety_scores
 from backend.browse import columns
 from backend.map import load_clusters
+from backend.safety_scores import Score
 from backend.selection import Selection
-from ui import cards, safety_dups, safety_measured, safety_rates, safety_scores, state, style
-from ui.safety_scores import Score
+from ui import cards, safety_measured, state, style
 
 THRESHOLDS = "ts.safety.thresholds"  # column -> threshold (canonical; the sliders seed from it)
 K_SCORE = "w.safety.score"
