@@ -14,9 +14,9 @@ import streamlit as st
 
 from backend import concepts as bc
 from backend import paths, provenance
-from backend.browse import CARD_COLUMNS, columns
+from backend.concepts.parts import example_rows
 from backend.concepts.run import concepts_dir
-from backend.selection import Selection, quote_ident
+from backend.selection import Selection
 from ui import cards, fmt, shared, state, style, uploads
 
 W_VOCAB = "w.concepts.vocab"
@@ -209,14 +209,7 @@ def _filter_to(name: str, res: bc.Result, concept: str) -> None:
 
 def examples(name: str, con, res: bc.Result, sel: Selection, concept: str, n: int = 12) -> None:
     """The concept's rows within the current selection, as cards, and the filter button."""
-    cols = columns(con)
-    where, params = sel.where(cols)
-    named, more = bc.selection_for(res, [concept]).where(cols)
-    select = ", ".join(quote_ident(c) for c in CARD_COLUMNS if c in cols)
-    cur = con.execute(f"SELECT {select} FROM samples WHERE ({where}) AND {named} "
-                      "ORDER BY row_id LIMIT ?", [*params, *more, n])  # fmt: skip
-    names = [d[0] for d in cur.description]
-    rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+    rows = example_rows(con, res, sel, concept, n)
     c1, c2 = st.columns([3, 1], vertical_alignment="center")
     c1.markdown(f"**{concept}** — {_caption_count(res, concept):,} rows name it; the first "
                 f"{len(rows)} in the current selection:")

@@ -8,8 +8,11 @@ subsets and the Selection's resolver can use it without importing every concept 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+from backend.browse import CARD_COLUMNS, columns
 from backend.concepts.run import Result
+from backend.selection import Selection, quote_ident
 
 
 def selection_for(result: Result, concepts: list[str]):
@@ -57,3 +60,17 @@ def resolve(name: str, sel, root: Path | None = None):
             raise BadSelection(f"{unknown[0]!r} is not a concept of vocabulary {vocab!r}")
         dirs[vocab] = str(folder.resolve())
     return replace(sel, concept_dirs=dirs)
+
+
+def example_rows(con: Any, result: Result, sel: Selection, concept: str,
+                 n: int = 12) -> list[dict[str, Any]]:  # fmt: skip
+    """The first ``n`` rows (card columns, by row id) of ``sel`` whose caption names
+    ``concept``: the Concepts page's examples."""
+    cols = columns(con)
+    where, params = sel.where(cols)
+    named, more = selection_for(result, [concept]).where(cols)
+    select = ", ".join(quote_ident(c) for c in CARD_COLUMNS if c in cols)
+    cur = con.execute(f"SELECT {select} FROM samples WHERE ({where}) AND {named} "
+                      "ORDER BY row_id LIMIT ?", [*params, *more, n])  # fmt: skip
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
