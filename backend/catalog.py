@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from backend import embedding_sets, paths
+from backend.browse import reject_reasons
 from backend.manifest import read_manifest
 from backend.scores import catalog
 from backend.store import connect
@@ -20,11 +21,7 @@ def summary(name: str, root: Path | None = None) -> dict[str, Any]:
     try:
         rows = con.execute("SELECT count(*) FROM samples").fetchone()[0]
         rejects = con.execute("SELECT count(*) FROM rejects").fetchone()[0]
-        reasons = dict(
-            con.execute(
-                "SELECT reason, count(*) FROM rejects GROUP BY 1 ORDER BY 2 DESC, 1"
-            ).fetchall()
-        )
+        reasons = reject_reasons(con)
         names = [r[0] for r in con.execute("DESCRIBE samples").fetchall()]
     finally:
         con.close()

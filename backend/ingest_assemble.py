@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from backend import paths
+from backend.browse import reject_reasons
 from backend.embedding_sets import embed_kinds, gather, same_model, save_registry
 from backend.manifest import write_json_atomic
 from backend.store import create_store, swap_in
@@ -48,11 +49,7 @@ def _assemble(
             order = _union_first_of_each_key(con, sample_files)
         rows = con.execute("SELECT count(*) FROM samples").fetchone()[0]
         rejects = con.execute("SELECT count(*) FROM rejects").fetchone()[0]
-        reasons = dict(
-            con.execute(
-                "SELECT reason, count(*) FROM rejects GROUP BY 1 ORDER BY 2 DESC"
-            ).fetchall()
-        )
+        reasons = reject_reasons(con)  # the order info and the home page show
     finally:
         con.close()
     if vectors is None:
