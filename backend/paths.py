@@ -8,6 +8,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_PLAIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 class BadName(ValueError):
@@ -19,9 +20,17 @@ def workspace() -> Path:
     return Path(os.environ.get("TAILSCOPE_HOME") or REPO_ROOT / "indexes").resolve()
 
 
+def is_plain_name(text: object, longest: int = 64) -> bool:
+    """Whether ``text`` is a plain folder name: 1 to ``longest`` letters, digits, '_', '-' or
+    '.', starting with a letter or digit, no '..'. The one rule for every folder a user names
+    (datasets, subsets, exports): nothing that could escape its parent."""
+    return (isinstance(text, str) and 0 < len(text) <= longest and ".." not in text
+            and _PLAIN.fullmatch(text) is not None)  # fmt: skip
+
+
 def check_name(name: str) -> str:
     """Return ``name`` if it is a safe dataset name, else raise :class:`BadName`."""
-    if not isinstance(name, str) or not NAME_RE.fullmatch(name) or ".." in name:
+    if not is_plain_name(name):
         raise BadName(
             f"bad dataset name {name!r}: use 1-64 letters, digits, '_', '-' or '.', "
             "starting with a letter or digit"

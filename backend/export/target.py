@@ -6,14 +6,13 @@ caller that says so (the CLI, where the user typed it), so nothing can write out
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 from backend import paths
 from backend.manifest import read_manifest
 
-EXPORT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+EXPORT_NAME_LONGEST = 128
 MANIFEST = "manifest.json"
 
 
@@ -28,7 +27,7 @@ def exports_dir(name: str, root: Path | None = None) -> Path:
 
 def check_export_name(out: str) -> str:
     """``out`` if it is a plain name for a folder under the export folder, else raise."""
-    if not isinstance(out, str) or not EXPORT_NAME_RE.fullmatch(out) or ".." in out:
+    if not paths.is_plain_name(out, EXPORT_NAME_LONGEST):
         raise BadExportName(
             f"bad export name {out!r}: use a plain name of letters, digits, '_', '-' or '.' "
             "(no folders, no '..', not an absolute path)"
