@@ -9,7 +9,8 @@ by a factor (default 2x) — the disproportion the CommonPool studies found in C
 Data in, data out: a bounded connection and two predicates in (the kept rows are the Selection's
 rows *within* the base), plain numbers and row dicts out; :mod:`ui.impact` draws them. Column
 groups are counted in DuckDB (one GROUP BY per kind, the biggest ``top`` groups); concept groups
-are numpy bincounts over the stored hits against the base's row ids, as ``ui.safety_rates`` does.
+are numpy bincounts over the stored hits against the base's row ids, as ``backend.safety_rates``
+does.
 A row the Selection's predicate rates NULL (a range on a missing score) counts as removed, as
 the Selection itself drops it.
 """
@@ -321,7 +322,7 @@ def dataset_inputs(con: Any, name: str, root: Any = None, vocab: str | None = No
     from backend import paths
     from backend.concepts.run import list_vocabs, load
     from backend.manifest import read_manifest
-    from backend.map import describe_map, load_clusters
+    from backend.map_files import describe_map, load_clusters
     from backend.scores import catalog
 
     cols = columns(con)

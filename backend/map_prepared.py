@@ -8,37 +8,31 @@ are the answers for the *unfiltered* map, so the build step computes them once
 :mod:`backend.mapview` runs, and mapview returns them when the Selection leaves every row in.
 They are tied to the map step's record (its ``finished_at``): a new map makes them stale, and
 stale or absent files mean the live queries run as before.
+
+This module writes them; :mod:`backend.map_prepared_load` reads them back for
+:mod:`backend.mapview`, whose queries :func:`prepare` runs (so the reading side lives apart).
 """
 
 from __future__ import annotations
 
-import json
-import threading
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from backend import paths
-from backend.manifest import read_manifest, write_json_atomic
+from backend.manifest import write_json_atomic
+from backend.map_prepared_load import (  # noqa: F401 - load, density_counts: this module's API
+    _CACHE,
+    _map_stamp,
+    density_counts,
+    folder,
+    load,
+)
 
-FOLDER = ("map", "prepared")
 BACKGROUND = 2000  # captions for the contrast of a selection's words (mapview.top_terms)
-
-
-def folder(ds_dir: Path) -> Path:
-    return ds_dir.joinpath(*FOLDER)
-
-
-def _map_stamp(ds_dir: Path) -> str | None:
-    """The map step's identity: its finish time (a new map run or a rebuild changes it)."""
-    steps = read_manifest(ds_dir / "manifest.json").get("steps", {})
-    m = steps.get("map") or {}
-    stamp = m.get("finished_at")
-    return None if stamp is None else f"{stamp}|{(steps.get('ingest') or {}).get('finished_at')}"
 
 
 def prepare(name: str, root: Path | None = None) -> dict[str, Any]:
@@ -93,50 +87,3 @@ def _sparse(counts: np.ndarray) -> list[list[int]]:
     """(j, i, count) of the non-empty cells: a 160×160 grid is mostly empty."""
     j, i = np.nonzero(counts)
     return np.stack([j, i, counts[j, i]], axis=1).tolist()
-
-
-def density_counts(rec: dict[str, Any], bins: int) -> np.ndarray:
-    counts = np.zeros((bins, bins), dtype=np.int64)
-    cells = np.asarray(rec["density"]["nonzero"], dtype=np.int64).reshape(-1, 3)
-    counts[cells[:, 0], cells[:, 1]] = cells[:, 2]
-    return counts
-
-
-_CACHE: dict[str, tuple[float, dict[str, Any] | None]] = {}
-_LOCK = threading.Lock()
-
-
-def store_dir(con: duckdb.DuckDBPyConnection) -> Path | None:
-    """The dataset folder of a store connection (its file lives there), or None in memory."""
-    row = con.execute("SELECT path FROM duckdb_databases() "
-                      "WHERE database_name = current_database()").fetchone()  # fmt: skip
-    return Path(row[0]).parent if row and row[0] else None
-
-
-def load(con: duckdb.DuckDBPyConnection) -> dict[str, Any] | None:
-    """The prepared answers of this store's dataset when they match its current map, with
-    the sample as ``points`` (a pyarrow table); None when absent or stale."""
-    ds_dir = store_dir(con)
-    if ds_dir is None:
-        return None
-    rec_path = folder(ds_dir) / "prepared.json"
-    try:
-        mtime = rec_path.stat().st_mtime + (ds_dir / "manifest.json").stat().st_mtime
-    except OSError:
-        return None
-    key = str(ds_dir)
-    with _LOCK:
-        hit = _CACHE.get(key)
-        if hit is not None and hit[0] == mtime:
-            return hit[1]
-    try:
-        rec = json.loads(rec_path.read_text())
-        if rec.get("map") is None or rec["map"] != _map_stamp(ds_dir):
-            rec = None
-        else:
-            rec["points"] = pq.read_table(folder(ds_dir) / "sample.parquet")
-    except (OSError, ValueError, KeyError):
-        rec = None
-    with _LOCK:
-        _CACHE[key] = (mtime, rec)
-    return rec

@@ -100,9 +100,9 @@ def sample_every(total: int, limit: int = DRAW_LIMIT) -> int:
 def _prepared(con: duckdb.DuckDBPyConnection, live: bool) -> dict[str, Any] | None:
     if live:
         return None
-    from backend import map_prepared
+    from backend import map_prepared_load
 
-    return map_prepared.load(con)
+    return map_prepared_load.load(con)
 
 
 def points(
@@ -254,7 +254,7 @@ def density(
     prep = None if not context(sel).is_empty() else _prepared(con, live)
     if (prep is not None and prep["density"] and prep["grid"] == bins
             and tuple(prep["extent"]) == tuple(frame)):  # fmt: skip
-        from backend.map_prepared import density_counts
+        from backend.map_prepared_load import density_counts
 
         d = prep["density"]
         return Density(d["x0"], d["dx"], d["y0"], d["dy"], density_counts(prep, bins))
@@ -323,7 +323,7 @@ def _cluster_rows(con: duckdb.DuckDBPyConnection, sel: Selection) -> list[tuple]
 def load_labels(name: str, root: Path | None = None) -> list[dict[str, Any]]:
     """The map step's cluster labels, or [] when it wrote none (or is not installed)."""
     try:
-        from backend.map import load_clusters
+        from backend.map_files import load_clusters
     except ImportError:
         return []
     try:
