@@ -88,7 +88,7 @@ def planted(truth: dict[str, Any]) -> dict[str, set[str]]:
 def _nearest_bits(hashes: np.ndarray, most: int = 12) -> np.ndarray:
     """Each hash's Hamming distance to its nearest other hash (``most`` + 1 when farther):
     a row is flagged at threshold t when it has a neighbour within t bits."""
-    from backend.dedup import all_pairs, hamming
+    from backend.phash_pairs import all_pairs, hamming
 
     h = np.ascontiguousarray(hashes, dtype=np.int64)
     i, j = all_pairs(h, most)

@@ -8,7 +8,7 @@
    each scorer's ``score_batch`` is timed over batches of 64 rows (OCR over ``--ocr-rows``
    only; it is slow). Rows/s exclude model loading and reading the bytes.
 2. pHash search: uniform random 64-bit hashes with ``--pairs`` planted near duplicates (each
-   0..8 random bit flips from another hash). The banded search (``backend.dedup.near_pairs``)
+   0..8 random bit flips from another hash). The banded search (``backend.phash_pairs.near_pairs``)
    and the all-pairs baseline run on the same ``--baseline`` hashes: ratio of times, recall of
    banding against all pairs. At ``--hashes`` only banding runs (all pairs would take hours):
    its recall is against the planted pairs, and the all-pairs time is extrapolated from the
@@ -30,13 +30,13 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from backend.dedup import PHASH_THRESHOLD, all_pairs, near_pairs, tables_for  # noqa: E402
+from backend.phash_pairs import PHASH_THRESHOLD, all_pairs, near_pairs, tables_for  # noqa: E402
 
 
 def demo_rows(rows: int, workdir: Path) -> list[dict]:
     from backend.demo import generate
     from backend.ingest import build
-    from backend.safety.run import _attach_images, _fetch_rows
+    from backend.safety.rows import _attach_images, _fetch_rows
     from backend.store import connect
 
     generate(workdir / "demo" / "source", rows=rows, seed=0, shard_size=1000)
@@ -50,7 +50,7 @@ def demo_rows(rows: int, workdir: Path) -> list[dict]:
 
 def bench_scorers(rows: list[dict], ocr_rows: int) -> None:
     from backend.safety import Context, ScorerUnavailable, registry
-    from backend.safety.run import score_rows
+    from backend.safety.rows import score_rows
 
     print(f"\n== scorers on {len(rows)} demo rows (CPU, {os.cpu_count()} cores) ==")
     print(f"{'scorer':<10} {'rows':>6} {'seconds':>8} {'rows/s':>8}  model")

@@ -10,19 +10,10 @@ import numpy as np
 import pytest
 
 from backend.cli import main
-from backend.dedup import (
-    PHASH_THRESHOLD,
-    SEMANTIC_THRESHOLD,
-    all_pairs,
-    dedup,
-    equal_groups,
-    hamming,
-    leader_groups,
-    near_pairs,
-    normalise_caption,
-    phash_groups,
-)
+from backend.dedup import SEMANTIC_THRESHOLD, dedup, normalise_caption
+from backend.dup_groups import equal_groups, leader_groups
 from backend.embed import load_vectors
+from backend.phash_pairs import PHASH_THRESHOLD, all_pairs, hamming, near_pairs, phash_groups
 from backend.store import connect
 from tests.test_safety import copy_demo
 

@@ -24,7 +24,8 @@ from backend.safety.nsfw import NSFW
 from backend.safety.ocr import OCR
 from backend.safety.ocr import THRESHOLD as OCR_THRESHOLD
 from backend.safety.quality import measure
-from backend.safety.run import read_errors, score, score_rows, scores_dir
+from backend.safety.rows import score_rows
+from backend.safety.run import read_errors, score, scores_dir
 from backend.safety.toxicity import FLAGGED as TOX_FLAGGED
 from backend.safety.toxicity import THRESHOLD as TOX_THRESHOLD
 from backend.store import connect
@@ -286,7 +287,7 @@ def test_ocr_reads_planted_watermarks_not_clean_photos(demo):
         cur = con.execute("SELECT row_id, storage, path, byte_offset, byte_size, src_row "
                           "FROM samples WHERE row_id = ?", [keys[key]])  # fmt: skip
         rows.append(dict(zip([d[0] for d in cur.description], cur.fetchone(), strict=True)))
-    from backend.safety.run import _attach_images
+    from backend.safety.rows import _attach_images
 
     _attach_images(rows)
     s = OCR()

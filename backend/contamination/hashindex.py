@@ -1,6 +1,6 @@
 """Hamming range search of many query pHashes against a large pool: multi-index hashing.
 
-Self-duplicates (:func:`backend.dedup.near_pairs`) use probabilistic banding; a contamination
+Self-duplicates (:func:`backend.phash_pairs.near_pairs`) use probabilistic banding; a contamination
 audit needs every pool hash within ``threshold`` bits of each eval hash, exactly, without
 comparing all pairs. Multi-index hashing (Norouzi, Punjani & Fleet, 2012) gives that: split the
 64 bits into ``m`` bands; two hashes within ``t`` bits differ in at most ``t // m`` bits in some
@@ -16,7 +16,7 @@ from itertools import combinations
 
 import numpy as np
 
-from backend.dedup import hamming
+from backend.phash_pairs import hamming
 
 CANDIDATE_CHUNK = 8_000_000  # candidate pairs verified at a time (~200 MB of work arrays)
 
