@@ -33,8 +33,10 @@ import duckdb
 from backend.selection import quote_ident
 
 # Positions of one shard closer than this are read by one range (a DuckDB row group is 122,880
-# rows: a gap below that reads at most the row group between them).
+# rows: a gap below that reads at most the row group between them). Column files are narrow:
+# one range a shard reads them faster than many (10^7, 48 spread ids: 8 ms against 70 ms).
 GAP = 131_072
+GAP_COLUMN_FILES = 1 << 22
 
 
 @dataclass(frozen=True)
@@ -94,11 +96,11 @@ def locate(con: Any, sources: list[Source], where: str, params: list[Any], tail:
     return at, vals
 
 
-def _ranges(positions: list[int]) -> list[list[int]]:
-    """Sorted positions cut where the gap to the next reaches :data:`GAP`."""
+def _ranges(positions: list[int], gap: int) -> list[list[int]]:
+    """Sorted positions cut where the gap to the next reaches ``gap``."""
     out: list[list[int]] = []
     for p in sorted(set(positions)):
-        if out and p - out[-1][-1] < GAP:
+        if out and p - out[-1][-1] < gap:
             out[-1].append(p)
         else:
             out.append([p])
@@ -109,14 +111,14 @@ def _lit(path: str) -> str:
     return "'" + path.replace("'", "''") + "'"
 
 
-def _read(con: Any, src: Source, cols: list[str],
-          wanted: dict[int, list[int]]) -> dict[tuple[int, int], tuple]:  # fmt: skip
+def _read(con: Any, src: Source, cols: list[str], wanted: dict[int, list[int]],
+          gap: int) -> dict[tuple[int, int], tuple]:  # fmt: skip
     """``cols`` of ``src`` at the wanted positions, keyed by (shard, position)."""
     select = ", ".join(quote_ident(c) for c in cols)
     branches = []
     for part, positions in sorted(wanted.items()):
         path = _lit(src.paths[part])
-        for r in _ranges(positions):
+        for r in _ranges(positions, gap):
             branches.append(
                 f"SELECT {part}, file_row_number, {select} FROM read_parquet({path}, "
                 f"file_row_number = true) WHERE file_row_number BETWEEN {r[0]} AND {r[-1]} "
@@ -139,12 +141,13 @@ def fetch(con: Any, sources: list[Source], at: Located, columns: list[str],
     for _, part, pos in at:
         wanted[part].append(pos)
     lowered = {c.lower(): c for c in columns}
-    for src in sources:
+    for n, src in enumerate(sources):
         cols = [lowered[c.lower()] for c in src.columns
                 if c.lower() in lowered and c.lower() not in have]  # fmt: skip
         if not cols:
             continue
-        for key, vals in _read(con, src, cols, wanted).items():
+        gap = GAP if n == 0 else GAP_COLUMN_FILES
+        for key, vals in _read(con, src, cols, wanted, gap).items():
             values[key].update(zip(cols, vals, strict=True))
     return [{c: values[(part, pos)].get(c) for c in columns} for _, part, pos in at]
 

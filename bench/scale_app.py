@@ -19,8 +19,9 @@ hits file against the row-id list it was before, and the Safety page's flag coun
 ``--columns``: a copy of each size gains one column the way map/score/dedup add them (a file per
 shard joined into the view, backend.column_files); the add is timed and the app's queries on it
 (pages, details and lookups by id go by position: backend.rowfetch) are set against the same
-queries on the shards alone and against the same answers read through the joined view, as
-they were before (``--before-repeats``). ``--columns-only`` runs just those.
+queries on the shards alone (their runs alternating, so load weighs on both alike) and against
+the same answers read through the joined view, as they were before (``--before-repeats``).
+``--columns-only`` runs just those.
 
 Each query: the first call on a fresh connection ("first"; the OS file cache is not dropped, so
 this is a new-connection first run, not a cold disk), then p50/p95 of ``--repeats`` more.
@@ -187,6 +188,35 @@ def measure(name: str, root: Path, repeats: int, concepts: bool,
     return out
 
 
+def measure_pair(names: tuple[str, str], root: Path, repeats: int,
+                 which: Queries) -> tuple[dict[str, Any], dict[str, Any]]:  # fmt: skip
+    """``which`` on two stores, each query's runs alternating between them (a shared machine's
+    load then weighs on both alike); a query about the added column runs on the first only."""
+    cons = [connect(n, root) for n in names]
+    outs: tuple[dict[str, Any], dict[str, Any]] = ({}, {})
+    try:
+        for label, fn in which.items():
+            both = [0, 1] if "added" not in label else [0]
+            times: list[list[float]] = [[], []]
+            for _ in range(repeats + 1):  # the first run of each is reported apart
+                for i in both:
+                    t0 = time.perf_counter()
+                    fn(cons[i])
+                    times[i].append(time.perf_counter() - t0)
+            for i in both:
+                rest = sorted(times[i][1:])
+                outs[i][label] = {"first_s": times[i][0], "p50_s": statistics.median(rest),
+                                  "p95_s": rest[min(len(rest) - 1, round(0.95 * (len(rest) - 1)))],
+                                  "repeats": repeats}  # fmt: skip
+            print(f"  {label:44s} " + "  ".join(
+                f"{names[i]}: p50 {outs[i][label]['p50_s'] * 1e3:8.1f} ms" for i in both),
+                flush=True)  # fmt: skip
+    finally:
+        for c in cons:
+            c.close()
+    return outs
+
+
 def columns_copy(root: Path, name: str) -> tuple[str, dict[str, Any]]:
     """``<name>-cols``: the same shards (symlinked), then one score column added the way the
     score step adds it (backend.columns.add_columns: one file per shard, joined into the view);
@@ -323,13 +353,10 @@ def main() -> None:
             copy, added = columns_copy(root, name)
             print(f"added a column to {copy}: {added['add_s']:.1f} s, "
                   f"{added['bytes_written'] / 1e6:.0f} MB written", flush=True)
-            entry["columns"] = {**added, "joined": measure(copy, root, a.repeats, False,
-                                                           COLUMN_QUERIES),
+            joined, shards = measure_pair((copy, name), root, a.repeats, COLUMN_QUERIES)
+            entry["columns"] = {**added, "joined": joined, "shards_only": shards,
                                 "joined_view": measure(copy, root, a.before_repeats, False,
-                                                       JOINED_VIEW),
-                                "shards_only": measure(name, root, a.repeats, False,
-                                                       {k: v for k, v in COLUMN_QUERIES.items()
-                                                        if "added" not in k})}  # fmt: skip
+                                                       JOINED_VIEW)}  # fmt: skip
         results["sizes"][str(rows)] = entry
         if native is None and not a.no_native:
             t0 = time.perf_counter()

@@ -77,6 +77,7 @@ SELECTIONS = {
 def test_pages_match_the_joined_view(home: Path, label: str, gap: int,
                                      monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     monkeypatch.setattr(rowfetch, "GAP", gap)
+    monkeypatch.setattr(rowfetch, "GAP_COLUMN_FILES", min(gap, rowfetch.GAP_COLUMN_FILES))
     sel = SELECTIONS[label]
     con = bounded.wrap(connect("syn", home))  # as the app's pages hold it
     try:
