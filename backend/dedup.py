@@ -123,31 +123,10 @@ def _arrow_group(g: np.ndarray) -> pa.Array:
     return pa.array(g, pa.int64(), mask=g < 0)
 
 
-def dedup(
-    name: str,
-    root: Path | None = None,
-    phash_threshold: int = PHASH_THRESHOLD,
-    semantic_threshold: float | None = None,
-    progress: Progress | None = None,
-) -> dict[str, Any]:
-    """Find the four kinds of duplicates in dataset ``name``, join the group columns into its
-    store, record the step; return the record (group and row counts per kind, notes)."""
-    from backend.safety.run import score
-
-    if not 0 <= phash_threshold <= 64:
-        raise ValueError(f"--phash-threshold must be 0..64 bits, got {phash_threshold}")
-    if semantic_threshold is not None and not -1 <= semantic_threshold <= 1:
-        raise ValueError(
-            f"--semantic-threshold must be a cosine in -1..1, got {semantic_threshold}"
-        )
-    t0, started = time.perf_counter(), now()
-    notes: list[str] = []
-    skipped: dict[str, dict[str, str]] = {}  # kind -> {"why", "command"}: "not run", not "0"
-    phash_rec = score(name, ["phash"], root=root, progress=progress)
-    if phash_rec.get("skipped"):
-        notes.extend(phash_rec["skipped"].values())
-        skipped["phash"] = {"why": "; ".join(phash_rec["skipped"].values()),
-                            "command": f"python -m backend dedup {name}"}  # fmt: skip
+def _store_keys(
+    name: str, root: Path | None
+) -> tuple[int, np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
+    """Row count, exact and caption groups, and (row ids, pHashes) when the store has pHashes."""
     con = connect(name, root)
     try:
         n = con.execute("SELECT count(*) FROM samples").fetchone()[0]
@@ -165,22 +144,30 @@ def dedup(
                 ph.append(got["phash"])
     finally:
         con.close()
-    phash = np.full(n, -1, dtype=np.int64)
-    method = None
-    if "phash" in cols:
-        rid, hashes = np.concatenate(rid).astype(np.int64), np.concatenate(ph).astype(np.int64)
-        phash, method = phash_groups(n, rid, hashes, phash_threshold)
+    if "phash" not in cols:
+        return n, exact, caption, None
+    return n, exact, caption, (np.concatenate(rid).astype(np.int64),
+                               np.concatenate(ph).astype(np.int64))  # fmt: skip
+
+
+def _semantic_groups(
+    name: str, root: Path | None, n: int, threshold: float | None, progress: Progress | None,
+    notes: list[str], skipped: dict[str, dict[str, str]],
+) -> tuple[np.ndarray, str | None, float | None]:  # fmt: skip
+    """Semantic groups, the model of the vectors used and the threshold used (None: the
+    default); when the vectors cannot be trusted or read, no groups and the reason in ``notes``
+    and ``skipped``."""
     semantic = np.full(n, -1, dtype=np.int64)
     sem_model = None
     img_model = _image_model(name, root)
     from backend.democlip import SEMANTIC_THRESHOLD as DEMO_THRESHOLD
     from backend.democlip import is_demo_clip
 
-    if semantic_threshold is None and is_demo_clip(img_model):  # calibrated for that model
-        semantic_threshold = DEMO_THRESHOLD
+    if threshold is None and is_demo_clip(img_model):  # calibrated for that model
+        threshold = DEMO_THRESHOLD
         notes.append(f"semantic threshold {DEMO_THRESHOLD}: calibrated for the demo CLIP, whose "
                      "distinct scenes of one shape and colour reach cosine 0.99")  # fmt: skip
-    if semantic_threshold is None and img_model and not img_model.startswith("open_clip"):
+    if threshold is None and img_model and not img_model.startswith("open_clip"):
         # Measured on the demo: with the packaged ImageNet model, unrelated generated scenes
         # reach cosine 0.99, so no default threshold separates duplicates from look-alikes.
         why = (f"the image vectors come from {img_model}, whose cosines are not calibrated "
@@ -195,13 +182,59 @@ def dedup(
     else:
         try:
             si, sj, sem_model = semantic_pairs(
-                name, semantic_threshold or SEMANTIC_THRESHOLD, root=root, progress=progress
+                name, threshold or SEMANTIC_THRESHOLD, root=root, progress=progress
             )
             semantic = leader_groups(n, si, sj)
         except Exception as e:  # no embeddings or no index yet: the other kinds still run
             notes.append(f"semantic duplicates skipped: {e}")
             skipped["semantic"] = {"why": str(e), "command": f"python -m backend embed {name} "
                                    f"&& python -m backend dedup {name}"}  # fmt: skip
+    return semantic, sem_model, threshold
+
+
+def _check_thresholds(phash_threshold: int, semantic_threshold: float | None) -> None:
+    if not 0 <= phash_threshold <= 64:
+        raise ValueError(f"--phash-threshold must be 0..64 bits, got {phash_threshold}")
+    if semantic_threshold is not None and not -1 <= semantic_threshold <= 1:
+        raise ValueError(
+            f"--semantic-threshold must be a cosine in -1..1, got {semantic_threshold}"
+        )
+
+
+def _summary(g: np.ndarray, rows: np.ndarray) -> dict[str, int]:
+    inside = g >= 0
+    return {"groups": int(len(np.unique(g[inside]))), "rows": int(inside.sum()),
+            "removable": int((inside & (g != rows)).sum())}  # fmt: skip
+
+
+def dedup(
+    name: str,
+    root: Path | None = None,
+    phash_threshold: int = PHASH_THRESHOLD,
+    semantic_threshold: float | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Find the four kinds of duplicates in dataset ``name``, join the group columns into its
+    store, record the step; return the record (group and row counts per kind, notes)."""
+    from backend.safety.run import score
+
+    _check_thresholds(phash_threshold, semantic_threshold)
+    t0, started = time.perf_counter(), now()
+    notes: list[str] = []
+    skipped: dict[str, dict[str, str]] = {}  # kind -> {"why", "command"}: "not run", not "0"
+    phash_rec = score(name, ["phash"], root=root, progress=progress)
+    if phash_rec.get("skipped"):
+        notes.extend(phash_rec["skipped"].values())
+        skipped["phash"] = {"why": "; ".join(phash_rec["skipped"].values()),
+                            "command": f"python -m backend dedup {name}"}  # fmt: skip
+    n, exact, caption, hashes = _store_keys(name, root)
+    phash = np.full(n, -1, dtype=np.int64)
+    method = None
+    if hashes is not None:
+        phash, method = phash_groups(n, *hashes, phash_threshold)
+    semantic, sem_model, semantic_threshold = _semantic_groups(
+        name, root, n, semantic_threshold, progress, notes, skipped
+    )
     rows = np.arange(n)
     member = np.zeros(n, dtype=bool)
     for g in (exact, phash, semantic):
@@ -215,12 +248,6 @@ def dedup(
         "is_dup_rep": pa.array(~member),
     })  # fmt: skip
     add_columns(name, table, root)
-
-    def summary(g: np.ndarray) -> dict[str, int]:
-        inside = g >= 0
-        return {"groups": int(len(np.unique(g[inside]))), "rows": int(inside.sum()),
-                "removable": int((inside & (g != rows)).sum())}  # fmt: skip
-
     record = step_record(
         {"phash_threshold": phash_threshold,
          "semantic_threshold": semantic_threshold or SEMANTIC_THRESHOLD,
@@ -228,10 +255,10 @@ def dedup(
         started,
         time.perf_counter() - t0,
         rows=n,
-        exact=summary(exact),
-        phash={**summary(phash), "method": method},
-        semantic={**summary(semantic), "model": sem_model},
-        caption=summary(caption),
+        exact=_summary(exact, rows),
+        phash={**_summary(phash, rows), "method": method},
+        semantic={**_summary(semantic, rows), "model": sem_model},
+        caption=_summary(caption, rows),
         kept=int((~member).sum()),
         notes=notes,
         skipped=skipped,
