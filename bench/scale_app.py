@@ -93,7 +93,7 @@ def native_copy(root: Path, name: str) -> str:
 
 def queries(name: str, root: Path, concepts: bool) -> dict[str, Callable[[Any], Any]]:
     """Label → function of a connection, each one call a page makes."""
-    from ui import safety as ui_safety  # the Safety page's count query lives in ui/
+    from backend import safety_checks  # the Safety page's count query
 
     frame: dict[str, Any] = {}
 
@@ -106,7 +106,8 @@ def queries(name: str, root: Path, concepts: bool) -> dict[str, Callable[[Any], 
         return frame["f"]
 
     def checks(con):
-        return ui_safety.counts(con, Selection(), ui_safety.available(browse.columns(con)))
+        return safety_checks.counts(con, Selection(),
+                                    safety_checks.available(browse.columns(con)))
 
     def map_open(live: bool):
         def run(con):  # what the Map page asks for on open, in its order

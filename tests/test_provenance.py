@@ -80,9 +80,10 @@ def test_safety_names_the_demo_clip_behind_its_scores() -> None:
 
 
 def test_measured_figures_are_quoted_at_each_checks_own_threshold() -> None:
-    from ui import safety, safety_measured
+    from backend import safety_checks
+    from ui import safety_measured
 
-    for check in safety.CHECKS:
+    for check in safety_checks.CHECKS:
         if check.column in safety_measured.CHECK_FIGURES:
             _, t = safety_measured.CHECK_FIGURES[check.column]
             assert f"{t:g}" in check.flagged, (check.flagged, t)

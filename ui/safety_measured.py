@@ -6,7 +6,7 @@ from __future__ import annotations
 from backend import scorer_eval
 
 # the figures of each check's rule and the threshold it flags at (by the check's column; a
-# test holds these equal to ui.safety.CHECKS)
+# test holds these equal to backend.safety_checks.CHECKS)
 CHECK_FIGURES = {
     "toxicity": ("toxicity_or_profanity", 0.8),
     "nsfw": ("nsfw", 0.5),
