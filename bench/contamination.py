@@ -64,7 +64,8 @@ def bench_phash(a: argparse.Namespace, rng: np.random.Generator) -> dict:
     found = set(zip(qi.tolist(), row.tolist(), strict=True))
     recall = np.mean([(i, int(r)) in found for i, r in enumerate(src)])
     t0 = time.perf_counter()
-    bq, brow, bd = brute_force(q[: a.baseline], pool, rows, PHASH_THRESHOLD)
+    block = max(1, (1 << 26) // a.pool)  # eval hashes a step: ~0.5 GB of XORs (256: 20 GB)
+    bq, brow, bd = brute_force(q[: a.baseline], pool, rows, PHASH_THRESHOLD, block)
     t_base = time.perf_counter() - t0
     sub = qi < a.baseline
     same = np.array_equal(qi[sub], bq) and np.array_equal(row[sub], brow)
