@@ -6,15 +6,14 @@ of"). Audits run from the command line (they read an eval set from disk); this s
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
 
 import duckdb
 import streamlit as st
 
 from backend import media
-from backend.browse import CARD_COLUMNS, columns
+from backend.browse import rows_by_id
 from backend.contamination import audit
-from backend.selection import Selection, quote_ident
+from backend.selection import Selection
 from ui import cards, state, style
 
 PAIRS_SHOWN = 8
@@ -44,15 +43,6 @@ def _eval_thumb(where: tuple) -> tuple[bytes | None, str | None]:
         return None, f"eval image not readable now: {e}"
 
 
-def _pool_rows(con: duckdb.DuckDBPyConnection, ids: list[int]) -> dict[int, dict[str, Any]]:
-    cols = columns(con)
-    select = ", ".join(quote_ident(c) for c in CARD_COLUMNS if c in cols)
-    cur = con.execute(f"SELECT {select} FROM samples WHERE row_id IN (SELECT unnest(?::BIGINT[]))",
-                      [ids])  # fmt: skip
-    names = [d[0] for d in cur.description]
-    return {r[0]: dict(zip(names, r, strict=True)) for r in cur.fetchall()}
-
-
 def _image(data: bytes | None, error: str | None, text: str) -> None:
     if data:
         st.image(data, width="stretch")
@@ -63,7 +53,7 @@ def _image(data: bytes | None, error: str | None, text: str) -> None:
 
 def _pairs(name: str, con: duckdb.DuckDBPyConnection, pairs: list[dict], evals: dict) -> None:
     """Each pair as eval image | pool image, with its kind and score."""
-    rows = _pool_rows(con, sorted({p["row_id"] for p in pairs}))
+    rows = rows_by_id(con, sorted({p["row_id"] for p in pairs}))
     store, mtime = str(state.store_file(name)), state.store_mtime(name)
     for i, p in enumerate(pairs):
         if i % 2 == 0:  # two pairs a row, each row its own columns so the pairs stay aligned
