@@ -167,6 +167,16 @@ def flagged(name: str, root: Path | None = None) -> pa.Table:
     return pa.concat_tables(parts).sort_by([("row_id", "ascending"), ("list", "ascending")])
 
 
+def count_in(con: Any, sel: Any, ids: list[int]) -> int:
+    """How many of the rows ``ids`` (those on a list) the Selection ``sel`` holds."""
+    from backend.browse import columns
+    from backend.selection import IDS_IN
+
+    where, params = sel.where(columns(con))
+    return con.execute(f"SELECT count(*) FROM samples WHERE ({where}) AND {IDS_IN}",
+                       [*params, list(ids)]).fetchone()[0]  # fmt: skip
+
+
 def lists(name: str, root: Path | None = None) -> list[dict[str, Any]]:
     """The records of every applied list, by name."""
     base = folder(name, root)

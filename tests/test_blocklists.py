@@ -110,6 +110,16 @@ def test_each_kind_flags_exactly_the_planted_rows(photos, workspace: Path, tmp_p
     assert (rec["rows_without_hash"], rec["md5_from"]) == (0, "md5 column")
     assert log[1]["md5_from"] == "image bytes, read now"
     assert log[-1]["rows_blocklisted"] == len(every) == 7 and all(e["at"] for e in log)
+    # the Safety page's count: how many listed rows a Selection holds
+    con = connect(name, workspace)
+    try:
+        listed = sorted(every)
+        assert blocklists.count_in(con, Selection(), listed) == 7
+        only = Selection(row_ids=(ids["coffee"], ids["rocket"], ids["hubble_deep_field"]))
+        assert blocklists.count_in(con, only, listed + [10**9]) == 3
+        assert blocklists.count_in(con, Selection(text="no such caption at all"), listed) == 0
+    finally:
+        con.close()
 
 
 def test_export_manifest_references_the_removal_log(photos, workspace: Path, tmp_path: Path):

@@ -136,12 +136,9 @@ def blocklist_view(name: str, con: duckdb.DuckDBPyConnection, sel: Selection) ->
     st.dataframe(pd.DataFrame(shown), hide_index=True)
     flagged = blocklists.flagged(name).column("row_id").to_numpy()
     ids = pd.unique(flagged)  # the lists' own tables: true even if the subset was deleted
-    where, params = sel.where(columns(con))
 
     def count() -> int:
-        return con.execute(
-            f"SELECT count(*) FROM samples WHERE ({where}) AND row_id IN "
-            "(SELECT unnest(?::BIGINT[]))", [*params, ids.tolist()]).fetchall()[0][0]  # fmt: skip
+        return blocklists.count_in(con, sel, ids.tolist())
 
     listed = hashlib.sha1(np.asarray(ids, dtype=np.int64).tobytes()).hexdigest()
     in_sel = memo.memo(name, "blocklisted-in-selection", f"{memo.selection_key(sel)}|{listed}",
