@@ -45,6 +45,9 @@ class Settings:
     grouped: bool = True  # batches of whole shape groups, no repeated truth (data.py)
     augment: bool = True  # (from scratch only) crop, flip, brightness
     prompt_mix: float = 0.3  # share of captions re-phrased with generic zero-shot templates
+    logit_max: float = 100.0  # cap on the learned logit scale (CLIP's own cap is 100)
+    group_aware: bool = False  # captions never drop what tells a scene's group apart (captions.py)
+    shape_only: float = 0.0  # (group_aware) share of shape-group captions naming the shape only
 
 
 def _augment(x, gen):
@@ -85,6 +88,10 @@ def _lr(step: int, total: int, s: Settings) -> float:
 
 
 def _captions(data: Scenes, epoch: int, s: Settings) -> list[str]:
+    if s.group_aware:
+        from backend.democlip.captions import group_captions
+
+        return group_captions(data, epoch, s.seed, s.prompt_mix, s.shape_only)
     caps = data.captions(epoch)
     rng = random.Random(f"rephrase/{s.seed}/{epoch}")
     return [_rephrase(data.spec(i), rng) if rng.random() < s.prompt_mix else c
@@ -173,7 +180,7 @@ def train(s: Settings, out: Path = CHECKPOINT) -> dict:
             loss.backward()
             opt.step()
             with torch.no_grad():
-                model.logit_scale.clamp_(0, math.log(100))
+                model.logit_scale.clamp_(0, math.log(s.logit_max))
             curve.append(round(loss.item(), 4))
             step += 1
             bar.update(1)
