@@ -73,3 +73,15 @@ def disagreements(con: duckdb.DuckDBPyConnection, where: str, params: list[Any],
     )
     names = [d[0] for d in cur.description]
     return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+
+def disagreement_cards(con: duckdb.DuckDBPyConnection, where: str, params: list[Any], a: str,
+                       b: str, limit: int = 12) -> list[dict[str, Any]]:  # fmt: skip
+    """:func:`disagreements` as cards: the card columns (and NSFW, to blur), ``a`` as
+    ``shipped`` and ``b`` as ``computed``: the Safety page's "where they disagree most"."""
+    from backend.browse import columns
+    from backend.safety_scores import card_select
+
+    pick = (f"{card_select(columns(con))}, {quote_ident(a)} AS shipped, "
+            f"{quote_ident(b)} AS computed")
+    return disagreements(con, where, params, a, b, pick, limit)

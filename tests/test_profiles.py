@@ -7,6 +7,7 @@ count of ``punsafe``/``pwatermark`` > 0.5 and name their source; bad input gets 
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -241,6 +242,12 @@ def test_safety_page_shows_shipped_and_computed_agreement(both: Path, monkeypatc
     assert "computed here: yahoo open_nsfw" in text
     labels = [m.label for m in at.metric]
     assert "NSFW images" in labels and "NSFW images · computed" in labels
+    gap = max(abs(a - b) for a, b in zip(x, y, strict=True))  # the first card: the widest gap
+    cards = [m.value for m in at.markdown if "vs computed" in m.value]
+    assert cards and re.search(r"\[nsfw (\d\.\d\d) vs computed (\d\.\d\d)\]", cards[0])
+    a, b = map(float, re.search(r"\[nsfw (\d\.\d\d) vs computed (\d\.\d\d)\]",
+                                cards[0]).groups())  # fmt: skip
+    assert abs(a - b) == pytest.approx(gap, abs=0.011)
 
 
 # -- the pages ---------------------------------------------------------------------------------

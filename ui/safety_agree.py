@@ -11,7 +11,7 @@ import streamlit as st
 from backend import agreement, safety_scores
 from backend.browse import columns
 from backend.scores import pairs
-from backend.selection import Selection, quote_ident
+from backend.selection import Selection
 from ui import cards, safety_view
 
 K_PAIR = "w.safety.pair"
@@ -85,10 +85,7 @@ def view(name: str, con, sel: Selection, cat: dict[str, dict]) -> None:
             hide_index=True, width="stretch", key="safety-agree-table",
         )  # fmt: skip
     st.markdown("##### :material/compare_arrows: Where they disagree most")
-    cols = columns(con)
-    pick = f"{safety_scores.card_select(cols)}, {quote_ident(a)} AS shipped, " \
-        f"{quote_ident(b)} AS computed"
-    rows = agreement.disagreements(con, where, params, a, b, pick)
+    rows = agreement.disagreement_cards(con, where, params, a, b)
     for r in rows:
         r["caption"] = f"[{a} {r['shipped']:.2f} vs computed {r['computed']:.2f}] {r['caption']}"
     blur = safety_scores.blurred(rows, safety_view.nsfw_threshold())
