@@ -13,6 +13,7 @@ from typing import Any
 
 import duckdb
 
+from backend import safety_scores
 from backend.selection import quote_ident
 
 SCATTER_ROWS = 4000
@@ -71,8 +72,7 @@ def disagreements(con: duckdb.DuckDBPyConnection, where: str, params: list[Any],
         f"WHERE ({where}) AND {_both(a, b)} ORDER BY score DESC, row_id LIMIT ?",
         [*params, limit],
     )
-    names = [d[0] for d in cur.description]
-    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+    return safety_scores.card_rows(cur)
 
 
 def disagreement_cards(con: duckdb.DuckDBPyConnection, where: str, params: list[Any], a: str,
@@ -80,8 +80,7 @@ def disagreement_cards(con: duckdb.DuckDBPyConnection, where: str, params: list[
     """:func:`disagreements` as cards: the card columns (and NSFW, to blur), ``a`` as
     ``shipped`` and ``b`` as ``computed``: the Safety page's "where they disagree most"."""
     from backend.browse import columns
-    from backend.safety_scores import card_select
 
-    pick = (f"{card_select(columns(con))}, {quote_ident(a)} AS shipped, "
+    pick = (f"{safety_scores.card_select(columns(con))}, {quote_ident(a)} AS shipped, "
             f"{quote_ident(b)} AS computed")
     return disagreements(con, where, params, a, b, pick, limit)

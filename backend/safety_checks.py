@@ -97,5 +97,4 @@ def worst(
         f"ORDER BY {check.order}, row_id LIMIT ?",
         [*params, limit],
     )
-    names = [d[0] for d in cur.description]
-    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+    return safety_scores.card_rows(cur)
