@@ -80,13 +80,16 @@ def locate(con: Any, sources: list[Source], where: str, params: list[Any], tail:
     columns), keyed by (shard, position)."""
     own = {c.lower() for c in sources[0].columns}
     mine = [c for c in columns if c.lower() in own]
+    # Each view is named ``samples`` in the query: a SQL filter may say ``samples.nsfw``.
     rest = " WHERE " + where + " " + tail  # (no str.format: the filter may hold braces)
     try:
         extra = "".join(f", {quote_ident(c)}" for c in mine)
-        got = con.execute("SELECT row_id, _file, _pos" + extra + " FROM samples_base_at" + rest,
-                          params).fetchall()  # fmt: skip
+        base = "SELECT row_id, _file, _pos" + extra + " FROM samples_base_at AS samples"
+        got = con.execute(base + rest, params).fetchall()
     except duckdb.BinderException:  # the filter names a column the steps added: positions only
-        got = con.execute("SELECT row_id, _part, _pos FROM samples_at" + rest, params).fetchall()
+        got = con.execute(
+            "SELECT row_id, _part, _pos FROM samples_at AS samples" + rest, params
+        ).fetchall()
         return [tuple(g) for g in got], {}
     part = {p: i for i, p in enumerate(sources[0].paths)}
     at = [(g[0], part[g[1]], g[2]) for g in got]

@@ -69,6 +69,8 @@ SELECTIONS = {
     "cluster values": Selection(values={"cluster": [0, 2]}),
     "SQL with braces on an added column": Selection(
         sql="regexp_matches(caption, 'o{1,2}') AND (quality IS NULL OR quality < 25)"),
+    "SQL naming samples.column": Selection(sql="samples.width >= 700"),
+    "SQL naming samples.added column": Selection(sql="samples.votes < 40"),
 }  # fmt: skip
 
 
