@@ -108,9 +108,9 @@ def base_sql(parts: list[str], part_columns: list[str], sets: list[dict[str, Any
     taken = {c.lower() for s in sets for c in s["columns"]}
     excluded = [_q(c) for c in part_columns if c.lower() in taken]
     files = "[" + ", ".join(_lit(p) for p in parts) + "]"
-    return (f"SELECT * EXCLUDE ({', '.join([*excluded, 'file_row_number', 'filename'])}), "
-            "filename AS _file, file_row_number AS _pos "
-            f"FROM read_parquet({files}, file_row_number = true, filename = true)")  # fmt: skip
+    return (f"SELECT * EXCLUDE ({', '.join([*excluded, 'file_row_number'])}), "
+            "file_row_number AS _pos "
+            f"FROM read_parquet({files}, file_row_number = true, filename = '_file')")  # fmt: skip
 
 
 def write_set(name: str, root: Path | None, parts: list[str], table: pa.Table) -> dict[str, Any]:
