@@ -9,9 +9,8 @@ Here the same answer comes in two short steps instead:
 1. **locate**: the row ids and (shard, position) of the rows the filter keeps, in order, from
    ``samples_base_at`` (the shards alone, one scan over them all, so the filter and the row-id
    bounds prune row groups and the wanted shard columns are read late, as they are without
-   added columns). A filter
-   that names an added column does not bind there; it runs on ``samples_at`` (the joined view
-   with positions), reading only the narrow columns it names.
+   added columns). A filter that names an added column does not bind there; it runs on
+   ``samples_at`` (the joined view with positions), reading only the narrow columns it names.
 2. **fetch**: the wanted columns not read yet, of just those positions, from each column file
    (and each shard file, after the joined view), near positions read together
    (``file_row_number BETWEEN lo AND hi``, which skips the row groups outside).
