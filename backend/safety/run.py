@@ -226,28 +226,8 @@ def _kept_shipped(scorers: list[Scorer], ship: dict[str, str], recompute: bool) 
     return out
 
 
-def score(
-    name: str,
-    scorers: list[str] | None = None,
-    root: Path | None = None,
-    chunk: int = CHUNK,
-    rebuild: bool = False,
-    progress: Progress | None = None,
-    instances: list[Scorer] | None = None,
-    executor: Executor | None = None,
-    recompute: bool = False,
-) -> dict[str, Any]:
-    """Run ``scorers`` (None: the defaults) over dataset ``name``; return the step record.
-
-    ``instances``: ready-made scorer objects instead of names (tests, plugins not in the
-    package). The record lists ``skipped`` scorers with the reason and what to install.
-    ``executor``: run one unit per source shard on it (a process pool or Ray; each worker loads
-    the scorers once) instead of chunk by chunk in this process.
-    A scorer whose column the pool shipped (``nsfw`` from LAION's ``punsafe``) is not run
-    (``kept_shipped`` says why) unless ``recompute``; then its column is kept beside the
-    shipped one as ``<column>_computed`` (:mod:`backend.scores`).
-    """
-    t0, started = time.perf_counter(), now()
+def _open_store(name: str, root: Path | None) -> tuple[Any, int, list[str]]:
+    """An open connection to the store (the caller closes it), its row count and columns."""
     con = connect(name, root)
     try:
         n = con.execute("SELECT count(*) FROM samples").fetchone()[0]
@@ -255,13 +235,15 @@ def score(
     except BaseException:
         con.close()
         raise
-    ctx = Context(name, root, n, _embed_record(name, root))
-    loaded: list[Scorer] = []
-    skipped: dict[str, str] = {}
-    manifest = read_manifest(paths.manifest_path(name, root))
-    candidates = instances if instances is not None else [cls() for cls in resolve(scorers)]
-    ship = given(manifest, store_cols)
-    kept_shipped = _kept_shipped(candidates, ship, recompute)
+    return con, n, store_cols
+
+
+def _load_scorers(
+    candidates: list[Scorer], ctx: Context, kept_shipped: dict[str, str],
+    loaded: list[Scorer], skipped: dict[str, str],
+) -> None:  # fmt: skip
+    """Load each candidate not kept from the source into ``loaded``; one whose package or
+    model is missing goes to ``skipped`` with what to install."""
     for s in candidates:
         if s.name in kept_shipped:
             continue
@@ -270,48 +252,55 @@ def score(
             loaded.append(s)
         except ScorerUnavailable as e:
             skipped[s.name] = str(e)
-    record_path = paths.manifest_path(name, root)
-    previous = read_manifest(record_path).get("steps", {}).get("score", {})
-    if not loaded or n == 0:
-        con.close()
-        return {"status": "skipped", "skipped": skipped, "scorers": {}, "errors": 0, "rows": n,
-                "kept_shipped": kept_shipped}  # fmt: skip
+
+
+def _prepare_folders(
+    name: str, root: Path | None, loaded: list[Scorer], n: int, chunk: int | str, rebuild: bool
+) -> tuple[dict[str, Path], dict[str, int]]:
+    """Each scorer's chunk folder, its finished chunks kept when they were made the same way
+    (same scorer version, model, rows, chunking and store build); and how many were kept."""
     build = _build_id(name, root)
-    folders, resumed, seconds = {}, {}, {s.name: 0.0 for s in loaded}
+    folders, resumed = {}, {}
     for s in loaded:
         meta = {"scorer": s.name, "version": s.version, "model": s.model, "rows": n,
-                "chunk": "shard" if executor else chunk, "build": build,
-                "columns": sorted(s.columns)}  # fmt: skip
+                "chunk": chunk, "build": build, "columns": sorted(s.columns)}  # fmt: skip
         folders[s.name] = scores_dir(name, root) / s.name
         resumed[s.name] = _prepare_dir(folders[s.name], meta, rebuild)
-    vectors = _vectors(name, root, loaded)
+    return folders, resumed
+
+
+def _score_here(
+    con, n: int, chunk: int, loaded: list[Scorer], folders: dict[str, Path], vectors,
+    progress: Progress | None, seconds: dict[str, float],
+) -> float:  # fmt: skip
+    """Score the chunks not yet on disk in this process, one file per scorer and chunk (adds
+    each scorer's time to ``seconds``); return the seconds spent reading rows."""
     read_s = 0.0
-    if executor is not None:
-        computed = _score_units(name, root, loaded, instances is not None, ctx, con, n, folders,
-                                chunk, executor, progress, seconds)  # fmt: skip
-        con.close()
-    else:
-        computed = {s.name: n - resumed[s.name] * chunk for s in loaded}
-        try:
-            for lo in range(0, n, chunk):
-                hi = min(n, lo + chunk)
-                todo = [s for s in loaded if not _chunk_path(folders[s.name], lo).is_file()]
-                if todo:
-                    t_read = time.perf_counter()
-                    rows = _rows_for(con, lo, hi, todo, vectors)
-                    read_s += time.perf_counter() - t_read
-                    for s in todo:
-                        t1 = time.perf_counter()
-                        values, errors = score_rows(s, rows)
-                        _write_atomic(_chunk_table(s, rows, values, errors),
-                                      _chunk_path(folders[s.name], lo))  # fmt: skip
-                        seconds[s.name] += time.perf_counter() - t1
-                if progress:
-                    for s in loaded:
-                        progress(s.name, hi, n)
-        finally:
-            con.close()
-    tables = {s.name: _read_all(folders[s.name]) for s in loaded}
+    for lo in range(0, n, chunk):
+        hi = min(n, lo + chunk)
+        todo = [s for s in loaded if not _chunk_path(folders[s.name], lo).is_file()]
+        if todo:
+            t_read = time.perf_counter()
+            rows = _rows_for(con, lo, hi, todo, vectors)
+            read_s += time.perf_counter() - t_read
+            for s in todo:
+                t1 = time.perf_counter()
+                values, errors = score_rows(s, rows)
+                _write_atomic(_chunk_table(s, rows, values, errors),
+                              _chunk_path(folders[s.name], lo))  # fmt: skip
+                seconds[s.name] += time.perf_counter() - t1
+        if progress:
+            for s in loaded:
+                progress(s.name, hi, n)
+    return read_s
+
+
+def _join(
+    name: str, root: Path | None, loaded: list[Scorer], tables: dict[str, pa.Table],
+    ship: dict[str, str],
+) -> tuple[list[str], int]:  # fmt: skip
+    """Join the scorers' columns into the store and replace their entries in the errors file;
+    return the columns added and the rows that failed."""
     joined = {"row_id": tables[loaded[0].name]["row_id"]}
     err_parts = []
     for s in loaded:
@@ -324,26 +313,84 @@ def score(
             "row_id": bad["row_id"], "reason": bad["_error"]}))  # fmt: skip
     added = add_columns(name, pa.table(joined), root)
     errors = _write_errors(name, root, pa.concat_tables(err_parts), [s.name for s in loaded])
+    return added, errors
+
+
+def _scorer_record(
+    s: Scorer, t: pa.Table, ship: dict[str, str], resumed: int, computed: int, seconds: float
+) -> dict[str, Any]:
+    """One scorer's entry in the step record: its model, columns, errors and speed."""
+    return {
+        "version": s.version,
+        "model": s.model,
+        "reads": list(s.reads),
+        "columns": [computed_name(c, ship) for c in s.columns],
+        "errors": int(pc.sum(pc.is_valid(t["_error"])).as_py() or 0),
+        "resumed_chunks": resumed,
+        "rows_per_s": round(max(computed, 0) / seconds, 1) if seconds else None,
+    }
+
+
+def score(
+    name: str,
+    scorers: list[str] | None = None,
+    root: Path | None = None,
+    chunk: int = CHUNK,
+    rebuild: bool = False,
+    progress: Progress | None = None,
+    instances: list[Scorer] | None = None,
+    executor: Executor | None = None,
+    recompute: bool = False,
+) -> dict[str, Any]:  # long: 9 parameters and their docs; the body is the stages in order
+    """Run ``scorers`` (None: the defaults) over dataset ``name``; return the step record.
+
+    ``instances``: ready-made scorer objects instead of names (tests, plugins not in the
+    package). The record lists ``skipped`` scorers with the reason and what to install.
+    ``executor``: run one unit per source shard on it (a process pool or Ray; each worker loads
+    the scorers once) instead of chunk by chunk in this process.
+    A scorer whose column the pool shipped (``nsfw`` from LAION's ``punsafe``) is not run
+    (``kept_shipped`` says why) unless ``recompute``; then its column is kept beside the
+    shipped one as ``<column>_computed`` (:mod:`backend.scores`).
+    """
+    t0, started = time.perf_counter(), now()
+    con, n, store_cols = _open_store(name, root)
+    ctx = Context(name, root, n, _embed_record(name, root))
+    loaded: list[Scorer] = []
+    skipped: dict[str, str] = {}
+    candidates = instances if instances is not None else [cls() for cls in resolve(scorers)]
+    ship = given(read_manifest(paths.manifest_path(name, root)), store_cols)
+    kept_shipped = _kept_shipped(candidates, ship, recompute)
+    _load_scorers(candidates, ctx, kept_shipped, loaded, skipped)
+    record_path = paths.manifest_path(name, root)
+    previous = read_manifest(record_path).get("steps", {}).get("score", {})
+    if not loaded or n == 0:
+        con.close()
+        return {"status": "skipped", "skipped": skipped, "scorers": {}, "errors": 0, "rows": n,
+                "kept_shipped": kept_shipped}  # fmt: skip
+    folders, resumed = _prepare_folders(name, root, loaded, n, "shard" if executor else chunk,
+                                        rebuild)  # fmt: skip
+    seconds = {s.name: 0.0 for s in loaded}
+    vectors = _vectors(name, root, loaded)
+    read_s = 0.0
+    if executor is not None:
+        computed = _score_units(name, root, loaded, instances is not None, ctx, con, n, folders,
+                                chunk, executor, progress, seconds)  # fmt: skip
+        con.close()
+    else:
+        computed = {s.name: n - resumed[s.name] * chunk for s in loaded}
+        try:
+            read_s = _score_here(con, n, chunk, loaded, folders, vectors, progress, seconds)
+        finally:
+            con.close()
+    tables = {s.name: _read_all(folders[s.name]) for s in loaded}
+    added, errors = _join(name, root, loaded, tables, ship)
     per = dict(previous.get("scorers", {}))
-    for s, t in ((s, tables[s.name]) for s in loaded):
-        per[s.name] = {
-            "version": s.version,
-            "model": s.model,
-            "reads": list(s.reads),
-            "columns": [computed_name(c, ship) for c in s.columns],
-            "errors": int(pc.sum(pc.is_valid(t["_error"])).as_py() or 0),
-            "resumed_chunks": resumed[s.name],
-            "rows_per_s": round(max(computed[s.name], 0) / seconds[s.name], 1)
-            if seconds[s.name]
-            else None,
-        }
+    for s in loaded:
+        per[s.name] = _scorer_record(s, tables[s.name], ship, resumed[s.name],
+                                     computed[s.name], seconds[s.name])  # fmt: skip
     record = step_record(
-        {
-            "scorers": [s.name for s in loaded],
-            "chunk": chunk,
-            "rebuild": rebuild,
-            "executor": executor.describe() if executor else {"kind": "in-process"},
-        },
+        {"scorers": [s.name for s in loaded], "chunk": chunk, "rebuild": rebuild,
+         "executor": executor.describe() if executor else {"kind": "in-process"}},  # fmt: skip
         started,
         time.perf_counter() - t0,
         rows=n,
