@@ -95,25 +95,10 @@ def _write(
     index = tantivy.Index(_schema(tokenizer), path=str(folder / "tantivy"), reuse=False)
     heap = min(heap_mb, 4000 * threads) * 1_000_000  # tantivy: 15 MB..4 GB per thread
     writer = index.writer(heap_size=heap, num_threads=threads)
-    done = since_commit = 0
-    doc_cls = tantivy.Document
+    done = 0
     try:
         if total:
-            for start in range(lo, hi + 1, chunk_rows):
-                rows = con.execute(READ_SQL, [start, start + chunk_rows]).fetchall()
-                for row_id, caption in rows:
-                    doc = doc_cls()
-                    doc.add_integer(ROW_FIELD, row_id)
-                    if caption:
-                        doc.add_text(TEXT_FIELD, caption)
-                    writer.add_document(doc)
-                done += len(rows)
-                since_commit += len(rows)
-                if since_commit >= commit_rows:
-                    writer.commit()
-                    since_commit = 0
-                if progress:
-                    progress(done, total)
+            done = _add_rows(con, writer, lo, hi, total, chunk_rows, commit_rows, progress)
         writer.commit()
         writer.wait_merging_threads()  # consumes the writer: merges finish, lock released
     except BaseException:
@@ -140,12 +125,42 @@ def _write(
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "store_build": store,
     }
-    meta = folder / "meta.json"
-    with open(meta, "w", encoding="utf-8") as f:
+    _write_meta(folder / "meta.json", stats)
+    return stats
+
+
+def _add_rows(
+    con: duckdb.DuckDBPyConnection, writer: tantivy.IndexWriter, lo: int, hi: int, total: int,
+    chunk_rows: int, commit_rows: int, progress: Progress | None,
+) -> int:  # fmt: skip
+    """Add every row of ``samples`` (its caption, when it has one) in ``row_id`` chunks,
+    committing every ``commit_rows`` rows; return how many were added."""
+    done = since_commit = 0
+    doc_cls = tantivy.Document
+    for start in range(lo, hi + 1, chunk_rows):
+        rows = con.execute(READ_SQL, [start, start + chunk_rows]).fetchall()
+        for row_id, caption in rows:
+            doc = doc_cls()
+            doc.add_integer(ROW_FIELD, row_id)
+            if caption:
+                doc.add_text(TEXT_FIELD, caption)
+            writer.add_document(doc)
+        done += len(rows)
+        since_commit += len(rows)
+        if since_commit >= commit_rows:
+            writer.commit()
+            since_commit = 0
+        if progress:
+            progress(done, total)
+    return done
+
+
+def _write_meta(path: Path, stats: dict) -> None:
+    """meta.json, flushed to disk before the folder is renamed into place."""
+    with open(path, "w", encoding="utf-8") as f:
         json.dump(stats, f, indent=2)
         f.flush()
         os.fsync(f.fileno())
-    return stats
 
 
 def build_dataset(

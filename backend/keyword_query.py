@@ -101,15 +101,20 @@ def parse_query(query: object, tokenizer: str = "en_stem") -> list[Clause]:
         if len(clauses) > MAX_CLAUSES:
             raise KeywordQueryError(f"too many words: use at most {MAX_CLAUSES}")
     if not clauses:
-        if re.search(rf"\w{{{MAX_WORD},}}", query):
-            raise KeywordQueryError(
-                f"words of {MAX_WORD} or more characters are not indexed: search for shorter ones"
-            )
-        raise KeywordQueryError(
-            f"nothing to search for in {_short(query)}: use letters or digits "
-            '(e.g. cat, "red car", coff*)'
-        )
+        raise _nothing_to_search(query)
     return clauses
+
+
+def _nothing_to_search(query: str) -> KeywordQueryError:
+    """Why a query gave no clause: its words are all too long, or it has none."""
+    if re.search(rf"\w{{{MAX_WORD},}}", query):
+        return KeywordQueryError(
+            f"words of {MAX_WORD} or more characters are not indexed: search for shorter ones"
+        )
+    return KeywordQueryError(
+        f"nothing to search for in {_short(query)}: use letters or digits "
+        '(e.g. cat, "red car", coff*)'
+    )
 
 
 def _clause(
