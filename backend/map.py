@@ -190,22 +190,11 @@ def _cluster_table(
     return out
 
 
-def build_map(
-    name: str,
-    root: Path | None = None,
-    *,
-    vectors: str | None = None,
-    sample: int = 200_000,
-    clusters: int | None = None,
-    seed: int = 0,
-    progress: Progress | None = None,
-    executor: Executor | None = None,
-) -> dict[str, Any]:
-    """Place every row of ``name`` on a 2-D map and cluster it; returns the step record.
-
-    ``executor``: where the rows beyond the fitted sample are placed (``transform``), batch by
-    batch; the fit, PCA and k-means run here."""
-    t0, started = time.perf_counter(), now()
+def _checked_vectors(
+    name: str, root: Path | None, vectors: str | None, sample: int, clusters: int | None
+) -> tuple[dict[str, Any], str, np.ndarray]:
+    """The embed record, the kind of vectors to map and those vectors, or :class:`MapError`
+    saying what to run when the arguments or the vectors do not fit the store."""
     info = describe(name, root)
     if not info.get("kinds"):
         raise MapError(f"{name!r} has no embeddings yet: run `python -m backend embed {name}`")
@@ -233,20 +222,15 @@ def build_map(
             f"the {kind} embeddings of {name!r} cover {n} rows but the store has {stored} "
             f"(rebuilt since?): run `python -m backend embed {name} --rebuild`"
         )
-    phases: dict[str, float] = {}
-    tick = time.perf_counter()
+    return info, kind, vec
 
-    def lap(phase: str) -> None:
-        nonlocal tick
-        phases[phase] = round(time.perf_counter() - tick, 3)
-        tick = time.perf_counter()
 
-    ok = _finite_rows(vec, progress)
-    rows = np.flatnonzero(ok)
-    bad = int(n - len(rows))
-    if len(rows) == 0:
-        raise MapError(f"none of the {n} {kind} vectors of {name!r} is usable (NaN/inf or empty)")
-    lap("check")
+def _place(
+    vec: np.ndarray, rows: np.ndarray, sample: int, seed: int, progress: Progress | None,
+    executor: Executor | None, scratch: Path, lap: Callable[[str], None],
+) -> tuple[np.ndarray, np.ndarray, str, int, str | None]:  # fmt: skip
+    """The PCA vectors of ``rows`` and their 2-D places: UMAP, or exact PCA for a handful of
+    rows (with a note saying so). Returns (x, xy, method, rows fitted on, note)."""
     too_few = len(rows) < MIN_UMAP_ROWS
     if too_few:  # a handful of rows: exact PCA on the vectors themselves
         x = _normalised(vec[rows])
@@ -258,10 +242,17 @@ def build_map(
         xy, method, fitted = _pca2(x), "pca", len(rows)
         note = f"{len(rows)} usable rows are too few for UMAP (needs {MIN_UMAP_ROWS}): PCA 2-D"
     else:
-        scratch = map_dir(name, root) / ".transform"
         xy, method, fitted = _umap(x, sample, seed, progress, executor, scratch)
         note = None
     lap("umap" if not too_few else "pca2")
+    return x, xy, method, fitted, note
+
+
+def _clusters(
+    name: str, root: Path | None, rows: np.ndarray, x: np.ndarray, xy: np.ndarray,
+    clusters: int | None, seed: int, progress: Progress | None, lap: Callable[[str], None],
+) -> tuple[np.ndarray, list[dict[str, Any]]]:  # fmt: skip
+    """Each mapped row's k-means cluster and the labelled cluster table."""
     k = min(clusters or choose_k(len(rows)), len(rows))
     if progress:
         progress("clusters", 0, 1)
@@ -272,10 +263,20 @@ def build_map(
     if progress:
         progress("clusters", 1, 1)
     lap("labels")
+    return labels, table
+
+
+def _write_map(
+    name: str, root: Path | None, ok: np.ndarray, xy: np.ndarray, labels: np.ndarray,
+    clusters_json: dict[str, Any], progress: Progress | None,
+) -> None:  # fmt: skip
+    """Join ``map_x``, ``map_y`` and ``cluster`` into the store (NULL for the rows not
+    mapped) and write the cluster table."""
+    n = len(ok)
     full_x = np.full(n, np.nan)
     full_y = np.full(n, np.nan)
     full_c = np.full(n, -1, dtype=np.int32)
-    full_x[rows], full_y[rows], full_c[rows] = xy[:, 0], xy[:, 1], labels
+    full_x[ok], full_y[ok], full_c[ok] = xy[:, 0], xy[:, 1], labels
     missing = ~ok
     if progress:
         progress("store", 0, 1)
@@ -291,13 +292,49 @@ def build_map(
         ),
         root,
     )
-    model = info["kinds"][kind].get("model")
-    write_json_atomic(
-        clusters_path(name, root),
-        {"dataset": name, "vectors": kind, "model": model, "method": method, "clusters": table},
-    )
+    write_json_atomic(clusters_path(name, root), clusters_json)
     if progress:
         progress("store", 1, 1)
+
+
+def build_map(
+    name: str,
+    root: Path | None = None,
+    *,
+    vectors: str | None = None,
+    sample: int = 200_000,
+    clusters: int | None = None,
+    seed: int = 0,
+    progress: Progress | None = None,
+    executor: Executor | None = None,
+) -> dict[str, Any]:
+    """Place every row of ``name`` on a 2-D map and cluster it; returns the step record.
+
+    ``executor``: where the rows beyond the fitted sample are placed (``transform``), batch by
+    batch; the fit, PCA and k-means run here."""
+    t0, started = time.perf_counter(), now()
+    info, kind, vec = _checked_vectors(name, root, vectors, sample, clusters)
+    n = len(vec)
+    phases: dict[str, float] = {}
+    tick = time.perf_counter()
+
+    def lap(phase: str) -> None:
+        nonlocal tick
+        phases[phase] = round(time.perf_counter() - tick, 3)
+        tick = time.perf_counter()
+
+    ok = _finite_rows(vec, progress)
+    rows = np.flatnonzero(ok)
+    bad = int(n - len(rows))
+    if len(rows) == 0:
+        raise MapError(f"none of the {n} {kind} vectors of {name!r} is usable (NaN/inf or empty)")
+    lap("check")
+    scratch = map_dir(name, root) / ".transform"
+    x, xy, method, fitted, note = _place(vec, rows, sample, seed, progress, executor, scratch, lap)
+    labels, table = _clusters(name, root, rows, x, xy, clusters, seed, progress, lap)
+    model = info["kinds"][kind].get("model")
+    _write_map(name, root, ok, xy, labels, {"dataset": name, "vectors": kind, "model": model,
+               "method": method, "clusters": table}, progress)  # fmt: skip
     lap("store")
     record = step_record(
         {"vectors": kind, "sample": sample, "clusters": clusters, "seed": seed,
