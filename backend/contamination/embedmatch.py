@@ -30,7 +30,9 @@ NEAR_NPROBE = 16
 """IVF lists probed per eval image when the threshold is at least :data:`NEAR_MIN_COSINE`:
 a near-duplicate sits in one of the few lists nearest its eval image, so probing the index's
 own nprobe (sized for recall@10 of ordinary queries) scans several times more rows for nothing.
-Recall against exact search at each probe count: bench/contamination.py (docs/audits.md)."""
+bench/contamination.py, 10^5 eval x 10^7 pool, 64-d, IVF8192 (index nprobe 68), cosine >= 0.9:
+recall against exact top-10 on 200 eval 1.000 at 8 and 16 lists (4: 0.950, 1: 0.635), 1,974 of
+2,000 planted copies found at 16; 63 s of CPU against 163 s at the index's 68 lists."""
 NEAR_MIN_COSINE = 0.85  # below it (loose cut-offs, e.g. 0.60) the index's own nprobe is kept
 RERANK = 2  # candidates per wanted neighbour re-ranked from the stored vectors (exact cosines)
 
