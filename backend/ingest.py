@@ -224,24 +224,8 @@ def build(
     pool = _profile_record(shards, options)
     todo = _pending(shards, shards_dir)
     resumed = len(shards) - len(todo)
-    rows_read = 0
-    done = resumed
-    if progress:
-        progress(done, len(shards), rows_read)
     ex = executor or Executor("local", workers=workers, preload=("backend.ingest",))
-    units = [
-        Unit(f"{i}:{shards[i].name}", ingest_shard, (fmt, shards[i], i, shards_dir, options))
-        for i in todo
-    ]
-
-    def finished(_key: str, result: tuple[int, int]) -> None:
-        nonlocal rows_read, done
-        rows_read += result[0] + result[1]
-        done += 1
-        if progress:
-            progress(done, len(shards), rows_read)
-
-    ex.run(units, finished)
+    _read_shards(ex, fmt, shards, todo, shards_dir, options, progress)
     vec_opts = {"keep_precision": keep_precision, "model": embedding_model}
     counts = _assemble(name, ds_dir, staging, shards_dir, len(shards), vec_opts)
     seconds = time.perf_counter() - t0
@@ -260,6 +244,31 @@ def build(
     return BuildResult(
         name, counts["rows"], counts["rejects"], len(shards), resumed, seconds, counts["reasons"]
     )
+
+
+def _read_shards(
+    ex: Executor, fmt: str, shards: list[Shard], todo: list[int], shards_dir: Path,
+    options: dict | None, progress: Progress | None,
+) -> None:  # fmt: skip
+    """Read the shards not yet committed in staging, one unit each on ``ex``, reporting
+    (shards done, shards, rows read) as each finishes."""
+    rows_read = 0
+    done = len(shards) - len(todo)
+    if progress:
+        progress(done, len(shards), rows_read)
+    units = [
+        Unit(f"{i}:{shards[i].name}", ingest_shard, (fmt, shards[i], i, shards_dir, options))
+        for i in todo
+    ]
+
+    def finished(_key: str, result: tuple[int, int]) -> None:
+        nonlocal rows_read, done
+        rows_read += result[0] + result[1]
+        done += 1
+        if progress:
+            progress(done, len(shards), rows_read)
+
+    ex.run(units, finished)
 
 
 def _profile_record(shards: list[Shard], options: dict | None) -> dict | None:
