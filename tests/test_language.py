@@ -12,7 +12,8 @@ import pyarrow.parquet as pq
 
 from backend.executor import Executor
 from backend.ingest import build
-from backend.safety.run import score, scores_dir
+from backend.safety.chunks import scores_dir
+from backend.safety.run import score
 from backend.scores import catalog
 from backend.store import connect
 

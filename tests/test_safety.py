@@ -20,12 +20,13 @@ from PIL import Image, ImageFilter
 from backend.cli import main
 from backend.columns import add_columns
 from backend.safety import Context, Scorer, ScorerUnavailable, defaults, registry, resolve
+from backend.safety.chunks import read_errors, scores_dir
 from backend.safety.nsfw import NSFW
 from backend.safety.ocr import OCR
 from backend.safety.ocr import THRESHOLD as OCR_THRESHOLD
 from backend.safety.quality import measure
 from backend.safety.rows import score_rows
-from backend.safety.run import read_errors, score, scores_dir
+from backend.safety.run import score
 from backend.safety.toxicity import FLAGGED as TOX_FLAGGED
 from backend.safety.toxicity import THRESHOLD as TOX_THRESHOLD
 from backend.store import connect

@@ -10,8 +10,8 @@ columns into the store and the manifest record.
 
 Adding a scorer is one file: put a module in this package that defines a :class:`Scorer`
 subclass decorated with :func:`register` (see docs/scorers.md). Every module here whose name
-does not start with ``_`` (other than ``run``, ``rows`` and ``command``) is imported when the
-registry is first read.
+does not start with ``_`` (other than ``run``, ``rows``, ``chunks`` and ``command``) is imported
+when the registry is first read.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 import pyarrow as pa
 
 READS = ("caption", "image", "embedding")
-_NOT_SCORERS = {"run", "rows", "command"}
+_NOT_SCORERS = {"run", "rows", "chunks", "command"}
 
 
 class ScorerUnavailable(RuntimeError):
