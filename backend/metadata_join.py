@@ -39,6 +39,23 @@ def _canonical_sql(f: profiles.Field) -> str:
     return f"len({col})" if f.transform == "count" else col
 
 
+def _store_uids(name: str, root: Path | None, ours: set[str]) -> tuple[dict[str, str], pa.Table]:
+    """The store's columns (lowercased -> as named) less ``ours``, an earlier join's, and each
+    row's uid as text; a :class:`SourceError` when the store has no uid column."""
+    con = connect(name, root)
+    try:
+        have = {r[0].lower(): r[0] for r in con.execute("DESCRIBE samples").fetchall()
+                if r[0].lower() not in ours}  # fmt: skip
+        if UID not in have:
+            raise SourceError(f"dataset {name!r} has no uid column: img2dataset writes it to the "
+                              "json sidecars when the pool's uid column is saved")  # fmt: skip
+        ids = con.sql(f"SELECT row_id, {quote_ident(have[UID])}::VARCHAR AS _uid "
+                          "FROM samples").to_arrow_table()  # fmt: skip
+    finally:
+        con.close()
+    return have, ids
+
+
 def join_metadata(name: str, metadata: str | Path, root: Path | None = None,
                   profile: str | None = None,
                   mapping: dict[str, str] | None = None) -> dict[str, Any]:  # fmt: skip
@@ -56,17 +73,7 @@ def join_metadata(name: str, metadata: str | Path, root: Path | None = None,
                           f"(its columns: {', '.join(names)})")  # fmt: skip
     before = read_manifest(paths.manifest_path(name, root)).get("profile") or {}
     ours = {c.lower() for c in before.get("joined_columns", ())}  # an earlier join's: replaced
-    con = connect(name, root)
-    try:
-        have = {r[0].lower(): r[0] for r in con.execute("DESCRIBE samples").fetchall()
-                if r[0].lower() not in ours}  # fmt: skip
-        if UID not in have:
-            raise SourceError(f"dataset {name!r} has no uid column: img2dataset writes it to the "
-                              "json sidecars when the pool's uid column is saved")  # fmt: skip
-        ids = con.sql(f"SELECT row_id, {quote_ident(have[UID])}::VARCHAR AS _uid "
-                          "FROM samples").to_arrow_table()  # fmt: skip
-    finally:
-        con.close()
+    have, ids = _store_uids(name, root, ours)
     meta = pa.concat_tables(pq.read_table(f) for f in files)
     scores = [f for f in res.fields if f.is_score]
     taken = set(have) | {f.canonical.lower() for f in scores}
