@@ -45,9 +45,9 @@ def store_lock(name: str, root: Path | None = None) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def add_columns(name: str, table: pa.Table, root: Path | None = None) -> list[str]:
-    """Join ``table`` (``row_id`` + new columns) into dataset ``name``'s store; return the
-    column names added. Rows missing from ``table`` get NULL; extra row ids are refused."""
+def _new_columns(table: pa.Table) -> list[str]:
+    """The columns ``table`` adds, or :class:`BadColumns` when it has no ``row_id``, nothing
+    to add, or would replace a core column."""
     if "row_id" not in table.column_names:
         raise BadColumns("the new columns need a row_id column to join on")
     new_cols = [c for c in table.column_names if c != "row_id"]
@@ -56,6 +56,28 @@ def add_columns(name: str, table: pa.Table, root: Path | None = None) -> list[st
     clash = [c for c in new_cols if c.lower() in RESERVED]
     if clash:
         raise BadColumns(f"cannot replace core column(s) {', '.join(clash)}")
+    return new_cols
+
+
+def _check_row_ids(con: duckdb.DuckDBPyConnection, n_rows: int) -> None:
+    """Refuse ``added`` (registered on ``con``) when a row id is outside the store or repeated."""
+    stray = con.execute(
+        "SELECT count(*) FROM added WHERE row_id IS NULL OR row_id < 0 OR row_id >= ?",
+        [n_rows],
+    ).fetchall()[0][0]
+    dupes = con.execute(
+        "SELECT count(*) - count(DISTINCT row_id) FROM added"
+    ).fetchall()[0][0]
+    if stray or dupes:
+        raise BadColumns(
+            f"{stray} row id(s) outside the store's 0..{n_rows - 1} and {dupes} repeated"
+        )
+
+
+def add_columns(name: str, table: pa.Table, root: Path | None = None) -> list[str]:
+    """Join ``table`` (``row_id`` + new columns) into dataset ``name``'s store; return the
+    column names added. Rows missing from ``table`` get NULL; extra row ids are refused."""
+    new_cols = _new_columns(table)
     if not paths.store_path(name, root).is_file():
         raise StoreMissing(f"dataset {name!r} is not built")
     ds_dir = paths.dataset_dir(name, root)
@@ -75,17 +97,7 @@ def add_columns(name: str, table: pa.Table, root: Path | None = None) -> list[st
             keep = [c for c in have if c.lower() not in lowered]
             n_rows = old.execute("SELECT count(*) FROM samples").fetchall()[0][0]
             new.register("added", table)
-            stray = new.execute(
-                "SELECT count(*) FROM added WHERE row_id IS NULL OR row_id < 0 OR row_id >= ?",
-                [n_rows],
-            ).fetchall()[0][0]
-            dupes = new.execute(
-                "SELECT count(*) - count(DISTINCT row_id) FROM added"
-            ).fetchall()[0][0]
-            if stray or dupes:
-                raise BadColumns(
-                    f"{stray} row id(s) outside the store's 0..{n_rows - 1} and {dupes} repeated"
-                )
+            _check_row_ids(new, n_rows)
             _copy_small_tables(old, new)
             reader = old.cursor().sql(
                 f"SELECT {', '.join(quote_ident(c) for c in keep)} FROM samples ORDER BY row_id"
