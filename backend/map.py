@@ -10,7 +10,6 @@ filter and by a lasso on the map); the cluster table goes to ``map/clusters.json
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,7 +23,13 @@ from backend import paths
 from backend.columns import add_columns
 from backend.embed import describe, load_vectors
 from backend.executor import Executor
-from backend.manifest import now, read_manifest, step_record, update_manifest, write_json_atomic
+from backend.manifest import now, step_record, update_manifest, write_json_atomic
+from backend.map_files import (  # noqa: F401 - load_clusters, describe_map: this module's API
+    clusters_path,
+    describe_map,
+    load_clusters,
+    map_dir,
+)
 from backend.map_umap import N_NEIGHBORS, _faiss_threads, _umap
 from backend.store import connect
 from backend.terms import cluster_labels
@@ -42,14 +47,6 @@ KIND_ALIASES = {"image": "img", "img": "img", "text": "text"}
 
 class MapError(ValueError):
     """The map cannot be built as asked; the message says what to run or change."""
-
-
-def map_dir(name: str, root: Path | None = None) -> Path:
-    return paths.dataset_dir(name, root) / "map"
-
-
-def clusters_path(name: str, root: Path | None = None) -> Path:
-    return map_dir(name, root) / "clusters.json"
 
 
 def choose_k(n: int) -> int:
@@ -368,18 +365,3 @@ def _prepare_page(name: str, root: Path | None) -> dict[str, Any] | str:
     except (duckdb.Error, OSError) as e:
         return (f"not prepared ({e}): the Map page queries live; rerun "
                 f"`python -m backend map {name}`")
-
-
-def load_clusters(name: str, root: Path | None = None) -> list[dict[str, Any]]:
-    """The cluster table of the last map build (empty when the map step has not run)."""
-    path = clusters_path(name, root)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return []
-    return list(data.get("clusters", [])) if isinstance(data, dict) else []
-
-
-def describe_map(name: str, root: Path | None = None) -> dict[str, Any]:
-    """The map step's manifest record (empty when it has not run)."""
-    return read_manifest(paths.manifest_path(name, root)).get("steps", {}).get("map", {})
