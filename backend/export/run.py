@@ -118,6 +118,52 @@ def _write_uids(p: Plan, tmp: Path, tick) -> tuple[list[dict], int]:
     return [_file_record(tmp / "uids.npy", tmp, len(arr))], len(arr)
 
 
+def _target(
+    name: str, fmt: str, out: str | Path, root: Path | None, allow_absolute: bool, overwrite: bool
+) -> Path:
+    """The export's final folder, or an error for an unknown format or an existing export."""
+    if fmt not in FORMATS:
+        raise ExportError(f"unknown format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    final = resolve_out(name, out, root, allow_absolute)
+    if final.exists() and not overwrite:
+        raise ExportExists(
+            f"an export already exists at {final}: choose another name or pass overwrite"
+        )
+    return final
+
+
+def _webdataset_files(state: dict, tmp: Path, notes: list[str]) -> tuple[list[dict], int, int]:
+    """The finished WebDataset shards as file records, the rows written and the rows left
+    out (said in ``notes``); the resume state file is removed."""
+    files = [_file_record(tmp / s["file"], tmp, s["rows"], s.get("sha256"))
+             for s in state["shards"]]  # fmt: skip
+    count, skipped = sum(s["rows"] for s in state["shards"]), state["skipped"]
+    if skipped:
+        notes.append(f"{skipped} row(s) without a readable image were left out")
+    (tmp / STATE).unlink(missing_ok=True)
+    return files, count, skipped
+
+
+def _add_provenance(manifest: dict[str, Any], p: Plan, name: str, root: Path | None) -> None:
+    """What the manifest records beside the rows: the recipe's filter impact, the cluster
+    mixture a subset was drawn as, the removal log and the link-rot run, where they apply."""
+    from backend.impact import for_export  # the recipe's filter impact, beside it
+
+    manifest["impact"] = for_export(p.con, name, root, p.where, p.params)
+    from backend.mixture import record_of  # a subset drawn as a cluster mixture: its recipe
+
+    if (mix := record_of(name, p.recipe.get("subset"), root)) is not None:
+        manifest["mixture"] = mix
+    from backend.blocklists import manifest_entry  # the removal log as of this export
+
+    if (log := manifest_entry(name, root, p.recipe, p.row_ids)) is not None:
+        manifest["removal_log"] = log
+    from backend.linkrot import manifest_entry as link_rot_entry  # link_* filters' run
+
+    if (rot := link_rot_entry(name, root, p.recipe)) is not None:
+        manifest["link_rot"] = rot
+
+
 def export(
     name: str,
     *,
@@ -137,13 +183,7 @@ def export(
     in ``fmt`` to the folder ``out`` (a plain name under the dataset's export folder; an
     absolute folder only with ``allow_absolute``, as the CLI passes for a user's ``--out``)."""
     t0, started = time.perf_counter(), now()
-    if fmt not in FORMATS:
-        raise ExportError(f"unknown format {fmt!r}: choose one of {', '.join(FORMATS)}")
-    final = resolve_out(name, out, root, allow_absolute)
-    if final.exists() and not overwrite:
-        raise ExportExists(
-            f"an export already exists at {final}: choose another name or pass overwrite"
-        )
+    final = _target(name, fmt, out, root, allow_absolute, overwrite)
     tmp = final.parent / f".{final.name}.partial"
     p = plan(name, selection=selection, subset=subset, row_ids=row_ids, root=root)
     try:
@@ -161,12 +201,7 @@ def export(
         if fmt == "webdataset":
             meta_cols = cols if columns else [c for c in p.columns]
             state = write_webdataset(p, tmp, meta_cols, int(shard_size), key, tick)
-            files = [_file_record(tmp / s["file"], tmp, s["rows"], s.get("sha256"))
-                     for s in state["shards"]]  # fmt: skip
-            count, skipped = sum(s["rows"] for s in state["shards"]), state["skipped"]
-            if skipped:
-                notes.append(f"{skipped} row(s) without a readable image were left out")
-            (tmp / STATE).unlink(missing_ok=True)
+            files, count, skipped = _webdataset_files(state, tmp, notes)
         elif fmt == "uids":
             files, count = _write_uids(p, tmp, tick)
         else:
@@ -176,36 +211,13 @@ def export(
                 notes.append(f"{skipped} row(s) without a url were left out")
         seconds = time.perf_counter() - t0
         manifest = {
-            "format": fmt,
-            "recipe": p.recipe,
-            "source": p.source,
-            "selected": p.total,
-            "count": count,
-            "skipped": skipped,
+            "format": fmt, "recipe": p.recipe, "source": p.source, "selected": p.total,
+            "count": count, "skipped": skipped,
             "skipped_rows": state["skipped_rows"] if fmt == "webdataset" else [],
-            "options": options,
-            "files": files,
-            "notes": notes,
-            "versions": versions(),
-            "started_at": started,
-            "created_at": now(),
-            "seconds": round(seconds, 3),
-        }
-        from backend.impact import for_export  # the recipe's filter impact, beside it
-
-        manifest["impact"] = for_export(p.con, name, root, p.where, p.params)
-        from backend.mixture import record_of  # a subset drawn as a cluster mixture: its recipe
-
-        if (mix := record_of(name, p.recipe.get("subset"), root)) is not None:
-            manifest["mixture"] = mix
-        from backend.blocklists import manifest_entry  # the removal log as of this export
-
-        if (log := manifest_entry(name, root, p.recipe, p.row_ids)) is not None:
-            manifest["removal_log"] = log
-        from backend.linkrot import manifest_entry as link_rot_entry  # link_* filters' run
-
-        if (rot := link_rot_entry(name, root, p.recipe)) is not None:
-            manifest["link_rot"] = rot
+            "options": options, "files": files, "notes": notes, "versions": versions(),
+            "started_at": started, "created_at": now(), "seconds": round(seconds, 3),
+        }  # fmt: skip
+        _add_provenance(manifest, p, name, root)
         write_json_atomic(tmp / MANIFEST, manifest)
     except BaseException:
         if fmt != "webdataset":  # a WebDataset export keeps its finished shards to resume
