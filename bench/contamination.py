@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/contamination.py [--pool 10000000] [--eval 100000] [--planted 2000]
         [--baseline 200] [--embed-pool 1000000] [--dim 64] [--caption-pool 1000000] [--skip ...]
+        [--old-sample 10000] [--cache DIR]
 
 Synthetic data (hashes, vectors, captions; no images), planted truth, the audit's own code:
 
@@ -12,12 +13,15 @@ Synthetic data (hashes, vectors, captions; no images), planted truth, the audit'
    same pairs, and its time is scaled to the whole eval set (linear in eval images: labelled).
 2. sha256: the pool's sha256 as a DuckDB column, ``--eval`` eval hashes (``--planted`` of them
    in the pool) joined as the audit joins them.
-3. Embeddings: ``--embed-pool`` clustered unit vectors of ``--dim`` dims indexed by the
-   project's index chooser (``backend.index``), ``--eval`` eval vectors of which ``--planted``
-   are noisy copies (cosine ~0.97); every eval vector's 10 neighbours, re-ranked exactly. The
-   exact baseline (all pool vectors, matmul) runs on ``--baseline`` eval vectors: recall of the
-   index's matches against it, and the ratio of times per eval vector. 10^7 x 768-d vectors do
-   not fit this machine's memory (15 GB at float16): the time is given per pool row, to scale.
+3. Embeddings: ``--embed-pool`` clustered unit vectors of ``--dim`` dims (float16 memmap) in the
+   index the project's chooser picks (``backend.index``; the pool's own index, built once, so
+   its build is timed apart and ``--cache DIR`` keeps pool and index for the next run);
+   ``--eval`` eval vectors of which ``--planted`` are noisy copies (cosine ~0.97), searched by
+   the audit's own ``embedmatch.neighbours`` (top 10, threshold 0.9, NEAR_NPROBE lists, exact
+   re-rank). Baselines in the same run: exact top-10 over every pool vector on ``--baseline``
+   eval vectors (recall, and the time scaled linearly), recall there at other probe counts, and
+   the search as it was before (index nprobe, 1024 a call, SQ8 scores) on ``--old-sample`` eval
+   vectors, scaled. Wall and CPU seconds both: CPU says more on shared cores.
 4. Captions: ``--caption-pool`` captions scanned for ``--eval`` eval captions (Aho–Corasick),
    with ``--planted`` captions holding one; rate in captions/s, scaled to ``--pool``.
 """
