@@ -278,6 +278,45 @@ def embed_unit(
     return hi - lo, missing
 
 
+def _parts_dirs(
+    encs: dict[str, Encoder], out_dir: Path, n: int, units: int
+) -> dict[str, Path]:
+    """Each kind's folder of per-unit files, kept only when made by the same model for the
+    same rows and units (a resumed run), else emptied."""
+    parts = {kind: out_dir / f".{kind}.parts" for kind in encs}
+    for kind, enc in encs.items():
+        meta = {"model": enc.name, "rows": n, "dim": enc.dim, "ranges": units}
+        if read_manifest(parts[kind] / "meta.json") != meta:
+            shutil.rmtree(parts[kind], ignore_errors=True)
+        parts[kind].mkdir(parents=True, exist_ok=True)
+        write_json_atomic(parts[kind] / "meta.json", meta)
+    return parts
+
+
+def _commit_parts(
+    kind: str, dim: int, parts: Path, ranges: list[tuple[int, int]], out_dir: Path, n: int,
+    keep_shards: bool,
+) -> None:  # fmt: skip
+    """Make the finished units of ``kind`` its vectors: one ``<kind>.npy`` written aside and
+    renamed, or (``keep_shards``) the unit files moved to ``shards/<kind>/`` as they are."""
+    if keep_shards:  # keep the shards: one file of this size helps nobody
+        kept = sharded_dir(out_dir, kind)
+        shutil.rmtree(kept, ignore_errors=True)
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        (out_dir / f"{kind}.npy").unlink(missing_ok=True)
+        os.replace(parts, kept)
+    else:
+        partial = out_dir / f".{kind}.partial.npy"
+        arr = np.lib.format.open_memmap(partial, "w+", np.float16, (n, dim))
+        for lo, hi in ranges:
+            arr[lo:hi] = np.load(parts / f"{lo:012d}.npy", mmap_mode="r")
+        arr.flush()
+        del arr
+        os.replace(partial, out_dir / f"{kind}.npy")
+        shutil.rmtree(parts, ignore_errors=True)
+        shutil.rmtree(sharded_dir(out_dir, kind), ignore_errors=True)
+
+
 def _embed_units(
     name: str,
     root: Path | None,
@@ -297,13 +336,7 @@ def _embed_units(
     t0 = time.perf_counter()
     root = paths.workspace() if root is None else root  # workers may have another environment
     ranges = unit_ranges(con)
-    parts = {kind: out_dir / f".{kind}.parts" for kind in encs}
-    for kind, enc in encs.items():
-        meta = {"model": enc.name, "rows": n, "dim": enc.dim, "ranges": len(ranges)}
-        if read_manifest(parts[kind] / "meta.json") != meta:
-            shutil.rmtree(parts[kind], ignore_errors=True)
-        parts[kind].mkdir(parents=True, exist_ok=True)
-        write_json_atomic(parts[kind] / "meta.json", meta)
+    parts = _parts_dirs(encs, out_dir, n, len(ranges))
     units, done = [], {kind: n for kind in encs}
     for lo, hi in ranges:
         todo = [k for k in encs if not (parts[k] / f"{lo:012d}.npy").is_file()]
@@ -335,33 +368,12 @@ def _embed_units(
             read_manifest(parts[kind] / f".{lo:012d}.missing.json").get("missing", 0)
             for lo, _hi in ranges
         )
-        if n > concat_max:  # keep the shards: one file of this size helps nobody
-            kept = sharded_dir(out_dir, kind)
-            shutil.rmtree(kept, ignore_errors=True)
-            kept.parent.mkdir(parents=True, exist_ok=True)
-            (out_dir / f"{kind}.npy").unlink(missing_ok=True)
-            os.replace(parts[kind], kept)
-        else:
-            partial = out_dir / f".{kind}.partial.npy"
-            arr = np.lib.format.open_memmap(partial, "w+", np.float16, (n, enc.dim))
-            for lo, hi in ranges:
-                arr[lo:hi] = np.load(parts[kind] / f"{lo:012d}.npy", mmap_mode="r")
-            arr.flush()
-            del arr
-            os.replace(partial, out_dir / f"{kind}.npy")
-            shutil.rmtree(parts[kind], ignore_errors=True)
-            shutil.rmtree(sharded_dir(out_dir, kind), ignore_errors=True)
-        records[kind] = {
-            "model": enc.name,
-            "dim": enc.dim,
-            "rows": n,
-            "missing": missing,
-            "seconds": round(seconds, 3),
-            "rows_per_s": round(n / max(seconds, 1e-9), 1),
-            "units": len(ranges),
-            "resumed_units": resumed,
-            "layout": "shards" if n > concat_max else "file",
-        }
+        _commit_parts(kind, enc.dim, parts[kind], ranges, out_dir, n, n > concat_max)
+        records[kind] = {"model": enc.name, "dim": enc.dim, "rows": n, "missing": missing,
+                         "seconds": round(seconds, 3),
+                         "rows_per_s": round(n / max(seconds, 1e-9), 1), "units": len(ranges),
+                         "resumed_units": resumed,
+                         "layout": "shards" if n > concat_max else "file"}  # fmt: skip
     return records
 
 
