@@ -105,6 +105,35 @@ def _prepared(con: duckdb.DuckDBPyConnection, live: bool) -> dict[str, Any] | No
     return map_prepared_load.load(con)
 
 
+def _prepared_points(prep: dict[str, Any], color: str | None) -> MapPoints:
+    """The points of the prepared table (the whole map, nothing marked)."""
+    t = prep["points"]
+    return MapPoints(
+        row_id=t["row_id"].to_numpy(), x=t["x"].to_numpy(), y=t["y"].to_numpy(),
+        caption=t["caption"].to_pylist(),
+        color=t["cluster"].to_numpy().astype(np.float32) if color == CLUSTER else None,
+        categories=[], inside=None, total=int(prep["total"]), every=int(prep["every"]),
+    )  # fmt: skip
+
+
+def _colours(got: dict[str, Any], color: str | None,
+             members: tuple[str, Any] | None) -> tuple[np.ndarray | None, list]:  # fmt: skip
+    """Colour per point and category names: membership, codes of a category, or numbers."""
+    values, categories = None, []
+    if "color" in got:
+        raw = np.asarray(got["color"])
+        if members is not None:
+            categories = [f"no {members[0]}", members[0]]
+            values = raw.astype(np.int16)
+        elif color == "shard" or raw.dtype == object:
+            categories = sorted({v for v in raw if v is not None}, key=str)
+            code = {v: i for i, v in enumerate(categories)}
+            values = np.array([code.get(v, -1) for v in raw], dtype=np.int16)
+        else:
+            values = np.ma.filled(np.ma.asarray(raw, dtype=np.float32), np.nan)
+    return values, categories
+
+
 def points(
     con: duckdb.DuckDBPyConnection,
     sel: Selection,
@@ -120,13 +149,7 @@ def points(
     prep = None if members is not None or color not in (CLUSTER, None) or marks(sel) or not \
         context(sel).is_empty() else _prepared(con, live)  # fmt: skip
     if prep is not None and prep["draw_limit"] == limit:
-        t = prep["points"]
-        return MapPoints(
-            row_id=t["row_id"].to_numpy(), x=t["x"].to_numpy(), y=t["y"].to_numpy(),
-            caption=t["caption"].to_pylist(),
-            color=t["cluster"].to_numpy().astype(np.float32) if color == CLUSTER else None,
-            categories=[], inside=None, total=int(prep["total"]), every=int(prep["every"]),
-        )  # fmt: skip
+        return _prepared_points(prep, color)
     cols = columns(con)
     ctx = context(sel)
     where, params = _where(con, ctx)
@@ -158,29 +181,14 @@ def points(
         f"SELECT {', '.join(select)} FROM samples WHERE {where} ORDER BY row_id",
         [*sel_params, *params],
     ).fetchnumpy()
-    values, categories = None, []
-    if "color" in got:
-        raw = np.asarray(got["color"])
-        if members is not None:
-            categories = [f"no {members[0]}", members[0]]
-            values = raw.astype(np.int16)
-        elif color == "shard" or raw.dtype == object:
-            categories = sorted({v for v in raw if v is not None}, key=str)
-            code = {v: i for i, v in enumerate(categories)}
-            values = np.array([code.get(v, -1) for v in raw], dtype=np.int16)
-        else:
-            values = np.ma.filled(np.ma.asarray(raw, dtype=np.float32), np.nan)
+    values, categories = _colours(got, color, members)
     return MapPoints(
-        row_id=np.asarray(got["row_id"], dtype=np.int64),
-        x=np.asarray(got["x"], dtype=np.float32),
-        y=np.asarray(got["y"], dtype=np.float32),
-        caption=[str(c) for c in got["caption"]],
-        color=values,
-        categories=categories,
+        row_id=np.asarray(got["row_id"], dtype=np.int64), x=np.asarray(got["x"], dtype=np.float32),
+        y=np.asarray(got["y"], dtype=np.float32), caption=[str(c) for c in got["caption"]],
+        color=values, categories=categories,
         inside=np.asarray(got["inside"], dtype=bool) if "inside" in got else None,
-        total=int(total),
-        every=every,
-    )
+        total=int(total), every=every,
+    )  # fmt: skip
 
 
 def extent(con: duckdb.DuckDBPyConnection,
