@@ -15,7 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 import numpy as np
 import pyarrow as pa
 
-PHASH_THRESHOLD = 8  # bits of 64, as the dedup step's default (backend.dedup.PHASH_THRESHOLD)
+PHASH_THRESHOLD = 8  # bits of 64, as the dedup step's default (backend.phash_pairs.PHASH_THRESHOLD)
 MATCH_SCHEMA = pa.schema([("row_id", pa.int64()), ("entry", pa.string()),
                           ("distance", pa.int32())])  # fmt: skip
 CHUNK = 200_000

@@ -23,7 +23,7 @@ from backend.contamination.hashindex import HashIndex
 from backend.store import connect
 
 PHASH_THRESHOLD = 8
-"""Bits of 64, as :data:`backend.dedup.PHASH_THRESHOLD`. Measured on the test's real photos
+"""Bits of 64, as :data:`backend.phash_pairs.PHASH_THRESHOLD`. Measured on the test's real photos
 (tests/test_contamination.py): resizes and re-encodes 0-2 bits, a caption bar over the bottom
 sixth 4-8 bits for 4 of 12 photos and more for the rest, a 90% centre crop 6-8 for 3 of 12 and
 up to 18 for the rest: pHash alone finds 32 of the 49 planted copies; the embeddings find the

@@ -86,7 +86,8 @@ def print_score_and_dedup(rec: dict, groups: dict) -> None:
 
 def add_parser(sub) -> None:
     """Add the ``score`` and ``dedup`` subcommands to the CLI's subparsers."""
-    from backend.dedup import PHASH_THRESHOLD, SEMANTIC_THRESHOLD
+    from backend.dedup import SEMANTIC_THRESHOLD
+    from backend.phash_pairs import PHASH_THRESHOLD
     from backend.safety import defaults, registry
 
     s = sub.add_parser("score", help="run safety and quality scorers over NAME's rows")
