@@ -9,9 +9,7 @@ drops the state of widgets that a page does not draw).
 from __future__ import annotations
 
 import atexit
-import base64
 import gc
-import json
 import threading
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,7 @@ from backend.embed import describe
 from backend.search import Searcher
 from backend.selection import BadSelection, Selection
 from ui import style
+from ui.selection_url import decode_selection, encode_selection
 
 DATASET = "ts.dataset"
 SELECTIONS = "ts.selections"  # dataset name -> Selection
@@ -322,32 +321,7 @@ def dataset_picker() -> str | None:
 # -- the page address: ?ds=NAME&sel=<recipe> reopens the same view -----------------------------
 
 URL_DATASET, URL_SELECTION = "ds", "sel"
-URL_MAX_IDS = 200  # a longer explicit id list (a kNN result) is left out of the address
 URL_NOTE = "ts.url_note"  # why the address does not hold the whole Selection, when it does not
-
-
-def encode_selection(sel: Selection) -> tuple[str, str | None]:
-    """(URL-safe base64 of the compact JSON recipe, a note when part of it was left out)."""
-    recipe = sel.to_dict()
-    note = None
-    if len(recipe.get("row_ids") or ()) > URL_MAX_IDS:
-        note = (
-            f"The page address leaves out the {len(recipe['row_ids']):,} chosen rows; save them "
-            "as a subset to share this view."
-        )
-        del recipe["row_ids"]
-    raw = json.dumps(recipe, separators=(",", ":"), ensure_ascii=False).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("="), note
-
-
-def decode_selection(token: str) -> Selection:
-    """Inverse of :func:`encode_selection`; raises BadSelection for a damaged token."""
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        data = json.loads(raw.decode())
-    except (ValueError, UnicodeDecodeError):
-        raise BadSelection("the link's selection is damaged") from None
-    return Selection.from_dict(data)
 
 
 def _selection_from_url(name: str, token: str) -> None:
