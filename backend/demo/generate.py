@@ -22,15 +22,22 @@ URL = "https://demo.tailscope.invalid/img/{key}.jpg"
 _OUR_FILES = re.compile(r"^\d{5}\.(tar|parquet)$")
 
 
-def _sidecar(e: Entry, img: Rendered | None) -> bytes:
-    """img2dataset's per-item json, plus typed demo extras (credit, aesthetic)."""
-    meta = {
+def _row(e: Entry, img: Rendered | None) -> dict:
+    """The fields img2dataset writes for an item both in its json and in the shard's parquet."""
+    return {
         "key": e.key,
         "url": URL.format(key=e.key),
         "caption": e.meta_caption,
         "status": "success",
         "width": img.width if img else None,
         "height": img.height if img else None,
+    }
+
+
+def _sidecar(e: Entry, img: Rendered | None) -> bytes:
+    """img2dataset's per-item json, plus typed demo extras (credit, aesthetic)."""
+    meta = {
+        **_row(e, img),
         "original_width": img.original_width if img else None,
         "original_height": img.original_height if img else None,
         "credit": e.credit,
@@ -151,16 +158,7 @@ def generate(
                 img = renderer.render(e.image) if e.image is not None else None
                 for name, data in _members(e, img):
                     writer.add_member(name, data)
-                writer.add_row(
-                    {
-                        "key": e.key,
-                        "url": URL.format(key=e.key),
-                        "caption": e.meta_caption,
-                        "status": "success",
-                        "width": img.width if img else None,
-                        "height": img.height if img else None,
-                    }
-                )
+                writer.add_row(_row(e, img))
                 truth.add(e, img, shard)
                 done = len(truth.samples) + len(truth.rejects)
                 if progress is not None and (done % every == 0 or done == total):
