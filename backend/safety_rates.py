@@ -76,6 +76,21 @@ def _by_column(
     ).fetchall()
 
 
+def _top_groups(
+    con: duckdb.DuckDBPyConnection,
+    sel: Selection,
+    thresholds: list[tuple[Score, float]],
+    column: str,
+    top: int,
+    kind: str,
+) -> pd.DataFrame:
+    """The ``top`` biggest values of ``column`` as a rates frame; empty when there is one value
+    only (nothing to compare)."""
+    got = _by_column(con, sel, thresholds, column, top)
+    rows = [tuple(r) for r in got] if len(got) > 1 else []
+    return _frame(rows, kind, thresholds)
+
+
 def cluster_rates(
     con: duckdb.DuckDBPyConnection,
     sel: Selection,
@@ -97,9 +112,7 @@ def domain_rates(
 ) -> pd.DataFrame:
     """One row per domain among the ``top`` biggest of the selection (the URL's registered
     domain, derived at ingest). Empty when the dataset has no URLs, or one domain only."""
-    got = _by_column(con, sel, thresholds, DOMAIN, top)
-    rows = [tuple(r) for r in got] if len(got) > 1 else []  # one domain: nothing to compare
-    return _frame(rows, "domain", thresholds)
+    return _top_groups(con, sel, thresholds, DOMAIN, top, "domain")
 
 
 def language_rates(
@@ -110,9 +123,7 @@ def language_rates(
 ) -> pd.DataFrame:
     """One row per caption language among the ``top`` commonest of the selection (the
     ``language`` scorer's column). Empty before it ran, or when there is one language only."""
-    got = _by_column(con, sel, thresholds, LANGUAGE, top)
-    rows = [tuple(r) for r in got] if len(got) > 1 else []
-    return _frame(rows, "language", thresholds)
+    return _top_groups(con, sel, thresholds, LANGUAGE, top, "language")
 
 
 def concept_rates(
