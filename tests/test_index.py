@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from backend import index as vindex
+from backend import index_search
 from backend.index import (
     BudgetTooSmall,
     IndexCorrupt,
@@ -156,7 +157,7 @@ def test_very_selective_filter_is_exact(data, flat, ivf, which):
 def test_filter_falls_back_to_all_lists(data, ivf, monkeypatch):
     """Allowed rows that live only in unprobed lists must still yield k results."""
     x, q = data
-    monkeypatch.setattr(vindex, "EXACT_FILTER_MAX", 0)
+    monkeypatch.setattr(index_search, "EXACT_FILTER_MAX", 0)  # where search reads it
     far = np.argsort(x @ q[0])[:300]  # the rows least similar to the query
     allowed = np.sort(far)
     _, ids = search(ivf, q[:1], K, allowed=allowed)
