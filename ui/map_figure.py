@@ -130,111 +130,100 @@ def _legend(pts: MapPoints, color_by: str | None, labels: list[dict[str, Any]] |
                        hoverinfo="skip") for code, text in keys]  # fmt: skip
 
 
-def figure(
-    pts: MapPoints,
-    frame: tuple[float, float, float, float] | None,
-    color_by: str | None = "cluster",
-    labels: list[dict[str, Any]] | None = None,
-    dens: Density | None = None,
-    polygon: tuple[tuple[float, float], ...] = (),
-    view: tuple[float, ...] | None = None,
-) -> tuple[go.Figure, list[str]]:
-    """The figure and the role of each trace (``points``, ``context``, ``labels``,
-    ``density``), by curve number, so a click on it can be told apart."""
-    traces: list[Any] = []
-    roles: list[str] = []
-    if dens is not None:
-        z = np.log1p(dens.counts.astype(np.float32))
-        z[dens.counts == 0] = np.nan  # empty cells stay transparent
-        traces.append(
-            go.Heatmap(
-                z=z,
-                x0=dens.x0 + dens.dx / 2,
-                dx=dens.dx,
-                y0=dens.y0 + dens.dy / 2,
-                dy=dens.dy,
-                colorscale=[[0, "#eef0f4"], [1, "#5b6170"]],
-                showscale=False,
-                hoverinfo="skip",
-                zsmooth="best",
-            )
-        )
-        roles.append(DENSITY)
+def _density_trace(dens: Density) -> go.Heatmap:
+    """The grey density layer under the points."""
+    z = np.log1p(dens.counts.astype(np.float32))
+    z[dens.counts == 0] = np.nan  # empty cells stay transparent
+    return go.Heatmap(
+        z=z,
+        x0=dens.x0 + dens.dx / 2,
+        dx=dens.dx,
+        y0=dens.y0 + dens.dy / 2,
+        dy=dens.dy,
+        colorscale=[[0, "#eef0f4"], [1, "#5b6170"]],
+        showscale=False,
+        hoverinfo="skip",
+        zsmooth="best",
+    )
+
+
+def _point_traces(pts: MapPoints, color_by: str | None) -> list[tuple[str, dict[str, Any]]]:
+    """(role, trace) for the points: one trace, or the muted context and the selection's rows."""
     n = len(pts.row_id)
     every = np.ones(n, dtype=bool)
     # an object array, not a list: plotly validates a list of 50k strings one by one (~0.5 s)
     captions = np.asarray(pts.caption, dtype=object)
     groups = [(POINTS, every)] if pts.inside is None else [(CONTEXT, ~pts.inside),
                                                            (POINTS, pts.inside)]  # fmt: skip
+    out = []
     for role, keep in groups:
         marker = (
             {"size": _marker_size(n), "color": MUTED, "opacity": 0.45}
             if role == CONTEXT
             else _marker(pts, keep, color_by, n)
         )
-        traces.append(
-            dict(  # a dict: plotly deep-copies a trace object's arrays on go.Figure (~0.5 s)
-                type="scattergl",
-                x=pts.x[keep],
-                y=pts.y[keep],
-                mode="markers",
-                marker=marker,
-                customdata=pts.row_id[keep].astype(np.int32),
-                hovertext=captions[keep],
-                hovertemplate="%{hovertext}<extra>row %{customdata}</extra>",
-                showlegend=False,
-                name="outside the selection" if role == CONTEXT else "rows",
-            )
+        trace = dict(  # a dict: plotly deep-copies a trace object's arrays on go.Figure (~0.5 s)
+            type="scattergl",
+            x=pts.x[keep],
+            y=pts.y[keep],
+            mode="markers",
+            marker=marker,
+            customdata=pts.row_id[keep].astype(np.int32),
+            hovertext=captions[keep],
+            hovertemplate="%{hovertext}<extra>row %{customdata}</extra>",
+            showlegend=False,
+            name="outside the selection" if role == CONTEXT else "rows",
         )
-        roles.append(role)
+        out.append((role, trace))
+    return out
+
+
+def _axes(shown: tuple[float, ...] | None) -> tuple[tuple[float, ...] | None, dict, dict]:
+    """(the padded x0, x1, y0, y1 ranges or None, the x axis, the y axis)."""
     axis = {"showgrid": False, "zeroline": False, "showticklabels": False, "title": None}
-    shown = view or frame
-    ranges = None
-    if shown:
-        # room for the labels of clusters at the edge
-        pad_x, pad_y = (shown[1] - shown[0]) * 0.1 or 1, (shown[3] - shown[2]) * 0.06 or 1
-        ranges = (shown[0] - pad_x, shown[1] + pad_x, shown[2] - pad_y, shown[3] + pad_y)
-        axis_x = {**axis, "range": [ranges[0], ranges[1]]}
-        axis_y = {**axis, "range": [ranges[2], ranges[3]]}
-    else:
-        axis_x = axis_y = axis
-    legend = _legend(pts, color_by, labels)
-    if labels and ranges:  # those that fit without colliding; the picker lists them all
-        placed = place_labels(labels, ranges)
-        traces.append(
-            go.Scatter(
-                x=[c["x"] for c in placed],
-                y=[c["y"] for c in placed],
-                mode="markers+text",
-                text=[c["text"] for c in placed],
-                textposition="middle center",
-                cliponaxis=False,
-                textfont={"size": 12, "color": "#1f2430", "family": "Inter, sans-serif",
-                          "weight": 600, "shadow": "0 0 3px #fff, 0 0 2px #fff"},  # fmt: skip
-                marker={"size": 22, "color": "rgba(255,255,255,0.55)",
-                        "line": {"width": 0}},  # fmt: skip
-                customdata=[c["cluster"] for c in placed],
-                hovertext=[c["label"] for c in placed],
-                hovertemplate="%{hovertext}<extra>click to select cluster %{customdata}</extra>",
-                showlegend=False,
-                name="clusters",
-            )
-        )
-        roles.append(LABELS)
-    traces += legend
-    roles += [LEGEND] * len(legend)
-    fig = go.Figure(traces)
+    if not shown:
+        return None, axis, axis
+    # room for the labels of clusters at the edge
+    pad_x, pad_y = (shown[1] - shown[0]) * 0.1 or 1, (shown[3] - shown[2]) * 0.06 or 1
+    ranges = (shown[0] - pad_x, shown[1] + pad_x, shown[2] - pad_y, shown[3] + pad_y)
+    return (ranges, {**axis, "range": [ranges[0], ranges[1]]},
+            {**axis, "range": [ranges[2], ranges[3]]})  # fmt: skip
+
+
+def _labels_trace(placed: list[dict[str, Any]]) -> go.Scatter:
+    """The cluster names that fit; a click on one selects its cluster."""
+    return go.Scatter(
+        x=[c["x"] for c in placed],
+        y=[c["y"] for c in placed],
+        mode="markers+text",
+        text=[c["text"] for c in placed],
+        textposition="middle center",
+        cliponaxis=False,
+        textfont={"size": 12, "color": "#1f2430", "family": "Inter, sans-serif",
+                  "weight": 600, "shadow": "0 0 3px #fff, 0 0 2px #fff"},  # fmt: skip
+        marker={"size": 22, "color": "rgba(255,255,255,0.55)", "line": {"width": 0}},
+        customdata=[c["cluster"] for c in placed],
+        hovertext=[c["label"] for c in placed],
+        hovertemplate="%{hovertext}<extra>click to select cluster %{customdata}</extra>",
+        showlegend=False,
+        name="clusters",
+    )
+
+
+def _layout(fig: go.Figure, axes: tuple[dict, dict], color_by: str | None, legend: bool,
+            polygon: tuple[tuple[float, float], ...]) -> None:  # fmt: skip
+    """Axes, size, the colour legend under the map and the drawn region's outline."""
     shapes = []
     if polygon:
         path = "M " + " L ".join(f"{x},{y}" for x, y in polygon) + " Z"
         shapes.append({"type": "path", "path": path, "line": {"color": "#e4572e", "width": 2,
                        "dash": "dot"}, "fillcolor": "rgba(228,87,46,0.06)"})  # fmt: skip
     fig.update_layout(
-        xaxis=axis_x,
-        yaxis=axis_y,
+        xaxis=axes[0],
+        yaxis=axes[1],
         height=HEIGHT,
         margin={"l": 4, "r": 4, "t": 4, "b": 4},
-        showlegend=bool(legend),
+        showlegend=legend,
         legend={
             "orientation": "h",
             "yanchor": "top",
@@ -252,6 +241,36 @@ def figure(
         shapes=shapes,
         uirevision="map",
     )
+
+
+def figure(
+    pts: MapPoints,
+    frame: tuple[float, float, float, float] | None,
+    color_by: str | None = "cluster",
+    labels: list[dict[str, Any]] | None = None,
+    dens: Density | None = None,
+    polygon: tuple[tuple[float, float], ...] = (),
+    view: tuple[float, ...] | None = None,
+) -> tuple[go.Figure, list[str]]:
+    """The figure and the role of each trace (``points``, ``context``, ``labels``,
+    ``density``), by curve number, so a click on it can be told apart."""
+    traces: list[Any] = []
+    roles: list[str] = []
+    if dens is not None:
+        traces.append(_density_trace(dens))
+        roles.append(DENSITY)
+    for role, trace in _point_traces(pts, color_by):
+        traces.append(trace)
+        roles.append(role)
+    ranges, axis_x, axis_y = _axes(view or frame)
+    legend = _legend(pts, color_by, labels)
+    if labels and ranges:  # those that fit without colliding; the picker lists them all
+        traces.append(_labels_trace(place_labels(labels, ranges)))
+        roles.append(LABELS)
+    traces += legend
+    roles += [LEGEND] * len(legend)
+    fig = go.Figure(traces)
+    _layout(fig, (axis_x, axis_y), color_by, bool(legend), polygon)
     return fig, roles
 
 
