@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from backend.selection import BadSelection
 from ui import concepts, page, selection_bar, state, style
 
 name, con, info, sel = page.open_dataset(
@@ -16,8 +15,4 @@ style.hero(
     "How often each concept of a vocabulary appears in the captions (and images): the long "
     "tail and its power-law slope, which benchmark classes are rare, and MetaCLIP balancing.",
 )
-selection_bar.live(name, con, info["rows"], sel)
-try:  # a query past the time limit (backend.bounded): its message, not a crash
-    concepts.draw(name, con, sel)
-except BadSelection as e:
-    selection_bar.stop_bad_filter(name, e)
+selection_bar.live_view(name, con, info["rows"], sel, concepts.draw)

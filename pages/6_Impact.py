@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from backend.selection import BadSelection
 from ui import impact, page, selection_bar, state, style
 
 name, con, info, sel = page.open_dataset(
@@ -17,8 +16,4 @@ style.hero(
     "cluster, domain, caption language and score; the groups removed disproportionately; and "
     "the long tail before and after.",
 )
-selection_bar.live(name, con, info["rows"], sel)
-try:  # a query past the time limit (backend.bounded): its message, not a crash
-    impact.page_view(name, con, sel)
-except BadSelection as e:
-    selection_bar.stop_bad_filter(name, e)
+selection_bar.live_view(name, con, info["rows"], sel, impact.page_view)

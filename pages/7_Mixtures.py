@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from backend.selection import BadSelection
 from ui import mixture, page, selection_bar, state, style
 
 name, con, info, sel = page.open_dataset(
@@ -17,8 +16,4 @@ style.hero(
     "a saved subset's mixture, preview the clusters and concepts that result, then save a "
     "seeded draw as a subset or write a per-row sampling weight.",
 )
-selection_bar.live(name, con, info["rows"], sel)
-try:  # a query past the time limit (backend.bounded): its message, not a crash
-    mixture.draw(name, con, sel)
-except BadSelection as e:
-    selection_bar.stop_bad_filter(name, e)
+selection_bar.live_view(name, con, info["rows"], sel, mixture.draw)

@@ -3,9 +3,11 @@ Selection (filters, subset membership, SQL, sort, limit); every page that shows 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import streamlit as st
 
-from backend.selection import Selection
+from backend.selection import BadSelection, Selection
 from ui import fmt, state
 
 
@@ -93,7 +95,6 @@ def render(name: str, sel: Selection) -> None:
 def live(name: str, con, total: int, sel: Selection) -> int | None:
     """The live row count and the chips in one row; None (with the reason shown) when the
     Selection cannot be applied."""
-    from backend.selection import BadSelection
     from ui import memo
 
     try:
@@ -106,3 +107,13 @@ def live(name: str, con, total: int, sel: Selection) -> int | None:
             st.markdown(count_html(matched, total), unsafe_allow_html=True, width="content")
         render(name, sel)
     return matched
+
+
+def live_view(name: str, con, total: int, sel: Selection, view: Callable[..., None]) -> None:
+    """The live bar, then ``view(name, con, sel)``: the body of a page that analyses the
+    Selection. A query past its time limit (backend.bounded) shows its message, not a crash."""
+    live(name, con, total, sel)
+    try:
+        view(name, con, sel)
+    except BadSelection as e:
+        stop_bad_filter(name, e)
