@@ -271,6 +271,13 @@ def _detail(name: str) -> None:
     if row is None:
         st.warning(f"Row {rid} is no longer in `{name}` (was the dataset rebuilt?).")
         return
+    _detail_head(rid, row)
+    _detail_body(name, int(rid), row)
+    _columns_table(name, row)
+
+
+def _detail_head(rid: int, row: dict[str, Any]) -> None:
+    """The row's key and its place on the page, with Previous/Next through the page's rows."""
     ids = st.session_state.get(PAGE_IDS) or []
     pos = ids.index(rid) if rid in ids else -1
     head, nav = st.columns([3, 2], vertical_alignment="center")
@@ -298,6 +305,10 @@ def _detail(name: str) -> None:
             on_click=_step,
             args=(1,),
         )
+
+
+def _detail_body(name: str, rid: int, row: dict[str, Any]) -> None:
+    """The image (or its placeholder) beside the caption, facts and the row's actions."""
     left, right = st.columns([11, 9], gap="medium")
     with left:
         data, error = preview(str(state.store_file(name)), int(rid), state.store_mtime(name), row)
@@ -335,6 +346,10 @@ def _detail(name: str) -> None:
                     on_click=_similar_from_dialog,
                     args=(int(rid),),
                 )
+
+
+def _columns_table(name: str, row: dict[str, Any]) -> None:
+    """Every column of the row, with its type, as a small table."""
     types = state.facts(name)["columns"]
     table = pd.DataFrame(
         {
