@@ -245,6 +245,10 @@ class Selection:
 
     def parts(self) -> list[tuple[str, Selection]]:
         """(label, this Selection without that part) for every part: the removable chips."""
+        return self._column_parts() + self._row_set_parts()
+
+    def _column_parts(self) -> list[tuple[str, Selection]]:
+        """Chips of the caption words, column ranges and values, shards and keywords."""
         out: list[tuple[str, Selection]] = []
         words = self.text.split()
         for i, w in enumerate(words):
@@ -269,6 +273,11 @@ class Selection:
         if self.keywords.strip():
             out.append((f"keywords: {self.keywords.strip()}",
                         replace(self, keywords="", keyword_ids=None)))  # fmt: skip
+        return out
+
+    def _row_set_parts(self) -> list[tuple[str, Selection]]:
+        """Chips of the subsets, concepts, chosen rows, map region, SQL, sort and limit."""
+        out: list[tuple[str, Selection]] = []
         for n in self.subsets_all:
             rest = [s for s in self.subsets_all if s != n]
             out.append((f"in subset {n}", replace(self, subsets_all=rest)))
