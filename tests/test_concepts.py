@@ -4,13 +4,12 @@ power-law slope, MetaCLIP balancing against exact expectations, and bad vocabula
 from __future__ import annotations
 
 import json
-import shutil
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import open_page
+from conftest import copy_demo, open_page
 
 from backend.concepts import (
     VocabError,
@@ -36,7 +35,7 @@ from backend.store import connect
 def home(demo_pristine: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A private copy of the ingested demo (result sets and subsets are written into it)."""
     root = tmp_path_factory.mktemp("concepts_ws")
-    shutil.copytree(demo_pristine / "demo", root / "demo", symlinks=True)
+    copy_demo(demo_pristine, root)
     return root
 
 
@@ -285,7 +284,7 @@ PAGE = "pages/4_Concepts.py"
 
 @pytest.fixture
 def page_ws(demo_pristine: Path, workspace: Path) -> Path:
-    shutil.copytree(demo_pristine / "demo", workspace / "demo", symlinks=True)
+    copy_demo(demo_pristine, workspace)
     return workspace
 
 

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import copy_demo
 
 from backend import catalog, paths
 from backend.manifest import read_manifest
@@ -24,7 +25,7 @@ from backend.manifest import read_manifest
 def home(demo_pristine: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A private copy of the ingested 600-row demo."""
     root = tmp_path_factory.mktemp("first_run_ws")
-    shutil.copytree(demo_pristine / "demo", root / "demo", symlinks=True)
+    copy_demo(demo_pristine, root)
     return root
 
 

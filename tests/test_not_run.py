@@ -3,10 +3,10 @@ and reads back as "not run" through backend.not_run: never as an empty result.""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
+from conftest import copy_demo
 
 from backend import models, not_run
 from backend.dedup import dedup
@@ -16,7 +16,7 @@ from backend.store import connect
 
 @pytest.fixture
 def root(demo_pristine: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    shutil.copytree(demo_pristine / "demo", tmp_path / "demo", symlinks=True)
+    copy_demo(demo_pristine, tmp_path)
 
     def no_clip(*a, **kw):
         raise models.ModelUnavailable("no CLIP weights here (test)")

@@ -8,7 +8,6 @@ from __future__ import annotations
 import html
 import json
 import re
-import shutil
 from pathlib import Path
 
 import duckdb
@@ -257,7 +256,7 @@ def test_images_above_the_nsfw_threshold_start_blurred(ws: Path):
 
 def test_without_scores_the_page_says_what_to_run(demo_pristine: Path, tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch):  # fmt: skip
-    shutil.copytree(demo_pristine / "demo", tmp_path / "demo", symlinks=True)
+    copy_demo(demo_pristine, tmp_path)
     monkeypatch.setenv("TAILSCOPE_HOME", str(tmp_path))
     at = safety_page()
     text = " ".join(m.value for m in at.markdown)

@@ -3,10 +3,10 @@ shows beside each score are computed from known rows, and the committed ones are
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
+from conftest import copy_demo
 
 from backend import scorer_eval
 from backend.dedup import dedup
@@ -16,7 +16,7 @@ from backend.safety.run import score
 @pytest.fixture(scope="module")
 def figs(demo_pristine: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp_path_factory.mktemp("scorer_eval_ws")
-    shutil.copytree(demo_pristine / "demo", root / "demo", symlinks=True)
+    copy_demo(demo_pristine, root)
     score("demo", ["toxicity"], root=root)
     dedup("demo", root=root)  # no embeddings: semantic duplicates are not run
     return scorer_eval.evaluate("demo", root)

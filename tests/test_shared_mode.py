@@ -3,11 +3,10 @@ and the SQL box on the Browse page with casts, refusals and the time limit, on r
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
-from conftest import run_ok
+from conftest import copy_demo, run_ok
 from streamlit.testing.v1 import AppTest
 
 from backend import bounded, synth
@@ -31,7 +30,7 @@ def page_text(at: AppTest) -> str:
 @pytest.fixture
 def demo_ws(demo_pristine: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "ws"
-    shutil.copytree(demo_pristine / "demo", home / "demo", symlinks=True)
+    copy_demo(demo_pristine, home)
     monkeypatch.setenv("TAILSCOPE_HOME", str(home))
     return home
 
