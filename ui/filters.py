@@ -88,70 +88,103 @@ def sidebar(name: str) -> Selection:
     sel = state.selection(name)
     facts = state.facts(name)
     ranges_info: dict[str, tuple[Any, Any]] = facts["ranges"]
-    shard_counts = dict(facts["shards"])
     ranges: dict[str, tuple[Any, Any]] = {}
     with st.sidebar:
         st.markdown("#### Filters")
-        _seed(K_TEXT, sel.text)
-        text = st.text_input(
-            "Caption contains",
-            key=K_TEXT,
-            placeholder="words, e.g. red car",
-            help="Every word must appear in the caption as a whole word (case-insensitive): "
-            "cat finds “a cat” but not “catalog”. Add * to match part of a word: cat* (starts "
-            "with), *cat* (anywhere).",
-            icon=":material/search:",
-        )
-        keywords = ""
-        if keyword.index_dir(name, paths.workspace()).exists():
-            _seed(K_KEYWORDS, sel.keywords)
-            keywords = st.text_input(
-                "Caption keywords",
-                key=K_KEYWORDS,
-                placeholder='e.g. "red circle" -star',
-                help='Full-text index (BM25): whole words with stemming, "exact phrase", '
-                "+must, -not, prefix*. Any word may match unless you use + or quotes.",
-                icon=":material/manage_search:",
-            )
+        text, keywords = _text_inputs(name, sel)
         for col, label in (("width", "Width (px)"), ("height", "Height (px)")):
             if col in ranges_info:
                 r = _range_slider(col, label, ranges_info[col], sel.ranges.get(col))
                 if r:
                     ranges[col] = r
 
-        if len(shard_counts) > 1 or sel.shards:
-            _seed(K_SHARDS, [s for s in sel.shards if s in shard_counts])
-            shards = st.multiselect(
-                "Source shards",
-                list(shard_counts),
-                key=K_SHARDS,
-                format_func=lambda s: f"{s}  ({fmt.num(shard_counts.get(s))})",
-                placeholder=f"all {len(shard_counts)} shards",
-            )
-        else:
-            shards = []
+        shards = _shards_input(sel, dict(facts["shards"]))
         domains = _domain_facet(name, sel) if DOMAIN in facts["columns"] else None
         languages = _language_facet(name, sel) if LANGUAGE in facts["columns"] else None
-
-        extra_cols = [c for c in facts["numeric"] if c not in OWN_CONTROLS]
-        if extra_cols:
-            _seed(K_EXTRA, [c for c in sel.ranges if c in extra_cols])
-            chosen = st.multiselect(
-                "Numeric column ranges",
-                extra_cols,
-                key=K_EXTRA,
-                placeholder="add a column to filter on",
-                help="Any numeric column of the dataset: pick one, then narrow its range.",
-            )
-            for col in chosen:
-                r = _range_slider(col, col, ranges_info[col], sel.ranges.get(col))
-                if r:
-                    ranges[col] = r
+        ranges.update(_extra_ranges(sel, facts["numeric"], ranges_info))
     # Ranges on columns this dataset does not have (set by another page) are kept, so that
     # the backend can say what is wrong with them instead of the filter silently vanishing.
     for col, r in sel.ranges.items():
         if col not in ranges_info:
             ranges[col] = r
+    out = replace(
+        sel,
+        values=_values(sel, domains, languages),
+        text=text.strip(),
+        ranges=ranges,
+        shards=list(shards),
+        keywords=keywords.strip(),
+        keyword_ids=None,
+        sql=_sql_box(name, sel.sql),
+    )
+    return _with_subsets(name, out)
+
+
+def _text_inputs(name: str, sel: Selection) -> tuple[str, str]:
+    """(caption contains, caption keywords); the keywords box only once the index is built."""
+    _seed(K_TEXT, sel.text)
+    text = st.text_input(
+        "Caption contains",
+        key=K_TEXT,
+        placeholder="words, e.g. red car",
+        help="Every word must appear in the caption as a whole word (case-insensitive): "
+        "cat finds “a cat” but not “catalog”. Add * to match part of a word: cat* (starts "
+        "with), *cat* (anywhere).",
+        icon=":material/search:",
+    )
+    keywords = ""
+    if keyword.index_dir(name, paths.workspace()).exists():
+        _seed(K_KEYWORDS, sel.keywords)
+        keywords = st.text_input(
+            "Caption keywords",
+            key=K_KEYWORDS,
+            placeholder='e.g. "red circle" -star',
+            help='Full-text index (BM25): whole words with stemming, "exact phrase", '
+            "+must, -not, prefix*. Any word may match unless you use + or quotes.",
+            icon=":material/manage_search:",
+        )
+    return text, keywords
+
+
+def _shards_input(sel: Selection, shard_counts: dict[str, int]) -> list[str]:
+    """The chosen source shards; drawn only when there is more than one (or some are chosen)."""
+    if not (len(shard_counts) > 1 or sel.shards):
+        return []
+    _seed(K_SHARDS, [s for s in sel.shards if s in shard_counts])
+    return st.multiselect(
+        "Source shards",
+        list(shard_counts),
+        key=K_SHARDS,
+        format_func=lambda s: f"{s}  ({fmt.num(shard_counts.get(s))})",
+        placeholder=f"all {len(shard_counts)} shards",
+    )
+
+
+def _extra_ranges(
+    sel: Selection, numeric: list[str], ranges_info: dict[str, tuple[Any, Any]]
+) -> dict[str, tuple[Any, Any]]:
+    """Ranges on the other numeric columns the user adds to the filters."""
+    ranges: dict[str, tuple[Any, Any]] = {}
+    extra_cols = [c for c in numeric if c not in OWN_CONTROLS]
+    if extra_cols:
+        _seed(K_EXTRA, [c for c in sel.ranges if c in extra_cols])
+        chosen = st.multiselect(
+            "Numeric column ranges",
+            extra_cols,
+            key=K_EXTRA,
+            placeholder="add a column to filter on",
+            help="Any numeric column of the dataset: pick one, then narrow its range.",
+        )
+        for col in chosen:
+            r = _range_slider(col, col, ranges_info[col], sel.ranges.get(col))
+            if r:
+                ranges[col] = r
+    return ranges
+
+
+def _values(sel: Selection, domains: list[str] | None,
+            languages: list[str] | None) -> dict[str, Any]:  # fmt: skip
+    """The Selection's value filters with the drawn facets' choices; the rest pass through."""
     # Parts these widgets do not draw (a map region, …) pass through unchanged.
     values = dict(sel.values)
     if domains is not None:
@@ -162,17 +195,7 @@ def sidebar(name: str) -> Selection:
         values.pop(LANGUAGE, None)
         if languages:
             values[LANGUAGE] = languages
-    out = replace(
-        sel,
-        values=values,
-        text=text.strip(),
-        ranges=ranges,
-        shards=list(shards),
-        keywords=keywords.strip(),
-        keyword_ids=None,
-        sql=_sql_box(name, sel.sql),
-    )
-    return _with_subsets(name, out)
+    return values
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
