@@ -118,23 +118,35 @@ def threshold_view(name: str, con, sel: Selection) -> None:
                         key="safety-hist",
                         config={"displayModeBar": False})  # fmt: skip
     with side:
-        share = f"{gone / total:.1%}" if total else "–"
-        st.metric("Removed by the threshold", f"{gone:,}", f"{share} of {total:,}",
-                  delta_color="off", delta_arrow="off", border=True,
-                  help=f"Rows of the selection with {score.flag_label(t)}"
-                  + (f", plus {nulls:,} without a value" if nulls else ""))  # fmt: skip
-        word = "below" if score.keep_below else "above"
-        st.button(
-            f"Keep rows {word} threshold", key="safety-keep", type="primary",
-            icon=":material/filter_alt:", width="stretch", on_click=_keep,
-            args=(name, score, t),
-            help=f"Adds {score.column} {score.op} {t:g} to the filters of every page (Browse, "
-            "Map, Export…)",
-        )  # fmt: skip
-        st.toggle("Log scale", key=K_LOG, help="Counts on a log axis: shows the thin tail")
-        if nulls:
-            st.caption(f"{nulls:,} rows have no `{score.column}` (unreadable image): a kept "
-                       "range drops them too.")  # fmt: skip
+        _threshold_side(name, score, t, (total, gone, nulls))
+    shown = _margin_grids(name, con, sel, score, t)
+    _impact(name, con, sel, score, t, shown)
+
+
+def _threshold_side(name: str, score: Score, t: float, counts: tuple[int, int, int]) -> None:
+    """Beside the histogram: rows removed, the "Keep rows" button, the log toggle, NULL rows."""
+    total, gone, nulls = counts
+    share = f"{gone / total:.1%}" if total else "–"
+    st.metric("Removed by the threshold", f"{gone:,}", f"{share} of {total:,}",
+              delta_color="off", delta_arrow="off", border=True,
+              help=f"Rows of the selection with {score.flag_label(t)}"
+              + (f", plus {nulls:,} without a value" if nulls else ""))  # fmt: skip
+    word = "below" if score.keep_below else "above"
+    st.button(
+        f"Keep rows {word} threshold", key="safety-keep", type="primary",
+        icon=":material/filter_alt:", width="stretch", on_click=_keep,
+        args=(name, score, t),
+        help=f"Adds {score.column} {score.op} {t:g} to the filters of every page (Browse, "
+        "Map, Export…)",
+    )  # fmt: skip
+    st.toggle("Log scale", key=K_LOG, help="Counts on a log axis: shows the thin tail")
+    if nulls:
+        st.caption(f"{nulls:,} rows have no `{score.column}` (unreadable image): a kept "
+                   "range drops them too.")  # fmt: skip
+
+
+def _margin_grids(name: str, con, sel: Selection, score: Score, t: float) -> set[int]:
+    """The rows just either side of the threshold, as two grids; returns their row ids."""
     kept, dropped = safety_scores.margin(con, sel, score, t)
     blur = safety_scores.blurred(kept + dropped, nsfw_threshold())
     above, below = ("above", "below") if score.keep_below else ("below", "above")
@@ -148,7 +160,7 @@ def threshold_view(name: str, con, sel: Selection) -> None:
                        blurred=blur, ranked=False, key=f"tsgrid-{side}")  # fmt: skip
         else:
             st.caption("No row of the selection on this side.")
-    _impact(name, con, sel, score, t, {int(r["row_id"]) for r in kept + dropped})
+    return {int(r["row_id"]) for r in kept + dropped}
 
 
 def _impact(name: str, con, sel: Selection, score: Score, t: float, shown: set[int]) -> None:
@@ -291,18 +303,7 @@ def dups_view(name: str, con, sel: Selection) -> None:
     kind = by_col.get(col, kinds[0])
     with toggle:
         if stats["dropped"] is not None:
-            st.session_state["w.safety.keep_one"] = safety_dups.keeps_one(sel)
-            st.toggle(
-                "Keep one per group", key="w.safety.keep_one", on_change=_on_keep_one,
-                args=(name,),
-                help="Adds is_dup_rep = TRUE to the filters of every page: one image of each "
-                "exact / pHash / semantic group (its lowest row) stays.",
-            )  # fmt: skip
-            st.caption(
-                f"drops {stats['dropped']:,} of {stats['total']:,} rows"
-                if not safety_dups.keeps_one(sel)
-                else "on: duplicates beyond the first of each group are filtered out"
-            )
+            _keep_one_toggle(name, sel, stats)
     if kind.column in skipped:
         not_run_box(skipped[kind.column])
         return
@@ -312,7 +313,28 @@ def dups_view(name: str, con, sel: Selection) -> None:
     if not s["groups"]:
         st.success("No duplicate group of this kind in the selection.", icon=":material/check:")
         return
-    pages = max(1, -(-s["groups"] // GROUPS_PER_PAGE))
+    _dup_groups(name, con, sel, kind, s["groups"])
+
+
+def _keep_one_toggle(name: str, sel: Selection, stats: dict) -> None:
+    """The "Keep one per group" switch and how many rows it drops."""
+    st.session_state["w.safety.keep_one"] = safety_dups.keeps_one(sel)
+    st.toggle(
+        "Keep one per group", key="w.safety.keep_one", on_change=_on_keep_one,
+        args=(name,),
+        help="Adds is_dup_rep = TRUE to the filters of every page: one image of each "
+        "exact / pHash / semantic group (its lowest row) stays.",
+    )  # fmt: skip
+    st.caption(
+        f"drops {stats['dropped']:,} of {stats['total']:,} rows"
+        if not safety_dups.keeps_one(sel)
+        else "on: duplicates beyond the first of each group are filtered out"
+    )
+
+
+def _dup_groups(name: str, con, sel: Selection, kind: safety_dups.Kind, n_groups: int) -> None:
+    """One page of ``kind``'s groups, biggest first, each as a row of cards."""
+    pages = max(1, -(-n_groups // GROUPS_PER_PAGE))
     page_no = 1
     if pages > 1:
         page_no = int(st.number_input("Page", 1, pages, key=K_GROUPS_PAGE, width=160))
