@@ -169,28 +169,14 @@ def train(s: Settings, out: Path = CHECKPOINT) -> dict:
         for idx in batches:
             for g in opt.param_groups:
                 g["lr"] = _lr(step, total, s)
-            if feats is not None:
-                img_f = torch.nn.functional.normalize(model.visual.head(feats[idx]), dim=-1)
-            else:
-                x = to_tensor(data.images[idx])
-                img_f = model.encode_image(_augment(x, gen) if s.augment else x, normalize=True)
-            txt_f = model.encode_text(tokenizer([caps[i] for i in idx]), normalize=True)
-            loss = loss_fn(img_f, txt_f, model.logit_scale.exp())
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            with torch.no_grad():
-                model.logit_scale.clamp_(0, math.log(s.logit_max))
-            curve.append(round(loss.item(), 4))
+            loss = _step(model, tokenizer, opt, loss_fn, data, idx, caps, feats, gen, s)
+            curve.append(round(loss, 4))
             step += 1
             bar.update(1)
             bar.set_postfix(epoch=epoch, loss=f"{curve[-1]:.3f}")
     bar.close()
     model.eval()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()},
-               out)  # fmt: skip
+    out = _save_checkpoint(model, Path(out))
     _save_curve(out, curve)
     return {
         "model": s.model,
@@ -206,6 +192,37 @@ def train(s: Settings, out: Path = CHECKPOINT) -> dict:
         "final_loss": round(float(np.mean(curve[-50:])), 4),
         "torch": torch.__version__,
     }
+
+
+def _step(model, tokenizer, opt, loss_fn, data, idx, caps: list[str], feats, gen, s: Settings
+          ) -> float:
+    """One optimiser step on the batch ``idx`` (image features from the frozen trunk's cached
+    ``feats`` when given, else encoded from the images, augmented when ``s.augment``); its loss."""
+    import torch
+
+    if feats is not None:
+        img_f = torch.nn.functional.normalize(model.visual.head(feats[idx]), dim=-1)
+    else:
+        x = to_tensor(data.images[idx])
+        img_f = model.encode_image(_augment(x, gen) if s.augment else x, normalize=True)
+    txt_f = model.encode_text(tokenizer([caps[i] for i in idx]), normalize=True)
+    loss = loss_fn(img_f, txt_f, model.logit_scale.exp())
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    with torch.no_grad():
+        model.logit_scale.clamp_(0, math.log(s.logit_max))
+    return loss.item()
+
+
+def _save_checkpoint(model, out: Path) -> Path:
+    """Write the weights, floating-point tensors as float16 (half the bytes)."""
+    import torch
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()},
+               out)  # fmt: skip
+    return out
 
 
 def _save_curve(out: Path, curve: list[float]) -> None:
