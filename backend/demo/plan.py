@@ -191,6 +191,83 @@ class _Slots:
         return [self.free[shape].pop() for _ in range(n)]
 
 
+class _Planter:
+    """The synthetic scenes being planned: their slots, and the steps that plant problems in them.
+    One seeded ``rng`` drives every step, so the steps run in a fixed order."""
+
+    def __init__(self, rng: random.Random, shapes: list[str], specs: list[SceneSpec]) -> None:
+        self.rng, self.specs = rng, specs
+        self.entries: list[Entry | None] = [None] * len(shapes)
+        self.slots = _Slots(shapes, rng)
+        self.ops: list[str] = []
+
+    def make(self, i: int, spec: SceneSpec, ref: ImageRef | None = None,
+             caption: str | None = None, offensive: bool = False, **kw) -> Entry:
+        text = caption or _checked_caption(spec, self.rng, offensive)
+        e = _caption_entry(
+            "synthetic",
+            ref or ImageRef("scene", scene=spec),
+            text,
+            "Tailscope demo generator",
+            round(self.rng.uniform(3.0, 5.5), 3),
+            offensive=offensive,
+            **kw,
+        )
+        self.entries[i] = e
+        return e
+
+    def groups(self, total: int, sizes: tuple[int, ...],
+               plant: Callable[[Entry, int, int], None]) -> None:
+        while total > 0:
+            k = min(total, self.rng.choice(sizes))
+            group = self.slots.take(1 + k)
+            if group is None:
+                return
+            orig = self.make(group[0], self.specs[group[0]])
+            for j, slot in enumerate(group[1:]):
+                plant(orig, slot, j)
+            total -= k
+
+    def exact_copy(self, orig: Entry, slot: int, _: int) -> None:
+        spec = orig.image.scene
+        self.make(slot, spec, caption=orig.caption if self.rng.random() < 0.5 else None)
+
+    def near_dup(self, orig: Entry, slot: int, j: int) -> None:
+        if j == 0:
+            self.ops[:] = self.rng.sample(NEAR_DUP_OPS, len(NEAR_DUP_OPS))
+        spec = orig.image.scene
+        ref = ImageRef("scene", scene=spec, op=self.ops[j])
+        self.make(slot, spec, ref, near_dup_of=orig, near_dup_op=self.ops[j])
+
+    def singles(self, s: float) -> None:
+        """Watermarked scenes, then offensive captions, one slot each."""
+        specs = self.specs
+        for _ in range(round(12 * s)):
+            if not (taken := self.slots.take(1)):
+                break
+            slot, text = taken[0], self.rng.choice(WATERMARKS)
+            self.make(
+                slot,
+                specs[slot],
+                ImageRef("scene", scene=specs[slot], op="watermark", text=text),
+                watermark=text,
+            )
+        for _ in range(max(1, round(4 * s))):
+            if not (taken := self.slots.take(1)):
+                break
+            self.make(taken[0], specs[taken[0]], offensive=True)
+
+    def other_scene_captions(self, s: float) -> None:
+        """Captions of another scene, rotated in threes (so each shape's count holds)."""
+        for _ in range(max(2, round(5 * s))):
+            if not (group := self.slots.take_distinct(3, self.specs)):
+                break
+            texts = [_checked_caption(self.specs[i], self.rng) for i in group]
+            for j, slot in enumerate(group):
+                self.make(slot, self.specs[slot], caption=texts[(j + 1) % 3],
+                          uninformative="other scene")
+
+
 def _synthetic_entries(rng: random.Random, total: int, s: float, seed: int) -> list[Entry]:
     """``total`` scenes, some of them planted problems; the shapes their captions name follow
     the Zipf law exactly (captions of another scene are rotated within a group, so the counts
@@ -204,85 +281,20 @@ def _synthetic_entries(rng: random.Random, total: int, s: float, seed: int) -> l
     ]
     rng.shuffle(shapes)
     specs = [_random_spec(rng, sh, (seed, 1, i)) for i, sh in enumerate(shapes)]
-    entries: list[Entry | None] = [None] * n
-    slots = _Slots(shapes, rng)
-
-    def make(
-        i: int,
-        spec: SceneSpec,
-        ref: ImageRef | None = None,
-        caption: str | None = None,
-        offensive: bool = False,
-        **kw,
-    ) -> Entry:
-        text = caption or _checked_caption(spec, rng, offensive)
-        e = _caption_entry(
-            "synthetic",
-            ref or ImageRef("scene", scene=spec),
-            text,
-            "Tailscope demo generator",
-            round(rng.uniform(3.0, 5.5), 3),
-            offensive=offensive,
-            **kw,
-        )
-        entries[i] = e
-        return e
-
-    def groups(total: int, sizes: tuple[int, ...], plant: Callable[[Entry, int, int], None]):
-        while total > 0:
-            k = min(total, rng.choice(sizes))
-            group = slots.take(1 + k)
-            if group is None:
-                return
-            orig = make(group[0], specs[group[0]])
-            for j, slot in enumerate(group[1:]):
-                plant(orig, slot, j)
-            total -= k
-
-    def exact_copy(orig: Entry, slot: int, _: int) -> None:
-        spec = orig.image.scene
-        make(slot, spec, caption=orig.caption if rng.random() < 0.5 else None)
-
-    ops: list[str] = []
-
-    def near_dup(orig: Entry, slot: int, j: int) -> None:
-        if j == 0:
-            ops[:] = rng.sample(NEAR_DUP_OPS, len(NEAR_DUP_OPS))
-        spec = orig.image.scene
-        ref = ImageRef("scene", scene=spec, op=ops[j])
-        make(slot, spec, ref, near_dup_of=orig, near_dup_op=ops[j])
-
-    groups(round(15 * s), (1, 1, 2), exact_copy)
-    groups(round(15 * s), (1, 2, 3), near_dup)
-    for _ in range(round(12 * s)):
-        if not (taken := slots.take(1)):
-            break
-        slot, text = taken[0], rng.choice(WATERMARKS)
-        make(
-            slot,
-            specs[slot],
-            ImageRef("scene", scene=specs[slot], op="watermark", text=text),
-            watermark=text,
-        )
-    for _ in range(max(1, round(4 * s))):
-        if not (taken := slots.take(1)):
-            break
-        make(taken[0], specs[taken[0]], offensive=True)
-    for _ in range(max(2, round(5 * s))):  # captions of another scene, rotated in threes
-        if not (group := slots.take_distinct(3, specs)):
-            break
-        texts = [_checked_caption(specs[i], rng) for i in group]
-        for j, slot in enumerate(group):
-            make(slot, specs[slot], caption=texts[(j + 1) % 3], uninformative="other scene")
-    for i, e in enumerate(entries):
+    p = _Planter(rng, shapes, specs)
+    p.groups(round(15 * s), (1, 1, 2), p.exact_copy)
+    p.groups(round(15 * s), (1, 2, 3), p.near_dup)
+    p.singles(s)
+    p.other_scene_captions(s)
+    for i, e in enumerate(p.entries):
         if e is None:
-            make(i, specs[i])
+            p.make(i, specs[i])
     for j in range(n_blank):  # scenes beyond the Zipf law: their captions name no shape
         kind, text = blank_caption(rng)
         spec = _random_spec(rng, rng.choice(SHAPES), (seed, 5, j))
-        entries.append(None)
-        make(len(entries) - 1, spec, caption=text, uninformative=kind)
-    return entries  # type: ignore[return-value]
+        p.entries.append(None)
+        p.make(len(p.entries) - 1, spec, caption=text, uninformative=kind)
+    return p.entries  # type: ignore[return-value]
 
 
 def _broken_entries(rng: random.Random, n: int, seed: int) -> list[Entry]:
