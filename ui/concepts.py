@@ -64,44 +64,56 @@ def run_form(name: str, con, expanded: bool) -> None:
         if not st.button("Count concepts", type="primary", icon=":material/play_arrow:",
                          key="w.concepts.run"):
             return
+        vocab = _load_vocab(name, kind, up, vname)
+        if vocab is not None:
+            _count(name, vocab, vname, plurals, images)
+
+
+def _load_vocab(name: str, kind: str, up, vname: str) -> bc.Vocabulary | None:
+    """The chosen vocabulary named ``vname``; None after showing why it cannot be read."""
+    try:
+        if kind == "Upload a file":
+            if up is None:
+                st.warning("Choose a file first.", icon=":material/upload_file:")
+                return None
+            why = uploads.text_refusal(up.name, up.getvalue())
+            if why:
+                st.error(why, icon=":material/error:")
+                return None
+            vocab = bc.parse(vname, up.getvalue(), up.name)
+        elif kind == "Mined from captions":
+            from backend.concepts.run import mine_store
+
+            vocab = mine_store(name, paths.workspace())
+        else:
+            vocab = bc.imagenet()
+        vocab.name = vname
+        paths.check_name(vname)
+    except (bc.VocabError, paths.BadName) as e:
+        st.error(str(e), icon=":material/error:")
+        return None
+    return vocab
+
+
+def _count(name: str, vocab: bc.Vocabulary, vname: str, plurals: bool, images: bool) -> None:
+    """Count ``vocab`` over the dataset with a progress bar, then show the new result set."""
+    with st.status(f"Counting {len(vocab):,} concepts…", expanded=True) as status:
+        bar = st.progress(0.0)
+
+        def progress(part: str, done: int, total: int) -> None:
+            bar.progress(done / max(total, 1), text=f"{part}: {done:,} / {total:,}")
+
         try:
-            if kind == "Upload a file":
-                if up is None:
-                    st.warning("Choose a file first.", icon=":material/upload_file:")
-                    return
-                why = uploads.text_refusal(up.name, up.getvalue())
-                if why:
-                    st.error(why, icon=":material/error:")
-                    return
-                vocab = bc.parse(vname, up.getvalue(), up.name)
-            elif kind == "Mined from captions":
-                from backend.concepts.run import mine_store
-
-                vocab = mine_store(name, paths.workspace())
-            else:
-                vocab = bc.imagenet()
-            vocab.name = vname
-            paths.check_name(vname)
-        except (bc.VocabError, paths.BadName) as e:
-            st.error(str(e), icon=":material/error:")
+            summary = bc.analyse(name, vocab, paths.workspace(), plurals=plurals,
+                                 images=images, progress=progress)
+        except Exception as e:  # noqa: BLE001 - shown, not raised: nothing is lost
+            status.update(label=f"Counting failed: {e}", state="error")
             return
-        with st.status(f"Counting {len(vocab):,} concepts…", expanded=True) as status:
-            bar = st.progress(0.0)
-
-            def progress(part: str, done: int, total: int) -> None:
-                bar.progress(done / max(total, 1), text=f"{part}: {done:,} / {total:,}")
-
-            try:
-                summary = bc.analyse(name, vocab, paths.workspace(), plurals=plurals,
-                                     images=images, progress=progress)
-            except Exception as e:  # noqa: BLE001 - shown, not raised: nothing is lost
-                status.update(label=f"Counting failed: {e}", state="error")
-                return
-            status.update(label=f"Counted {len(vocab):,} concepts in {summary['seconds']:.1f} s",
-                          state="complete")
-        st.session_state[FLASH] = vocab.notes + ([summary["image_note"]] if images else [])
-        st.session_state[W_VOCAB] = vname
-        st.rerun()
+        status.update(label=f"Counted {len(vocab):,} concepts in {summary['seconds']:.1f} s",
+                      state="complete")
+    st.session_state[FLASH] = vocab.notes + ([summary["image_note"]] if images else [])
+    st.session_state[W_VOCAB] = vname
+    st.rerun()
 
 
 def metrics(res: bc.Result) -> None:
