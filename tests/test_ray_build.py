@@ -153,12 +153,21 @@ def test_rerun_skips_committed_shards(local_build: dict, source: Path, tmp_path:
         assert not parts[k].exists()  # parts are dropped once concatenated
 
 
-def test_big_datasets_keep_vectors_per_shard(local_build: dict, source: Path, tmp_path: Path):
+@pytest.fixture(scope="module")
+def sharded(source: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """The source built and embedded past ``concat_max`` (vectors kept per shard), once for
+    the two tests that read it: (workspace, the embed step's record)."""
+    root = tmp_path_factory.mktemp("sharded")
+    build("d", source, "webdataset", root=root, workers=2)
+    rec = embed("d", root, mode="packaged", executor=Executor("local", workers=2),
+                concat_max=100)  # fmt: skip
+    return root, rec
+
+
+def test_big_datasets_keep_vectors_per_shard(local_build: dict, sharded: tuple[Path, dict]):
     from backend.embed import load_vectors, vector_shards
 
-    build("d", source, "webdataset", root=tmp_path, workers=2)
-    rec = embed("d", tmp_path, mode="packaged", executor=Executor("local", workers=2),
-                concat_max=100)  # fmt: skip
+    tmp_path, rec = sharded
     assert rec["kinds"]["img"]["layout"] == "shards"
     for kind in ("img", "text"):
         files = vector_shards("d", kind, tmp_path)
@@ -182,15 +191,13 @@ def test_big_datasets_keep_vectors_per_shard(local_build: dict, source: Path, tm
     assert again["kinds"]["img"] == rec["kinds"]["img"]  # nothing redone
 
 
-def test_sharded_vectors_get_an_on_disk_index(source: Path, tmp_path: Path) -> None:
+def test_sharded_vectors_get_an_on_disk_index(sharded: tuple[Path, dict]) -> None:
     """Past CONCAT_MAX_ROWS the index is built shard by shard, lists on disk; search and
     "more like this" use it and find what the vectors say is nearest."""
     from backend.search import Searcher, build_indexes, index_path, ondisk_path
 
-    build("d", source, "webdataset", root=tmp_path, workers=2)
-    ex = Executor("local", workers=2)
-    embed("d", tmp_path, mode="packaged", executor=ex, concat_max=100)
-    rec = build_indexes("d", tmp_path, executor=ex)
+    tmp_path, _ = sharded
+    rec = build_indexes("d", tmp_path, executor=Executor("local", workers=2))
     assert rec["faiss"]["img"]["layout"] == "on-disk lists" and rec["faiss"]["img"]["shards"] == 4
     assert (ondisk_path("d", "img", tmp_path) / "merged.ivfdata").is_file()
     assert not index_path("d", "img", tmp_path).exists()
