@@ -13,7 +13,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from backend import profiles
-from backend.sources import vectors
+from backend.sources import table_vectors, vectors
 from backend.sources.base import (
     STORAGE_PARQUET,
     STORAGE_URL,
@@ -219,7 +219,7 @@ class TableSource:
                 )
             rel = str(f.relative_to(root)) if f != root else f.name
             shards.append(Shard(rel, (f,), root))
-        return vectors.attach(shards)  # DataComp's .npz beside a shard, HF vector columns
+        return table_vectors.attach(shards)  # DataComp's .npz beside a shard, HF vector columns
 
     def read(self, shard: Shard) -> Iterator[Item]:
         """Items in row order; rows paired with the shard's shipped vectors, if any."""
@@ -227,11 +227,12 @@ class TableSource:
             yield from self._rows(shard)
             return
         try:
-            rows = vectors.table_rows(shard.paths[0])
+            rows = table_vectors.table_rows(shard.paths[0])
         except (OSError, pa.ArrowInvalid) as e:
             yield Reject(shard.name, "unreadable table", str(e)[:300])
             return
-        yield from vectors.drop_columns(shard, vectors.with_vectors(shard, self._rows(shard), rows))
+        with_vecs = vectors.with_vectors(shard, self._rows(shard), rows)
+        yield from table_vectors.drop_columns(shard, with_vecs)
 
     def _rows(self, shard: Shard) -> Iterator[Item]:
         path = shard.paths[0]
