@@ -197,23 +197,13 @@ def export(
         tmp.mkdir(parents=True, exist_ok=True)
         tick = _ticker(p.total, progress)
         tick(0)
-        skipped, notes = 0, list(p.notes)
-        if fmt == "webdataset":
-            meta_cols = cols if columns else [c for c in p.columns]
-            state = write_webdataset(p, tmp, meta_cols, int(shard_size), key, tick)
-            files, count, skipped = _webdataset_files(state, tmp, notes)
-        elif fmt == "uids":
-            files, count = _write_uids(p, tmp, tick)
-        else:
-            files, count = _write_table(p, fmt, tmp, cols, tick)
-            skipped = p.total - count
-            if skipped:
-                notes.append(f"{skipped} row(s) without a url were left out")
+        notes = list(p.notes)
+        files, count, skipped, skipped_rows = _write(
+            p, fmt, tmp, cols, columns, int(shard_size), key, tick, notes)
         seconds = time.perf_counter() - t0
         manifest = {
             "format": fmt, "recipe": p.recipe, "source": p.source, "selected": p.total,
-            "count": count, "skipped": skipped,
-            "skipped_rows": state["skipped_rows"] if fmt == "webdataset" else [],
+            "count": count, "skipped": skipped, "skipped_rows": skipped_rows,
             "options": options, "files": files, "notes": notes, "versions": versions(),
             "started_at": started, "created_at": now(), "seconds": round(seconds, 3),
         }  # fmt: skip
@@ -227,6 +217,26 @@ def export(
         p.close()
     _swap(tmp, final, overwrite)
     return ExportResult(count, files, final / MANIFEST, seconds, final, skipped, notes)
+
+
+def _write(p: Plan, fmt: str, tmp: Path, cols: list[str], columns: Sequence[str] | None,
+           shard_size: int, key: dict[str, Any], tick, notes: list[str]
+           ) -> tuple[list[dict], int, int, list]:
+    """Write the rows in ``fmt`` under ``tmp``: (files, rows written, rows skipped, the skipped
+    rows a WebDataset export lists); notes on what was left out are appended to ``notes``."""
+    if fmt == "webdataset":
+        meta_cols = cols if columns else [c for c in p.columns]
+        state = write_webdataset(p, tmp, meta_cols, shard_size, key, tick)
+        files, count, skipped = _webdataset_files(state, tmp, notes)
+        return files, count, skipped, state["skipped_rows"]
+    if fmt == "uids":
+        files, count = _write_uids(p, tmp, tick)
+        return files, count, 0, []
+    files, count = _write_table(p, fmt, tmp, cols, tick)
+    skipped = p.total - count
+    if skipped:
+        notes.append(f"{skipped} row(s) without a url were left out")
+    return files, count, skipped, []
 
 
 def _swap(tmp: Path, final: Path, overwrite: bool) -> None:

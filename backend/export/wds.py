@@ -214,22 +214,10 @@ def write_webdataset(
                     shard = {"file": f"{len(state['shards']):05d}.tar", "rows": 0, "skipped": 0}
                     tar = TarWriter(tmp_dir / (shard["file"] + ".tmp"))
                 shard["last_row_id"] = row_id
-                try:
-                    data = images.read(row)
-                except MediaError as e:
-                    data, why = None, str(e)
-                else:
-                    why = "no image bytes (url-only row)"
-                if not data:
-                    shard["skipped"] += 1
-                    if len(state["skipped_rows"]) < MAX_SKIPPED_LISTED:
-                        state["skipped_rows"].append({"row_id": row_id, "reason": why})
-                    state["skipped"] += 1
+                data = _image_or_skip(images, row, row_id, shard, state)
+                if data is None:
                     continue
-                k = member_key(row.get("key"), row_id)
-                tar.add((f"{k}.{image_ext(row)}", data),
-                        (f"{k}.txt", (row.get("caption") or "").encode("utf-8")),
-                        (f"{k}.json", row[META].encode("utf-8")))  # fmt: skip
+                _add_sample(tar, row, row_id, data)
                 shard["rows"] += 1
                 if shard["rows"] >= shard_size:
                     finish()
@@ -240,3 +228,30 @@ def write_webdataset(
         if tar is not None:
             tar.close()
     return state
+
+
+def _image_or_skip(images: ImageSource, row: dict[str, Any], row_id: int, shard: dict[str, Any],
+                   state: dict[str, Any]) -> bytes | None:
+    """The row's image bytes, or None when it has none: then the row is counted as skipped in
+    the shard and the state, and listed with why (up to ``MAX_SKIPPED_LISTED``)."""
+    try:
+        data = images.read(row)
+    except MediaError as e:
+        data, why = None, str(e)
+    else:
+        why = "no image bytes (url-only row)"
+    if not data:
+        shard["skipped"] += 1
+        if len(state["skipped_rows"]) < MAX_SKIPPED_LISTED:
+            state["skipped_rows"].append({"row_id": row_id, "reason": why})
+        state["skipped"] += 1
+        return None
+    return data
+
+
+def _add_sample(tar: TarWriter, row: dict[str, Any], row_id: int, data: bytes) -> None:
+    """One WebDataset sample: the image, its caption (.txt) and its metadata (.json)."""
+    k = member_key(row.get("key"), row_id)
+    tar.add((f"{k}.{image_ext(row)}", data),
+            (f"{k}.txt", (row.get("caption") or "").encode("utf-8")),
+            (f"{k}.json", row[META].encode("utf-8")))  # fmt: skip
