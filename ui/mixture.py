@@ -4,6 +4,8 @@ draw saved as a subset or the per-row sampling-weight column (:mod:`backend.mixt
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
@@ -66,19 +68,7 @@ def draw(name: str, con, sel: Selection) -> None:
         st.info("No row of the selection has a cluster.", icon=":material/info:")
         return
     labels = {int(c["cluster"]): str(c.get("label") or "") for c in load_clusters(name, root)}
-    saved = [s.name for s in subsets.list_subsets(name, root)]
-    b1, b2, b3, b4 = st.columns([1, 1, 2, 1], vertical_alignment="bottom")
-    if b1.button("Flatten", icon=":material/equal:", width="stretch",
-                 help="Equal weight for every cluster"):  # fmt: skip
-        _set_weights({c: 1.0 for c in counts})
-    if b2.button("As now", icon=":material/restart_alt:", width="stretch",
-                 help="Each cluster's share of the selection"):  # fmt: skip
-        _set_weights({c: round(n / max(counts.values()), 2) for c, n in counts.items()})
-    other = b3.selectbox("Match a subset's mixture", ["—", *saved], key="w.mixture.match")
-    if b4.button("Match", width="stretch", disabled=other == "—"):
-        o = subsets.resolve(name, Selection(subsets_all=[other]), root)
-        sh = mixture.shares(mixture.pool(con, o, name).counts())
-        _set_weights({c: round(sh.get(c, 0.0) / max(sh.values()), 2) for c in counts})
+    _weight_buttons(name, con, counts, root)
     raw = _sliders(counts, labels)
     try:
         w = mixture.normalise(raw, counts)
@@ -112,6 +102,23 @@ def draw(name: str, con, sel: Selection) -> None:
         st.dataframe(prev, hide_index=True, width="stretch", height=240, column_config={
             "expected": st.column_config.NumberColumn(format="%.1f")})  # fmt: skip
     _save(name, p, w, rows, seed, replace, sel)
+
+
+def _weight_buttons(name: str, con, counts: dict[int, int], root: Path) -> None:
+    """Flatten, As now and Match a saved subset's mixture: each sets every cluster's weight."""
+    saved = [s.name for s in subsets.list_subsets(name, root)]
+    b1, b2, b3, b4 = st.columns([1, 1, 2, 1], vertical_alignment="bottom")
+    if b1.button("Flatten", icon=":material/equal:", width="stretch",
+                 help="Equal weight for every cluster"):  # fmt: skip
+        _set_weights({c: 1.0 for c in counts})
+    if b2.button("As now", icon=":material/restart_alt:", width="stretch",
+                 help="Each cluster's share of the selection"):  # fmt: skip
+        _set_weights({c: round(n / max(counts.values()), 2) for c, n in counts.items()})
+    other = b3.selectbox("Match a subset's mixture", ["—", *saved], key="w.mixture.match")
+    if b4.button("Match", width="stretch", disabled=other == "—"):
+        o = subsets.resolve(name, Selection(subsets_all=[other]), root)
+        sh = mixture.shares(mixture.pool(con, o, name).counts())
+        _set_weights({c: round(sh.get(c, 0.0) / max(sh.values()), 2) for c in counts})
 
 
 def _save(name, p, w, rows, seed, replace, sel) -> None:
