@@ -42,19 +42,11 @@ def embeddings_dir(name: str, root: Path | None = None) -> Path:
 
 
 def embed(
-    name: str,
-    root: Path | None = None,
-    mode: str = "auto",
-    clip_model: str | None = None,
-    clip_pretrained: str | None = None,
-    clip_checkpoint: str | None = None,
-    device: str | None = None,
-    batch_size: int | None = None,
-    workers: int | None = None,
-    rebuild: bool = False,
-    progress: Progress | None = None,
-    encoders: dict[str, Encoder] | None = None,
-    executor: Executor | None = None,
+    name: str, root: Path | None = None, mode: str = "auto", clip_model: str | None = None,
+    clip_pretrained: str | None = None, clip_checkpoint: str | None = None,
+    device: str | None = None, batch_size: int | None = None, workers: int | None = None,
+    rebuild: bool = False, progress: Progress | None = None,
+    encoders: dict[str, Encoder] | None = None, executor: Executor | None = None,
     concat_max: int = CONCAT_MAX_ROWS,
 ) -> dict[str, Any]:
     """Embed dataset ``name``; returns the manifest record of the step.
@@ -68,14 +60,9 @@ def embed(
     mpath = paths.manifest_path(name, root)
     previous = read_manifest(mpath).get("steps", {}).get("embed", {})
     given = {k for k, v in previous.get("kinds", {}).items() if v.get("given_by_source")}
-    why_not_clip = None
     injected = encoders is not None
-    if encoders is None and set(KINDS) <= given:  # every kind shipped: no model to load
-        encoders = {}
-    if encoders is None:
-        encoders, why_not_clip = choose_encoders(
-            mode, clip_model, clip_pretrained, clip_checkpoint, device
-        )
+    encoders, why_not_clip = _encoders(
+        encoders, given, mode, clip_model, clip_pretrained, clip_checkpoint, device)
     out_dir = embeddings_dir(name, root)
     out_dir.mkdir(parents=True, exist_ok=True)
     con = connect(name, root)
@@ -88,64 +75,73 @@ def embed(
     fresh: list[str] = []  # kinds embedded by this call
     try:
         for kind in KINDS:
-            if kind in given:
-                kinds[kind] = previous["kinds"][kind]
-                continue
-            enc = encoders[kind]
             old = previous.get("kinds", {}).get(kind, {})
-            final = out_dir / f"{kind}.npy"
-            have = final.is_file() or sharded_dir(out_dir, kind).is_dir()
-            if have and old.get("model") not in (None, enc.name) and not rebuild:
-                raise ModelMismatch(
-                    f"{kind} embeddings of {name!r} were made with {old['model']}; refusing to "
-                    f"mix in {enc.name}. Re-embed everything with `python -m backend embed "
-                    f"{name} --rebuild`."
-                )
-            if have and old.get("model") == enc.name and old.get("rows") == n and not rebuild:
+            if kind in given or _current(name, kind, encoders[kind], old, out_dir, n, rebuild):
                 kinds[kind] = old
-                continue
-            if executor is None:
-                kinds[kind] = _embed_kind(
-                    kind, enc, con, n, out_dir, batch, min(workers, 4), progress
-                )
+            elif executor is None:
+                kinds[kind] = _embed_kind(kind, encoders[kind], con, n, out_dir, batch,
+                                          min(workers, 4), progress)
                 fresh.append(kind)
             else:
-                pending[kind] = enc
+                pending[kind] = encoders[kind]
         if pending:
             used = "clip" if encoders["img"].id == "clip" else "packaged"  # as loaded here
             spec = {"mode": used, "clip_model": clip_model, "clip_pretrained": clip_pretrained,
                     "clip_checkpoint": clip_checkpoint, "device": device}  # fmt: skip
             models = {k: encoders[k] if injected else spec for k in pending}
             fresh += list(pending)
-            kinds.update(
-                _embed_units(
-                    name,
-                    root,
-                    pending,
-                    models,
-                    con,
-                    n,
-                    out_dir,
-                    batch,
-                    executor,
-                    progress,
-                    concat_max,
-                )
-            )
-        for kind in fresh:
-            if clip_checkpoint and encoders[kind].id == "clip":
-                kinds[kind]["checkpoint"] = str(Path(clip_checkpoint).resolve())
-                kinds[kind]["checkpoint_sha256"] = checkpoint_sha256(clip_checkpoint)
+            kinds.update(_embed_units(name, root, pending, models, con, n, out_dir, batch,
+                                      executor, progress, concat_max))
+        _note_checkpoint(kinds, fresh, encoders, clip_checkpoint)
     finally:
         con.close()
+    params = {"mode": mode, "batch_size": batch, "device": _device(encoders),
+              "executor": executor.describe() if executor else {"kind": "in-process"}}
+    return _record(mpath, params, kinds, why_not_clip, started, t0)
+
+
+def _encoders(encoders: dict[str, Encoder] | None, given: set[str], *choice: str | None
+              ) -> tuple[dict[str, Encoder], str | None]:
+    """The encoders given, none when every kind is shipped by the source (no model to load), else
+    those :func:`choose_encoders` loads for ``choice`` (mode, model, pretrained, checkpoint,
+    device) and why CLIP is not among them."""
+    if encoders is None and set(KINDS) <= given:
+        encoders = {}
+    if encoders is None:
+        return choose_encoders(*choice)
+    return encoders, None
+
+
+def _current(name: str, kind: str, enc: Encoder, old: dict, out_dir: Path, n: int,
+             rebuild: bool) -> bool:
+    """Whether ``kind``'s vectors on disk are current (this model, every row) and kept; vectors
+    of another model are never mixed with this one's unless ``rebuild``."""
+    have = (out_dir / f"{kind}.npy").is_file() or sharded_dir(out_dir, kind).is_dir()
+    if have and old.get("model") not in (None, enc.name) and not rebuild:
+        raise ModelMismatch(
+            f"{kind} embeddings of {name!r} were made with {old['model']}; refusing to "
+            f"mix in {enc.name}. Re-embed everything with `python -m backend embed "
+            f"{name} --rebuild`."
+        )
+    return bool(have and old.get("model") == enc.name and old.get("rows") == n and not rebuild)
+
+
+def _note_checkpoint(kinds: dict, fresh: list[str], encoders: dict[str, Encoder],
+                     clip_checkpoint: str | None) -> None:
+    """Name the fine-tuned checkpoint (path and sha256) in the records of the kinds CLIP
+    embedded in this call, so the vectors say which weights made them."""
+    for kind in fresh:
+        if clip_checkpoint and encoders[kind].id == "clip":
+            kinds[kind]["checkpoint"] = str(Path(clip_checkpoint).resolve())
+            kinds[kind]["checkpoint_sha256"] = checkpoint_sha256(clip_checkpoint)
+
+
+def _record(mpath: Path, params: dict, kinds: dict, why_not_clip: str | None, started: str,
+            t0: float) -> dict[str, Any]:
+    """The embed step's manifest record, written with the models it names."""
     record = {
         "status": "done",
-        "params": {
-            "mode": mode,
-            "batch_size": batch,
-            "device": _device(encoders),
-            "executor": executor.describe() if executor else {"kind": "in-process"},
-        },
+        "params": params,
         "kinds": kinds,
         "cross_modal": same_model(kinds),  # one space: both kinds from the same model
         "clip_unavailable": why_not_clip,
