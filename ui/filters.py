@@ -122,28 +122,27 @@ def sidebar(name: str) -> Selection:
 
 def _text_inputs(name: str, sel: Selection) -> tuple[str, str]:
     """(caption contains, caption keywords); the keywords box only once the index is built."""
-    _seed(K_TEXT, sel.text)
-    text = st.text_input(
-        "Caption contains",
-        key=K_TEXT,
-        placeholder="words, e.g. red car",
-        help="Every word must appear in the caption as a whole word (case-insensitive): "
+    text = _text_box(
+        K_TEXT, sel.text, "Caption contains", "words, e.g. red car", ":material/search:",
+        "Every word must appear in the caption as a whole word (case-insensitive): "
         "cat finds “a cat” but not “catalog”. Add * to match part of a word: cat* (starts "
         "with), *cat* (anywhere).",
-        icon=":material/search:",
     )
     keywords = ""
     if keyword.index_dir(name, paths.workspace()).exists():
-        _seed(K_KEYWORDS, sel.keywords)
-        keywords = st.text_input(
-            "Caption keywords",
-            key=K_KEYWORDS,
-            placeholder='e.g. "red circle" -star',
-            help='Full-text index (BM25): whole words with stemming, "exact phrase", '
+        keywords = _text_box(
+            K_KEYWORDS, sel.keywords, "Caption keywords", 'e.g. "red circle" -star',
+            ":material/manage_search:",
+            'Full-text index (BM25): whole words with stemming, "exact phrase", '
             "+must, -not, prefix*. Any word may match unless you use + or quotes.",
-            icon=":material/manage_search:",
         )
     return text, keywords
+
+
+def _text_box(key: str, value: str, label: str, placeholder: str, icon: str, why: str) -> str:
+    """A text box seeded from the Selection (widget state is dropped on other pages)."""
+    _seed(key, value)
+    return st.text_input(label, key=key, placeholder=placeholder, help=why, icon=icon)
 
 
 def _shards_input(sel: Selection, shard_counts: dict[str, int]) -> list[str]:
