@@ -94,6 +94,11 @@ def _photo_entries(rng: random.Random, s: float) -> list[Entry]:
     def aes() -> float:
         return round(rng.uniform(5.0, 7.0), 3)
 
+    def copy_of(p: Photo, ref: ImageRef, op: str, **kw) -> Entry:
+        """A planted copy of photo ``p`` under one of its captions, pointing at its original."""
+        return _caption_entry(p.name, ref, rng.choice(p.captions), p.credit, aes(),
+                              near_dup_of=first[p.name], near_dup_op=op, **kw)
+
     for p in CATALOGUE:
         ref = ImageRef("photo", photo=p.name)
         for text in p.captions:
@@ -107,32 +112,11 @@ def _photo_entries(rng: random.Random, s: float) -> list[Entry]:
     for p in rng.sample(eligible, min(len(eligible), round(8 * s))):
         for op in rng.sample(NEAR_DUP_OPS, rng.choice((1, 1, 2))):
             ref = ImageRef("photo", photo=p.name, op=op)
-            out.append(
-                _caption_entry(
-                    p.name,
-                    ref,
-                    rng.choice(p.captions),
-                    p.credit,
-                    aes(),
-                    near_dup_of=first[p.name],
-                    near_dup_op=op,
-                )
-            )
+            out.append(copy_of(p, ref, op))
     for p in rng.sample(eligible, min(len(eligible), max(1, round(3 * s)))):
         text = rng.choice(WATERMARKS)
         ref = ImageRef("photo", photo=p.name, op="watermark", text=text)
-        out.append(
-            _caption_entry(
-                p.name,
-                ref,
-                rng.choice(p.captions),
-                p.credit,
-                aes(),
-                near_dup_of=first[p.name],
-                near_dup_op="watermark",
-                watermark=text,
-            )
-        )
+        out.append(copy_of(p, ref, "watermark", watermark=text))
     return out
 
 
