@@ -8,6 +8,8 @@ from typing import Any
 
 import pyarrow as pa
 
+from backend.text import decode_caption
+
 CAPTION_ALIASES = ("caption", "text", "txt", "title", "alt", "alt_text")
 URL_ALIASES = ("url", "image_url", "img_url", "link")
 CORE_FIELDS = {
@@ -33,6 +35,18 @@ def pick(record: dict[str, Any], aliases: tuple[str, ...]) -> tuple[str | None, 
         if alias in lowered:
             return lowered[alias], record[lowered[alias]]
     return None, None
+
+
+def item_caption(txt: bytes | None, meta: dict[str, Any]) -> tuple[str | None, str, str | None]:
+    """An item's caption, by one rule for every reader with ``.txt``/``.json`` members: the
+    ``.txt`` (its encoding detected), else the sidecar's ``caption`` field. Returns (caption or
+    None, the ``.txt``'s encoding, the sidecar field used or None)."""
+    caption, encoding = decode_caption(txt) if txt is not None else (None, "utf-8")
+    if caption is None:
+        name, value = pick(meta, ("caption",))
+        if isinstance(value, str) and value.strip():
+            return value.strip(), encoding, name
+    return caption, encoding, None
 
 
 def clean_value(value: Any) -> Any:

@@ -8,8 +8,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from backend.sources.base import STORAGE_FILE, Item, Reject, Sample, Shard
-from backend.sources.common import URL_ALIASES, extra_columns, parse_sidecar, pick
-from backend.text import decode_caption
+from backend.sources.common import (
+    URL_ALIASES,
+    extra_columns,
+    item_caption,
+    parse_sidecar,
+    pick,
+)
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 SIDECAR_EXTS = {".txt", ".json"}
@@ -74,14 +79,9 @@ class FolderSource:
                 if problem:
                     yield Reject(stem, "bad metadata", problem)
                     continue
-            caption, encoding = (None, "utf-8")
-            if ".txt" in files:
-                caption, encoding = decode_caption(files[".txt"].read_bytes())
-            used: set[str] = set()
-            if caption is None:
-                name, value = pick(meta, ("caption",))
-                if isinstance(value, str) and value.strip():
-                    caption, used = value.strip(), {name}
+            txt = files[".txt"].read_bytes() if ".txt" in files else None
+            caption, encoding, field = item_caption(txt, meta)
+            used: set[str] = {field} if field else set()
             if caption is None:
                 yield Reject(stem, "missing caption", img_path.name)
                 continue

@@ -11,9 +11,14 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
 from backend.sources.base import STORAGE_TAR, Item, Reject, Sample, Shard
-from backend.sources.common import URL_ALIASES, extra_columns, parse_sidecar, pick
+from backend.sources.common import (
+    URL_ALIASES,
+    extra_columns,
+    item_caption,
+    parse_sidecar,
+    pick,
+)
 from backend.sources.folder import IMAGE_EXTS
-from backend.text import decode_caption
 
 
 def split_member(name: str) -> tuple[str, str]:
@@ -108,14 +113,9 @@ class WebDatasetSource:
             meta, problem = parse_sidecar(group[".json"][1])
             if problem:
                 return Reject(key, "bad metadata", problem)
-        caption, encoding = (None, "utf-8")
-        if ".txt" in group:
-            caption, encoding = decode_caption(group[".txt"][1])
+        txt = group[".txt"][1] if ".txt" in group else None
+        caption, encoding, _ = item_caption(txt, meta)
         used = {"caption", "key"}
-        if caption is None:
-            _, value = pick(meta, ("caption",))
-            if isinstance(value, str) and value.strip():
-                caption = value.strip()
         if caption is None:
             return Reject(key, "missing caption", f"{key}{image_ext}")
         url_name, url = pick(meta, URL_ALIASES)
