@@ -210,19 +210,11 @@ def _domain_facet(name: str, sel: Selection) -> list[str] | None:
     the picked ones become ``domain IN (…)`` in the Selection. None (no facet) when every row
     has the same domain and none is picked."""
     top = _top_domains(name, str(state.store_file(name)), state.store_mtime(name))
-    counts = dict(top)
-    current = [str(d) for d in sel.values.get(DOMAIN, [])]
-    if len(counts) < 2 and not current:
-        return None
-    _seed(K_DOMAINS, current)
-    options = list(dict.fromkeys([*counts, *current]))
-    return st.multiselect(
-        "Domain",
-        options,
-        key=K_DOMAINS,
-        format_func=lambda d: f"{d}  ({fmt.num(counts[d])})" if d in counts else d,
-        placeholder=f"any of {len(counts)}{'+' if len(counts) >= TOP_DOMAINS else ''} domains",
-        help=f"The registered domain of each row's URL (derived at ingest); the "
+    n = len(dict(top))
+    return _facet(
+        top, [str(d) for d in sel.values.get(DOMAIN, [])], K_DOMAINS, "Domain",
+        f"any of {n}{'+' if n >= TOP_DOMAINS else ''} domains",
+        f"The registered domain of each row's URL (derived at ingest); the "
         f"{TOP_DOMAINS} commonest are listed with their rows in the whole dataset.",
     )
 
@@ -238,19 +230,29 @@ def _language_facet(name: str, sel: Selection) -> list[str] | None:
     """The "Caption language" facet (the ``language`` scorer's fastText codes, with rows);
     the picked ones become ``language IN (…)``. None when there is nothing to choose."""
     top = _top_languages(name, str(state.store_file(name)), state.store_mtime(name))
+    return _facet(
+        top, [str(v) for v in sel.values.get(LANGUAGE, [])], K_LANGUAGES, "Caption language",
+        f"any of {len(dict(top))} languages",
+        "Each caption's language by fastText lid.176 (ISO code), from "
+        f"`python -m backend score {name} --scorers language`; rows in the whole dataset.",
+    )
+
+
+def _facet(top: list[tuple[str, int]], current: list[str], key: str, label: str,
+           placeholder: str, why: str) -> list[str] | None:  # fmt: skip
+    """A multiselect of values with their row counts, the picked ones kept even when rare;
+    None (no facet) when there is one value or none and nothing is picked."""
     counts = dict(top)
-    current = [str(v) for v in sel.values.get(LANGUAGE, [])]
     if len(counts) < 2 and not current:
         return None
-    _seed(K_LANGUAGES, current)
+    _seed(key, current)
     return st.multiselect(
-        "Caption language",
+        label,
         list(dict.fromkeys([*counts, *current])),
-        key=K_LANGUAGES,
+        key=key,
         format_func=lambda v: f"{v}  ({fmt.num(counts[v])})" if v in counts else v,
-        placeholder=f"any of {len(counts)} languages",
-        help="Each caption's language by fastText lid.176 (ISO code), from "
-        f"`python -m backend score {name} --scorers language`; rows in the whole dataset.",
+        placeholder=placeholder,
+        help=why,
     )
 
 
