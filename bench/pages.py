@@ -45,9 +45,9 @@ from collections.abc import Callable, Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
+from tests.screenshot import CHROMIUM_ARGS, VIEWPORT, free_port, stop, streamlit_cmd  # noqa: E402
+
 REPO = Path(__file__).resolve().parent.parent
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-VIEWPORT = {"width": 1400, "height": 900}
 WAIT_MS = 180_000
 ONLY: list[str] = []  # --only: the actions to run (all when empty)
 TARGETS = {"demo": (1.5, 0.5), "big": (3.0, 1.0)}  # (open s, interaction s)
@@ -86,24 +86,14 @@ HERO_JS = """() => !!document.querySelector('.ts-hero')
 # -- the server --------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextlib.contextmanager
 def serve(script: Path, home: Path) -> Iterator[tuple[str, int]]:
     """``streamlit run script`` with the app's server settings; yields (url, pid)."""
-    port = _free_port()
+    port = free_port()
     log = tempfile.NamedTemporaryFile("w+", prefix="bench-pages-", suffix=".log", delete=False)
     env = {**os.environ, "TAILSCOPE_HOME": str(home), "PYTHONUNBUFFERED": "1",
            "HF_HUB_OFFLINE": "1"}  # fmt: skip
-    cmd = [sys.executable, "-m", "streamlit", "run", str(script), "--server.headless", "true",
-           "--server.port", str(port), "--server.address", "127.0.0.1",
-           "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"]  # fmt: skip
+    cmd = streamlit_cmd(str(script), port)
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -120,14 +110,7 @@ def serve(script: Path, home: Path) -> Iterator[tuple[str, int]]:
             time.sleep(0.3)
         yield url, proc.pid
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-        log.close()
-        os.unlink(log.name)
+        stop(proc, log, 15)
 
 
 def peak_rss(pid: int) -> int:

@@ -26,6 +26,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -46,15 +47,33 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def streamlit_cmd(script: str, port: int) -> list[str]:
+    """``streamlit run script`` headless on 127.0.0.1:port, file watcher and telemetry off (the
+    settings every browser test and bench/pages.py use)."""
+    return [sys.executable, "-m", "streamlit", "run", script, "--server.headless", "true",
+            "--server.port", str(port), "--server.address", "127.0.0.1",
+            "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"]  # fmt: skip
+
+
+def stop(proc: subprocess.Popen, log: IO[str], wait: float = 10) -> None:
+    """Stop a server started by :func:`serve` (kill it after ``wait`` s) and delete its log."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=wait)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+    log.close()
+    os.unlink(log.name)
+
+
 @contextlib.contextmanager
 def serve(home: Path, port: int | None = None, timeout: float = 60) -> Iterator[str]:
     """Run the app with ``TAILSCOPE_HOME=home``; yield its base url; always stop it."""
     port = port or free_port()
     log = tempfile.NamedTemporaryFile("w+", prefix="tailscope-app-", suffix=".log", delete=False)
     env = {**os.environ, "TAILSCOPE_HOME": str(home), "PYTHONUNBUFFERED": "1"}
-    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-           "--server.port", str(port), "--server.address", "127.0.0.1",
-           "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"]  # fmt: skip
+    cmd = streamlit_cmd("app.py", port)
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -75,14 +94,7 @@ def serve(home: Path, port: int | None = None, timeout: float = 60) -> Iterator[
             time.sleep(0.3)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-        log.close()
-        os.unlink(log.name)
+        stop(proc, log)
 
 
 def _tail(path: str, n: int = 3000) -> str:
