@@ -43,3 +43,10 @@ def test_the_cli_lists_every_verb_module_once() -> None:
     assert len(adders) == len(set(adders))
     assert MODS["backend.cli"].imports <= {"backend.commands", "backend.paths", "backend.bounded",
                                            "backend.index", "backend.sources"}
+
+
+def test_modules_and_functions_stay_small() -> None:
+    """One idea per module: none over 400 lines, no function over 60 unless its first line
+    says why (``# long: …``); the same measure ``python bench/shape.py`` prints."""
+    report = shape.report(max_module=400, max_function=60)
+    assert report["big_modules"] == [] and report["long_functions"] == []
