@@ -37,10 +37,7 @@ import numpy as np
 from backend import paths
 from backend.index_plan import (  # noqa: F401 - re-exported: callers import them here
     BATCH,
-    FLAT_MAX_CELLS,
-    TRAIN_PER_LIST,
     IndexPlan,
-    _nlist,
     _plans,
 )
 from backend.index_search import (  # noqa: F401 - re-exported: callers import them here

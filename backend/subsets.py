@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from backend import paths
-from backend.build_id import build_fingerprint, fingerprint_of  # noqa: F401 - re-exported
+from backend.build_id import build_fingerprint
 from backend.manifest import now, write_json_atomic
 from backend.selection import BadSelection, Selection, quote_ident
 from backend.store import connect
