@@ -58,6 +58,18 @@ def column_ranges(
     return {c: (got[2 * i], got[2 * i + 1]) for i, c in enumerate(names)}
 
 
+def top_values(con: duckdb.DuckDBPyConnection, column: str, limit: int = 50
+               ) -> list[tuple[str, int]]:  # fmt: skip
+    """(value, rows) of the ``limit`` commonest non-NULL values of ``column`` (none when the
+    store lacks it, e.g. before the step that adds it ran): a Browse facet's choices."""
+    if column not in columns(con):
+        return []
+    col = quote_ident(column)
+    return [(str(v), int(n)) for v, n in con.execute(
+        f"SELECT {col}, count(*) AS n FROM samples WHERE {col} IS NOT NULL "
+        f"GROUP BY {col} ORDER BY n DESC, {col} LIMIT ?", [limit]).fetchall()]  # fmt: skip
+
+
 def shard_counts(con: duckdb.DuckDBPyConnection) -> list[tuple[str, int]]:
     return con.execute("SELECT shard, count(*) FROM samples GROUP BY 1 ORDER BY 1").fetchall()
 

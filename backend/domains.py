@@ -61,14 +61,3 @@ def domain_tld(url: str | None) -> tuple[str | None, str | None]:
     """(registered domain, tld) of ``url``; (None, None) when it has no host."""
     host = host_of(url)
     return split_host(host) if host else (None, None)
-
-
-def top_domains(con, limit: int = 50) -> list[tuple[str, int]]:
-    """(domain, rows) of the ``limit`` commonest domains of the store (none without the
-    ``domain`` column): the Browse facet."""
-    cols = {r[0] for r in con.execute("DESCRIBE samples").fetchall()}
-    if "domain" not in cols:
-        return []
-    return [(str(d), int(n)) for d, n in con.execute(
-        "SELECT domain, count(*) AS n FROM samples WHERE domain IS NOT NULL "
-        "GROUP BY domain ORDER BY n DESC, domain LIMIT ?", [limit]).fetchall()]  # fmt: skip

@@ -72,14 +72,3 @@ def detect(texts: list[str | None]) -> list[tuple[str | None, float | None]]:
         labels, probs = model.predict(t.replace("\n", " "), k=1)
         out.append((labels[0].removeprefix("__label__"), min(float(probs[0]), 1.0)))
     return out
-
-
-def top_languages(con: Any, limit: int = 50) -> list[tuple[str, int]]:
-    """(language, rows) of the ``limit`` commonest caption languages (none before the
-    ``language`` scorer ran): the Browse facet."""
-    cols = {r[0] for r in con.execute("DESCRIBE samples").fetchall()}
-    if "language" not in cols:
-        return []
-    return [(str(lang), int(n)) for lang, n in con.execute(
-        "SELECT language, count(*) AS n FROM samples WHERE language IS NOT NULL "
-        "GROUP BY language ORDER BY n DESC, language LIMIT ?", [limit]).fetchall()]  # fmt: skip

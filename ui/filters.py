@@ -13,7 +13,7 @@ from typing import Any
 
 import streamlit as st
 
-from backend import keyword, paths
+from backend import browse, keyword, paths
 from backend.selection import Selection
 from ui import fmt, state
 
@@ -27,6 +27,7 @@ K_LANGUAGES = state.FILTER_PREFIX + "languages"
 DOMAIN = "domain"
 LANGUAGE = "language"
 TOP_DOMAINS = 50
+TOP_LANGUAGES = 50
 OWN_CONTROLS = ("width", "height")  # numeric columns with their own slider
 
 
@@ -197,19 +198,19 @@ def _values(sel: Selection, domains: list[str] | None,
     return values
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
-def _top_domains(name: str, store: str, mtime_ns: int) -> list[tuple[str, int]]:
-    """The commonest domains of the dataset with their rows, once per store version."""
-    from backend.domains import top_domains
-
-    return top_domains(state.connection(name), TOP_DOMAINS)
+@st.cache_data(max_entries=32, show_spinner=False)
+def _top_values(name: str, column: str, limit: int, store: str, mtime_ns: int
+                ) -> list[tuple[str, int]]:  # fmt: skip
+    """A facet's commonest values of the dataset with their rows, once per store version."""
+    return browse.top_values(state.connection(name), column, limit)
 
 
 def _domain_facet(name: str, sel: Selection) -> list[str] | None:
     """The "Domain" facet: the dataset's commonest registered domains with their row counts;
     the picked ones become ``domain IN (…)`` in the Selection. None (no facet) when every row
     has the same domain and none is picked."""
-    top = _top_domains(name, str(state.store_file(name)), state.store_mtime(name))
+    top = _top_values(name, DOMAIN, TOP_DOMAINS, str(state.store_file(name)),
+                      state.store_mtime(name))  # fmt: skip
     n = len(dict(top))
     return _facet(
         top, [str(d) for d in sel.values.get(DOMAIN, [])], K_DOMAINS, "Domain",
@@ -219,17 +220,11 @@ def _domain_facet(name: str, sel: Selection) -> list[str] | None:
     )
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
-def _top_languages(name: str, store: str, mtime_ns: int) -> list[tuple[str, int]]:
-    from backend.language import top_languages
-
-    return top_languages(state.connection(name))
-
-
 def _language_facet(name: str, sel: Selection) -> list[str] | None:
     """The "Caption language" facet (the ``language`` scorer's fastText codes, with rows);
     the picked ones become ``language IN (…)``. None when there is nothing to choose."""
-    top = _top_languages(name, str(state.store_file(name)), state.store_mtime(name))
+    top = _top_values(name, LANGUAGE, TOP_LANGUAGES, str(state.store_file(name)),
+                      state.store_mtime(name))  # fmt: skip
     return _facet(
         top, [str(v) for v in sel.values.get(LANGUAGE, [])], K_LANGUAGES, "Caption language",
         f"any of {len(dict(top))} languages",
