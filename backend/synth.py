@@ -39,7 +39,7 @@ import numpy as np
 from backend import paths
 from backend.concepts import stats
 from backend.concepts.vocab import Vocabulary
-from backend.manifest import now, step_record, write_json_atomic
+from backend.manifest import now, read_manifest, step_record, write_json_atomic
 from backend.store import create_store, swap_in
 
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
@@ -227,28 +227,26 @@ def _size(path: Path) -> int:
 def generate(
     name: str, rows: int, shards: int, root: Path | None = None, seed: int = 0,
     progress: Progress | None = None, concepts: bool = True, overwrite: bool = False,
+    resume: bool = False,
 ) -> dict[str, Any]:  # fmt: skip
     """Write dataset ``name`` (``rows`` rows in ``shards`` parquet files) into the workspace and
-    return its manifest record (timings per phase, bytes on disk)."""
+    return its manifest record (timings per phase, bytes on disk). ``resume``: keep the shards
+    an interrupted run of the same parameters finished (10^8 rows take about an hour)."""
     if rows < 1 or not 1 <= shards <= rows:
         raise ValueError("need rows >= 1 and 1 <= shards <= rows")
     ds = paths.dataset_dir(name, root)
-    if ds.exists():
-        if not overwrite:
-            raise FileExistsError(f"{ds} exists: pass overwrite=True (--overwrite) to replace it")
-        _make_writable(ds)
-        shutil.rmtree(ds)
-    parts_dir = ds / "parts"
-    parts_dir.mkdir(parents=True)
-    t0, started, phases = time.perf_counter(), now(), {}
     k = clusters_for(rows)
+    _start(ds, {"rows": rows, "shards": shards, "seed": seed, "clusters": k}, overwrite, resume)
+    parts_dir = ds / "parts"
+    t0, started, phases = time.perf_counter(), now(), {}
     con = duckdb.connect()
     con.execute("SET preserve_insertion_order = true")
     files = []
     for s in range(shards):
         lo, hi = s * rows // shards, (s + 1) * rows // shards
         path = parts_dir / f"part-{s:05d}.parquet"
-        _copy(con, samples_sql(lo, hi, s, seed, k), path)
+        if not path.is_file():  # (a shard on disk is whole: _copy renames it into place)
+            _copy(con, samples_sql(lo, hi, s, seed, k), path)
         files.append(str(path.resolve()))
         if progress:
             progress("samples", s + 1, shards)
@@ -281,6 +279,24 @@ def generate(
 
     summary["map_prepared"] = prepare(name, root)
     return summary
+
+
+def _start(ds: Path, params: dict[str, int], overwrite: bool, resume: bool) -> None:
+    """An empty dataset folder with ``parts/``, or (``resume``, same ``params``) the folder of
+    an interrupted run with only its finished shards left."""
+    mark = ds / "synth-params.json"
+    if ds.exists():
+        if not (overwrite or resume):
+            raise FileExistsError(f"{ds} exists: pass overwrite=True (--overwrite) to replace it")
+        _make_writable(ds)
+        keep = resume and read_manifest(mark) == params  # (read_manifest: any JSON file)
+        for p in ds.iterdir():
+            if not keep or p.name not in ("parts", mark.name):
+                shutil.rmtree(p) if p.is_dir() else p.unlink()
+        for p in (ds / "parts").glob("*.tmp") if keep else ():
+            p.unlink()
+    (ds / "parts").mkdir(parents=True, exist_ok=True)
+    write_json_atomic(mark, params)
 
 
 def _write_store(ds: Path, files: list[str]) -> None:

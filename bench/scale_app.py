@@ -69,8 +69,14 @@ def dataset(root: Path, rows: int) -> tuple[str, dict[str, Any]]:
     if p.get("rows") == rows and p.get("seed") == SEED and parquet_parts(name, root):
         return name, {**rec, "reused": True}
     shards = max(1, -(-rows // SHARD_ROWS))
-    print(f"generating {name}: {rows:,} rows in {shards} shards …", flush=True)
-    rec = synth.generate(name, rows, shards, root, SEED, overwrite=True)
+    print(f"generating {name}: {rows:,} rows in {shards} shards (shards an interrupted run "
+          "finished are kept) …", flush=True)  # fmt: skip
+    t0 = time.perf_counter()
+
+    def progress(phase: str, done: int, total: int) -> None:
+        print(f"  {name} {phase}: {done}/{total} at {time.perf_counter() - t0:.0f} s", flush=True)
+
+    rec = synth.generate(name, rows, shards, root, SEED, progress, overwrite=True, resume=True)
     return name, {**rec, "reused": False}
 
 

@@ -157,3 +157,24 @@ def test_cli_verb_writes_a_dataset_the_app_lists(workspace: Path, capsys) -> Non
     assert main(["info", "big", "--json"]) == 0
     assert '"rows": 12000' in capsys.readouterr().out
     assert main(["synth", "big", "--rows", "10"]) == 2  # exists: refused without --overwrite
+
+
+def test_resume_keeps_finished_shards_and_redoes_the_rest(tmp_path: Path) -> None:
+    synth.generate("r", 3000, 3, tmp_path, seed=4, concepts=False)
+    parts = tmp_path / "r" / "parts"
+    whole = pads.dataset(parquet_parts("r", tmp_path), format="parquet").to_table()
+    parts.chmod(0o755)  # an interrupted run: shard 2 never finished, its temporary file left
+    (parts / "part-00002.parquet").unlink()
+    (parts / "part-00002.parquet.tmp").write_bytes(b"half")
+    kept = (parts / "part-00000.parquet").stat()
+    synth.generate("r", 3000, 3, tmp_path, seed=4, concepts=False, resume=True)
+    again = (parts / "part-00000.parquet").stat()
+    assert (again.st_ino, again.st_mtime_ns) == (kept.st_ino, kept.st_mtime_ns)  # not rewritten
+    assert sorted(p.name for p in parts.iterdir()) == [f"part-{i:05d}.parquet" for i in range(3)]
+    redone = pads.dataset(parquet_parts("r", tmp_path), format="parquet").to_table()
+    assert redone.sort_by("row_id").equals(whole.sort_by("row_id"))
+    with connect("r", tmp_path) as con:
+        assert browse.count(con, Selection()) == 3000
+    synth.generate("r", 3000, 3, tmp_path, seed=5, concepts=False, resume=True)  # other seed:
+    other = pads.dataset(parquet_parts("r", tmp_path), format="parquet").to_table()  # all anew
+    assert other["caption"].to_pylist() != redone["caption"].to_pylist()
