@@ -328,18 +328,21 @@ IDS_IN = "row_id IN (SELECT unnest(?::BIGINT[]))"
 
 def concept_where(vocab: str, names: list[str],
                   dirs: dict[str, str] | None) -> tuple[str, list[Any]]:  # fmt: skip
-    """Rows whose caption names any of ``names`` of result set ``vocab``: a semi-join on its
+    """Rows whose caption names any of ``names`` of result set ``vocab``: a hash join on its
     ``hits.parquet`` (row_id, concept_id), the ids looked up in its ``counts.parquet``. The
-    folder comes from the resolver (the dataset's own files, quoted); names are parameters."""
+    folder comes from the resolver (the dataset's own files, quoted); names are parameters.
+    ``(… IN …) IS TRUE`` (same rows: the hits hold no NULL) makes it a MARK join, whose hash
+    table is always the concept's hits: as a plain IN, DuckDB built it from every row of
+    ``samples`` under a page's ``row_id > ?`` (a Browse page of “dog” at 10^7: 7.3 → 0.4 s)."""
     if dirs is None or vocab not in dirs:
         raise BadSelection("the concept filter was not resolved: call backend.concepts.resolve")
     if not names:
         return "FALSE", []
     base = dirs[vocab].replace("'", "''")
     marks = ", ".join("?" for _ in names)
-    return (f"row_id IN (SELECT row_id FROM read_parquet('{base}/hits.parquet') WHERE concept_id "
+    return (f"(row_id IN (SELECT row_id FROM read_parquet('{base}/hits.parquet') WHERE concept_id "
             f"IN (SELECT concept_id FROM read_parquet('{base}/counts.parquet') "
-            f"WHERE concept IN ({marks})))", list(names))  # fmt: skip
+            f"WHERE concept IN ({marks})))) IS TRUE", list(names))  # fmt: skip
 
 
 def sort_parts(sort: str) -> tuple[str, bool]:

@@ -1,7 +1,8 @@
 """The concept filter is a join on the result set's hits file, not a list of row ids: on a
 synthetic parquet-backed dataset the compiled SQL and its parameters hold no row ids (so they do
-not grow with the rows: at 10^8 the same SQL), DuckDB's plan is a SEMI join of the shards on the
-hits file, and the count through ``samples`` equals a count made directly from the hits file."""
+not grow with the rows: at 10^8 the same SQL), DuckDB's plan is a hash (MARK) join of the shards
+on the hits file whose hash table is built from the hits (a page's query too), and the count
+through ``samples`` equals a count made directly from the hits file."""
 
 from __future__ import annotations
 
@@ -39,6 +40,11 @@ def _direct(home: Path, names: list[str]) -> list[int]:
     return sorted(set(hit["row_id"].to_pylist()))
 
 
+def _plan(con, sql: str, params: list) -> str:
+    """DuckDB's physical plan of ``sql``, as EXPLAIN prints it."""
+    return "\n".join(r[1] for r in con.execute(f"EXPLAIN {sql}", params).fetchall())
+
+
 def test_concept_filter_compiles_to_a_join_and_counts_what_the_hits_say(home: Path) -> None:
     res = concepts.load("syn", synth.VOCAB, home)
     sel = concepts.selection_for(res, ["dog", "cat"])
@@ -48,7 +54,9 @@ def test_concept_filter_compiles_to_a_join_and_counts_what_the_hits_say(home: Pa
         where, params = sel.where(cols)
         sql = f"SELECT count(*) FROM samples WHERE {where}"
         n = con.execute(sql, params).fetchone()[0]
-        plan = "\n".join(r[1] for r in con.execute(f"EXPLAIN {sql}", params).fetchall())
+        plan = _plan(con, sql, params)
+        page = _plan(con, f"SELECT row_id, caption FROM samples WHERE {where} AND row_id > ? "
+                     "ORDER BY row_id LIMIT 48", [*params, 10])  # fmt: skip
     finally:
         con.close()
     want = _direct(home, ["dog", "cat"])
@@ -56,8 +64,10 @@ def test_concept_filter_compiles_to_a_join_and_counts_what_the_hits_say(home: Pa
     assert n == len(want)
     assert params == ["dog", "cat"]  # no ids bound …
     assert "hits.parquet" in where and not re.search(r"\d+\s*,\s*\d+", where)  # … none spliced
-    assert "Join Type: SEMI" in plan and "Conditions: row_id" in plan  # DuckDB plans a join …
-    assert plan.count("READ_PARQUET") == 3  # … of the shards on the hits and counts files
+    for p in (plan, page):  # DuckDB plans a hash join on row_id of the shards with the hits …
+        assert "Join Type: MARK" in p and "Conditions: row_id = " in p
+        assert p.count("READ_PARQUET") == 3  # … (and the counts file), …
+        assert "RIGHT_" not in p  # … its hash table the hits', never all of samples' rows
     assert not res.hits_loaded()  # the filter never read the hits into Python
     assert select_ids("syn", sel, home).tolist() == want
 
