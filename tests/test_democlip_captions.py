@@ -34,8 +34,8 @@ def test_no_caption_repeats_within_its_group_unlike_the_plain_captions():
     data = _scenes()
     kinds = shape_groups(data.group, data.shape)
     for epoch in range(3):
-        plain = _captions(data, epoch, Settings())
-        aware = _captions(data, epoch, Settings(group_aware=True, shape_only=0.5))
+        plain = _captions(data, epoch, Settings(group_aware=False))
+        aware = _captions(data, epoch, Settings())  # the defaults: group-aware, shape-only 0.5
         assert _duplicates_within_groups(data, plain) > 0  # colour-only / colourless captions
         assert _duplicates_within_groups(data, aware) == 0
         for i, cap in enumerate(aware):  # the group's attribute is always named

@@ -18,10 +18,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     from backend.models import load_clip
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing to download: a fresh model
-    s = Settings(seed=args.seed, group_aware=args.group_aware or bool(args.shape_only))
-    for key in ("epochs", "scenes", "batch", "lr", "threads", "logit_max", "shape_only"):
+    s = Settings(seed=args.seed)
+    for key in ("epochs", "scenes", "batch", "lr", "threads", "logit_max", "shape_only",
+                "group_aware"):  # fmt: skip
         if getattr(args, key) is not None:
             setattr(s, key, getattr(args, key))
+    if args.group_aware is None and args.shape_only:  # a shape-only share needs group captions
+        s.group_aware = True
     t0 = time.perf_counter()
     card = train(s, Path(args.out))
     enc = load_clip(MODEL_NAME, None, checkpoint=args.out, device="cpu")  # the path users take
@@ -56,11 +59,24 @@ def add_parser(sub) -> None:
     t.add_argument("--lr", type=float, default=None)
     t.add_argument("--threads", type=int, default=None, help="torch threads (default 1)")
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--logit-max", type=float, default=None, help="cap on the logit scale (100)")
-    t.add_argument("--group-aware", action="store_true",
-                   help="captions never drop what tells a scene's group apart (captions.py)")
-    t.add_argument("--shape-only", type=float, default=None,
-                   help="share of shape-group captions naming only the shape (sets --group-aware)")
+    t.add_argument(
+        "--logit-max",
+        type=float,
+        default=None,
+        help="cap on the logit scale (default 12; CLIP's own is 100)",
+    )
+    t.add_argument(
+        "--group-aware",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="captions never drop what tells a scene's group apart (captions.py; default on)",
+    )
+    t.add_argument(
+        "--shape-only",
+        type=float,
+        default=None,
+        help="share of shape-group captions naming only the shape (default 0.5; 0 turns it off)",
+    )
     t.set_defaults(func=cmd_train)
     e = verbs.add_parser("eval", help="shape/colour precision@10 etc. on held-out scenes")
     e.add_argument("--checkpoint", default=str(CHECKPOINT))

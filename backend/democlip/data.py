@@ -181,6 +181,7 @@ def epoch_batches(data: Scenes, batch: int, rng: np.random.Generator) -> list[np
         waiting = rest
     return out
 
+
 def to_tensor(images: np.ndarray):
     """uint8 (N, S, S, 3) -> normalised float (N, 3, S, S), as open_clip's preprocess does."""
     import torch

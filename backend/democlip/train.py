@@ -45,9 +45,9 @@ class Settings:
     grouped: bool = True  # batches of whole shape groups, no repeated truth (data.py)
     augment: bool = True  # (from scratch only) crop, flip, brightness
     prompt_mix: float = 0.3  # share of captions re-phrased with generic zero-shot templates
-    logit_max: float = 100.0  # cap on the learned logit scale (CLIP's own cap is 100)
-    group_aware: bool = False  # captions never drop what tells a scene's group apart (captions.py)
-    shape_only: float = 0.0  # (group_aware) share of shape-group captions naming the shape only
+    logit_max: float = 12.0  # cap on the learned logit scale (CLIP's own cap is 100)
+    group_aware: bool = True  # captions never drop what tells a scene's group apart (captions.py)
+    shape_only: float = 0.5  # (group_aware) share of shape-group captions naming the shape only
 
 
 def _augment(x, gen):
@@ -194,8 +194,9 @@ def train(s: Settings, out: Path = CHECKPOINT) -> dict:
     }
 
 
-def _step(model, tokenizer, opt, loss_fn, data, idx, caps: list[str], feats, gen, s: Settings
-          ) -> float:
+def _step(
+    model, tokenizer, opt, loss_fn, data, idx, caps: list[str], feats, gen, s: Settings
+) -> float:
     """One optimiser step on the batch ``idx`` (image features from the frozen trunk's cached
     ``feats`` when given, else encoded from the images, augmented when ``s.augment``); its loss."""
     import torch
