@@ -107,6 +107,9 @@ def page(
         return rowfetch.rows(con, sources, f"({where}) AND row_id > ?", [*params, after],
                              f"ORDER BY row_id LIMIT {int(limit)}", card)  # fmt: skip
     select = ", ".join(quote_ident(c) for c in CARD_COLUMNS if c in cols)
+    if any(sel.concepts.values()):  # a join on the hits: find the ids, then read their rows
+        where, params = _late(con, where, params, after, limit, before)
+        after, before = -1, None  # (those ids, in row order)
     if before is not None:
         cur = con.execute(
             f"SELECT {select} FROM samples WHERE {where} AND row_id < ? "
@@ -119,6 +122,20 @@ def page(
         [*params, after, limit],
     )
     return _rows(cur)
+
+
+def _late(con: duckdb.DuckDBPyConnection, where: str, params: list[Any], after: int, limit: int,
+          before: int | None) -> tuple[str, list[Any]]:  # fmt: skip
+    """The page's row ids first (only the filter's columns read), then a filter on just those
+    ids: DuckDB reads a join's card columns for every row it keeps before the LIMIT (a page of
+    a rare concept at 10^7: 1.5 s in one query, 0.2 s in two)."""
+    bound, order = ("row_id < ?", "DESC") if before is not None else ("row_id > ?", "")
+    ids = [r[0] for r in con.execute(
+        f"SELECT row_id FROM samples WHERE {where} AND {bound} ORDER BY row_id {order} LIMIT ?",
+        [*params, before if before is not None else after, limit]).fetchall()]  # fmt: skip
+    if not ids:
+        return "FALSE", []
+    return f"row_id BETWEEN ? AND ? AND {IDS_IN}", [min(ids), max(ids), ids]
 
 
 def row(con: duckdb.DuckDBPyConnection, row_id: int) -> dict[str, Any] | None:

@@ -15,9 +15,7 @@ the row's ``cluster``, and whose place word it usually names; skewed safety scor
 they compress to about a byte a row). Because the nouns are known per row, the concept hits are
 written from the same expressions, without matching captions; tests check them against the
 real matcher (:func:`backend.concepts.analyse`).
-
-CLI (until ``python -m backend synth`` is wired): ``python -m backend.synth NAME --rows N
-[--shards S] [--root DIR] [--seed 0] [--no-concepts] [--overwrite]``.
+CLI: ``python -m backend synth NAME --rows N [--shards S] [--seed 0] [--no-concepts] [--overwrite]``
 """
 
 from __future__ import annotations
@@ -231,13 +229,13 @@ def generate(
 ) -> dict[str, Any]:  # fmt: skip
     """Write dataset ``name`` (``rows`` rows in ``shards`` parquet files) into the workspace and
     return its manifest record (timings per phase, bytes on disk). ``resume``: keep the shards
-    an interrupted run of the same parameters finished (10^8 rows take about an hour)."""
+    an interrupted run of the same parameters finished."""
     if rows < 1 or not 1 <= shards <= rows:
         raise ValueError("need rows >= 1 and 1 <= shards <= rows")
     ds = paths.dataset_dir(name, root)
     k = clusters_for(rows)
-    _start(ds, {"rows": rows, "shards": shards, "seed": seed, "clusters": k}, overwrite, resume)
-    parts_dir = ds / "parts"
+    parts_dir = _start(ds, {"rows": rows, "shards": shards, "seed": seed, "clusters": k},
+                       overwrite, resume)  # fmt: skip
     t0, started, phases = time.perf_counter(), now(), {}
     con = duckdb.connect()
     con.execute("SET preserve_insertion_order = true")
@@ -281,9 +279,8 @@ def generate(
     return summary
 
 
-def _start(ds: Path, params: dict[str, int], overwrite: bool, resume: bool) -> None:
-    """An empty dataset folder with ``parts/``, or (``resume``, same ``params``) the folder of
-    an interrupted run with only its finished shards left."""
+def _start(ds: Path, params: dict[str, int], overwrite: bool, resume: bool) -> Path:
+    """An empty dataset folder, or (``resume``, same ``params``) one with the finished shards."""
     mark = ds / "synth-params.json"
     if ds.exists():
         if not (overwrite or resume):
@@ -293,10 +290,11 @@ def _start(ds: Path, params: dict[str, int], overwrite: bool, resume: bool) -> N
         for p in ds.iterdir():
             if not keep or p.name not in ("parts", mark.name):
                 shutil.rmtree(p) if p.is_dir() else p.unlink()
-        for p in (ds / "parts").glob("*.tmp") if keep else ():
+        for p in (ds / "parts").glob("*.tmp") if keep else ():  # an unfinished shard
             p.unlink()
     (ds / "parts").mkdir(parents=True, exist_ok=True)
     write_json_atomic(mark, params)
+    return ds / "parts"
 
 
 def _write_store(ds: Path, files: list[str]) -> None:

@@ -99,3 +99,23 @@ def test_unknown_vocabulary_or_concept_is_one_clear_message(home: Path) -> None:
         resolve("syn", Selection(concepts={synth.VOCAB: ["unicorn"]}), home)
     unset = Selection(concepts={synth.VOCAB: []})  # nothing named: no filter, no chip
     assert unset.is_empty() and unset.where({}) == ("TRUE", []) and unset.describe() == []
+
+
+def test_pages_of_a_concept_are_the_hits_rows_in_order(home: Path) -> None:
+    from backend.browse import page
+
+    sel = concepts.selection_for(concepts.load("syn", synth.VOCAB, home), ["lighthouse"])
+    want = _direct(home, ["lighthouse"])
+    assert len(want) > 100
+    con = connect("syn", home)
+    try:
+        first = page(con, sel, limit=48)
+        second = page(con, sel, after=first[-1]["row_id"], limit=48)
+        back = page(con, sel, before=second[0]["row_id"], limit=48)
+        last = page(con, sel, after=want[-3], limit=48)
+        full = con.execute("SELECT caption FROM samples WHERE row_id = ?", [want[50]]).fetchone()
+    finally:
+        con.close()
+    assert [r["row_id"] for r in first + second] == want[:96]
+    assert back == first and [r["row_id"] for r in last] == want[-2:]
+    assert second[2]["caption"] == full[0] and "lighthouse" in full[0]  # the row's own columns
