@@ -335,8 +335,9 @@ def dataset_inputs(con: Any, name: str, root: Any = None, vocab: str | None = No
     m = describe_map(name, root)
     if m.get("vectors"):
         v = m["vectors"]
-        out["sources"]["clusters"] = (f"map step: {m.get('method')} + k-means ({m.get('k')}) on "
-                                      f"{v.get('kind')} vectors of {v.get('model')}")  # fmt: skip
+        out["sources"]["clusters"] = (f"map step: {m.get('method')} of {v.get('kind')} vectors of "
+                                      f"{v.get('model')}, {m.get('clustering') or 'k-means'} "
+                                      f"({m.get('k')})")  # fmt: skip
     vocabs = list_vocabs(name, root)
     pick = vocab if vocab in vocabs else (vocabs[0] if vocabs else None)
     if pick is None:

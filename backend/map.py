@@ -3,7 +3,8 @@
 PCA to ~50 dimensions, then UMAP to 2-D (:mod:`backend.map_umap`). Above ``sample`` rows UMAP
 is fitted on a seeded sample and the other rows are placed with ``transform`` in batches, so the
 cost grows linearly.
-Clusters are FAISS k-means on the PCA vectors, named by their captions' c-TF-IDF terms.
+Clusters are FAISS k-means on the 2-D layout (each a region of the map the user sees, its label
+on its own points), named by their captions' c-TF-IDF terms.
 Per-row ``map_x``, ``map_y`` and ``cluster`` are joined into the store (queryable by every
 filter and by a lasso on the map); the cluster table goes to ``map/clusters.json``.
 """
@@ -42,6 +43,7 @@ CHUNK = 65_536  # rows read from the memmap at a time
 PCA_TRAIN = 100_000  # rows PCA is fitted on
 LABEL_ROWS = 200_000  # captions read to name the clusters
 REPRESENTATIVES = 8
+CLUSTERING = "k-means on the 2-D layout"  # what the clusters are computed on (step record)
 KIND_ALIASES = {"image": "img", "img": "img", "text": "text"}
 
 
@@ -246,15 +248,20 @@ def _place(
 
 
 def _clusters(
-    name: str, root: Path | None, rows: np.ndarray, x: np.ndarray, xy: np.ndarray,
+    name: str, root: Path | None, rows: np.ndarray, xy: np.ndarray,
     clusters: int | None, seed: int, progress: Progress | None, lap: Callable[[str], None],
 ) -> tuple[np.ndarray, list[dict[str, Any]]]:  # fmt: skip
-    """Each mapped row's k-means cluster and the labelled cluster table."""
+    """Each mapped row's k-means cluster on its 2-D place, and the labelled cluster table.
+
+    On the 2-D layout, not the PCA vectors: a cluster is then a region of the map the user
+    sees, and on the demo CLIP's vectors (colour beside shape) it follows shape far better
+    (NMI 0.75-0.79 against 0.52-0.63 on the 600-row demo fixture, README "Map"); 2-d k-means
+    is also cheap at any size. Representatives are the rows nearest the 2-D centroid."""
     k = min(clusters or choose_k(len(rows)), len(rows))
     if progress:
         progress("clusters", 0, 1)
     with _faiss_threads(len(rows)):
-        labels, dist = _kmeans(x, k, seed)
+        labels, dist = _kmeans(np.asarray(xy, dtype=np.float32), k, seed)
     lap("kmeans")
     table = _cluster_table(name, root, rows, xy, labels, dist, k, seed)
     if progress:
@@ -328,7 +335,7 @@ def build_map(
     lap("check")
     scratch = map_dir(name, root) / ".transform"
     x, xy, method, fitted, note = _place(vec, rows, sample, seed, progress, executor, scratch, lap)
-    labels, table = _clusters(name, root, rows, x, xy, clusters, seed, progress, lap)
+    labels, table = _clusters(name, root, rows, xy, clusters, seed, progress, lap)
     model = info["kinds"][kind].get("model")
     _write_map(name, root, ok, xy, labels, {"dataset": name, "vectors": kind, "model": model,
                "method": method, "clusters": table}, progress)  # fmt: skip
@@ -347,6 +354,7 @@ def build_map(
         nan_rows=bad,
         sample=int(fitted),
         k=len(table),
+        clustering=CLUSTERING,
         phases=phases,
         columns=["map_x", "map_y", "cluster"],
     )  # fmt: skip
