@@ -119,3 +119,20 @@ def test_pages_of_a_concept_are_the_hits_rows_in_order(home: Path) -> None:
     assert [r["row_id"] for r in first + second] == want[:96]
     assert back == first and [r["row_id"] for r in last] == want[-2:]
     assert second[2]["caption"] == full[0] and "lighthouse" in full[0]  # the row's own columns
+
+
+def test_examples_are_the_first_rows_of_the_selection_naming_the_concept(home: Path) -> None:
+    from backend.concepts.parts import example_rows
+
+    res = concepts.load("syn", synth.VOCAB, home)
+    sel = Selection(ranges={"nsfw": (0.005, None)})  # (scores are rounded to 0.01)
+    con = connect("syn", home)
+    try:
+        got = example_rows(con, res, sel, "lighthouse", 12)
+        risky = {r[0] for r in con.execute("SELECT row_id FROM samples WHERE nsfw >= 0.005")
+                 .fetchall()}  # fmt: skip
+    finally:
+        con.close()
+    want = [i for i in _direct(home, ["lighthouse"]) if i in risky][:12]
+    assert len(want) == 12 and [r["row_id"] for r in got] == want
+    assert all("lighthouse" in r["caption"] and r["url"] for r in got)  # their own columns

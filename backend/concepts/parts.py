@@ -10,9 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from backend.browse import CARD_COLUMNS, columns
+from backend.browse import CARD_COLUMNS, columns, rows_by_id
 from backend.concepts.run import Result
-from backend.selection import Selection, quote_ident
+from backend.selection import Selection
 
 
 def selection_for(result: Result, concepts: list[str]):
@@ -25,7 +25,7 @@ def selection_for(result: Result, concepts: list[str]):
         if c not in known:
             raise BadSelection(f"{c!r} is not a concept of vocabulary {result.vocab.name!r}")
     return Selection(concepts={result.vocab.name: list(concepts)},
-                     concept_dirs={result.vocab.name: str(result.folder.resolve())})
+                     concept_dirs={result.vocab.name: str(result.folder.resolve())})  # fmt: skip
 
 
 def resolve(name: str, sel, root: Path | None = None):
@@ -65,12 +65,12 @@ def resolve(name: str, sel, root: Path | None = None):
 def example_rows(con: Any, result: Result, sel: Selection, concept: str,
                  n: int = 12) -> list[dict[str, Any]]:  # fmt: skip
     """The first ``n`` rows (card columns, by row id) of ``sel`` whose caption names
-    ``concept``: the Concepts page's examples."""
+    ``concept``: the Concepts page's examples. Their ids first, then just those rows: in one
+    query DuckDB read the card columns of every row the join kept (10^8, a rare concept: 8.4 s)."""
     cols = columns(con)
     where, params = sel.where(cols)
     named, more = selection_for(result, [concept]).where(cols)
-    select = ", ".join(quote_ident(c) for c in CARD_COLUMNS if c in cols)
-    cur = con.execute(f"SELECT {select} FROM samples WHERE ({where}) AND {named} "
-                      "ORDER BY row_id LIMIT ?", [*params, *more, n])  # fmt: skip
-    names = [d[0] for d in cur.description]
-    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+    sql = f"SELECT row_id FROM samples WHERE ({where}) AND {named} ORDER BY row_id LIMIT ?"
+    ids = [r[0] for r in con.execute(sql, [*params, *more, n]).fetchall()]
+    got = rows_by_id(con, ids, CARD_COLUMNS)
+    return [got[i] for i in ids if i in got]
