@@ -31,7 +31,7 @@ def say(msg: str) -> None:
 
 def run(cmd: list[str], **kw) -> None:
     say("$ " + " ".join(str(c) for c in cmd))
-    rc = subprocess.call([str(c) for c in cmd], cwd=ROOT, **kw)
+    rc = subprocess.call([str(c) for c in cmd], cwd=ROOT, env=child_env(), **kw)
     if rc != 0:
         die(f"command failed with exit code {rc}: {' '.join(str(c) for c in cmd)}")
 
@@ -52,6 +52,8 @@ def ensure_venv(requirements: str) -> None:
     if stamp.exists() and stamp.read_text() == digest:
         return
     say(f"installing pinned dependencies from {requirements} (first time: about a minute)")
+    # --no-compile: pip would byte-compile all ~22k .py files of site-packages (~45 s of one
+    # core); Python compiles only the ~5k it imports, once, on first import (see child_env)
     run(
         [
             PY,
@@ -59,6 +61,7 @@ def ensure_venv(requirements: str) -> None:
             "pip",
             "install",
             "-q",
+            "--no-compile",
             "--disable-pip-version-check",
             "-r",
             requirements,
@@ -67,6 +70,16 @@ def ensure_venv(requirements: str) -> None:
         ]
     )
     stamp.write_text(digest)
+
+
+def child_env() -> dict[str, str]:
+    """The environment of the commands we start. Bytecode is written, whatever
+    PYTHONDONTWRITEBYTECODE says: the venv is installed without .pyc files, so without it every
+    process (each test's CLI run, server and worker) would compile torch's modules again (~8 s).
+    It goes to __pycache__ folders in .venv and in this checkout, which git ignores."""
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
 
 
 def chromium() -> str | None:
@@ -96,7 +109,7 @@ def cmd_run(args: list[str]) -> None:
     port = os.environ.get("TAILSCOPE_PORT", "8501")
     say(f"starting Tailscope on http://127.0.0.1:{port} (Ctrl-C stops it)")
     os.chdir(ROOT)
-    os.execv(
+    os.execve(
         str(PY),
         [
             str(PY),
@@ -112,6 +125,7 @@ def cmd_run(args: list[str]) -> None:
             "true",
             *args,
         ],
+        child_env(),
     )
 
 
