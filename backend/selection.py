@@ -333,7 +333,8 @@ def concept_where(vocab: str, names: list[str],
     folder comes from the resolver (the dataset's own files, quoted); names are parameters.
     ``(… IN …) IS TRUE`` (same rows: the hits hold no NULL) makes it a MARK join, whose hash
     table is always the concept's hits: as a plain IN, DuckDB built it from every row of
-    ``samples`` under a page's ``row_id > ?`` (a Browse page of “dog” at 10^7: 7.3 → 0.4 s)."""
+    ``samples`` under a page's ``row_id > ?`` (a page's ids of “dog” at 10^8: 24.5 → 1.3 s; a
+    bare count of it pays for the hash table: 1.5 → 3.3 s, docs/scaling.md)."""
     if dirs is None or vocab not in dirs:
         raise BadSelection("the concept filter was not resolved: call backend.concepts.resolve")
     if not names:
