@@ -43,19 +43,44 @@ def column_range(con: duckdb.DuckDBPyConnection, column: str) -> tuple[float | N
 
 
 def column_ranges(
-    con: duckdb.DuckDBPyConnection, names: list[str]
+    con: duckdb.DuckDBPyConnection, names: list[str], files: list[str] | None = None
 ) -> dict[str, tuple[float | None, float | None]]:
     """(min, max) of each column in one scan: over parquet shards each separate query is a
-    scan of its own (10^8 rows: ~0.5 s a column), one query reads them all in one pass."""
+    scan of its own (10^8 rows: ~0.5 s a column), one query reads them all in one pass.
+    ``files``: the parquet shards ``samples`` is exactly a view of; then the ranges come from
+    their footers' row-group statistics (10^8: 18 ms against a 5.8 s scan), a scan only for a
+    column some row group keeps no statistics for."""
     cols = columns(con)
     for c in names:
         if c not in cols:
             raise KeyError(c)
-    if not names:
-        return {}
-    parts = ", ".join(f"min({quote_ident(c)}), max({quote_ident(c)})" for c in names)
-    got = con.execute(f"SELECT {parts} FROM samples").fetchone()
-    return {c: (got[2 * i], got[2 * i + 1]) for i, c in enumerate(names)}
+    out = _footer_ranges(con, files, {c: cols[c] for c in names}) if files and names else {}
+    rest = [c for c in names if c not in out]
+    if rest:
+        parts = ", ".join(f"min({quote_ident(c)}), max({quote_ident(c)})" for c in rest)
+        got = con.execute(f"SELECT {parts} FROM samples").fetchone()
+        out.update({c: (got[2 * i], got[2 * i + 1]) for i, c in enumerate(rest)})
+    return {c: out[c] for c in names}
+
+
+def _footer_ranges(con: duckdb.DuckDBPyConnection, files: list[str],
+                   types: dict[str, str]) -> dict[str, tuple[Any, Any]]:  # fmt: skip
+    """(min, max) of the columns whose every row group has statistics, cast to the column's
+    type (a float's statistic is its shortest exact text: the cast gives the stored value)."""
+    aggs, params = [], []
+    for c, t in types.items():
+        for f in ("min", "max"):
+            v, only = f"TRY_CAST(stats_{f}_value AS {t})", "FILTER (WHERE path_in_schema = ?)"
+            aggs.append(f"{f}({v}) {only}, count({v}) {only}")
+            params += [c, c]
+    got = con.execute(f"SELECT count(DISTINCT (file_name, row_group_id)), {', '.join(aggs)} "
+                      "FROM parquet_metadata(?)", [*params, files]).fetchone()  # fmt: skip
+    out = {}
+    for i, c in enumerate(types):
+        lo, n_lo, hi, n_hi = got[1 + 4 * i : 5 + 4 * i]
+        if n_lo == n_hi == got[0]:  # (a row group without statistics: scan the column)
+            out[c] = (lo, hi)
+    return out
 
 
 def top_values(con: duckdb.DuckDBPyConnection, column: str, limit: int = 50

@@ -55,7 +55,7 @@ def test_layout_is_parquet_shards_behind_a_view(home: Path, con) -> None:
     assert {"ingest", "map", "score", "concepts"} <= set(info["steps"])
 
 
-def test_rows_match_what_was_written(con, truth) -> None:
+def test_rows_match_what_was_written(home: Path, con, truth) -> None:
     assert truth.num_rows == ROWS
     assert truth["row_id"].to_pylist() == list(range(ROWS))
     assert browse.count(con, Selection()) == ROWS
@@ -67,6 +67,9 @@ def test_rows_match_what_was_written(con, truth) -> None:
     for col in ("nsfw", "width", "map_x"):
         values = truth[col].to_numpy()
         assert got[col] == browse.column_range(con, col) == (values.min(), values.max())
+    files, types = parquet_parts("syn", home), browse.columns(con)
+    footers = browse._footer_ranges(con, files, {c: types[c] for c in got})  # (the row groups'
+    assert footers == got == browse.column_ranges(con, list(got), files)  # statistics: exact)
     captions = truth["caption"].to_pylist()
     word = re.compile(r"(?<!\w)dog(?!\w)")  # the caption filter matches whole words
     assert browse.count(con, Selection(text="dog")) == sum(bool(word.search(c.lower()))

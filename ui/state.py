@@ -18,10 +18,11 @@ import duckdb
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
-from backend import browse, catalog, paths
+from backend import browse, catalog, paths, rowfetch
 from backend.embed import describe
 from backend.search import Searcher
 from backend.selection import BadSelection, Selection
+from backend.store import parquet_parts
 from ui import style
 from ui.selection_url import decode_selection, encode_selection
 
@@ -174,7 +175,9 @@ def _facts(name: str, store: str, mtime_ns: int) -> dict[str, Any]:
     """Column facts the filter widgets need, read once per store version."""
     con = connection(name)
     numeric = browse.numeric_columns(con)
-    ranges = browse.column_ranges(con, numeric)
+    # a view of exactly the parquet shards (no column files): ranges from their footers
+    files = parquet_parts(name, Path(store).parent.parent) if rowfetch.layout(con) is None else []
+    ranges = browse.column_ranges(con, numeric, files or None)
     return {
         "columns": browse.columns(con),
         "numeric": numeric,
