@@ -265,16 +265,24 @@ def test_half_million_entries() -> None:
     assert list(zip(idx.tolist(), cids.tolist(), strict=True)) == [(0, 7), (0, 499_999), (2, 42)]
 
 
-@pytest.mark.slow
-def test_image_side_without_clip(home: Path) -> None:
-    s = analyse("demo", imagenet(), home, images=True, top_k=3)
-    assert "CLIP zero-shot skipped" in s["image_note"]
-    r = load("demo", "imagenet", home)
-    assert s["image_rows"] == s["rows"]
-    img = r.counts["image_count"].to_numpy()
-    assert img.sum() == 3 * s["rows"]  # three classes per image (two may share a concept)
-    mis = s["misalignment"]
-    assert 0 <= mis["rows_misaligned"] <= mis["rows_named"]
+def test_image_side_without_clip(workspace: Path, photo_folder: Path) -> None:
+    """No CLIP vectors: the packaged ImageNet model tags the images. Eight real photos (not the
+    600-row demo: the model is the cost, ~20 ms an image, and what is checked needs no more)."""
+    from backend.ingest import build as ingest
+
+    ingest("photos", photo_folder, root=workspace, workers=1)
+    s = analyse("photos", imagenet(), workspace, images=True, top_k=3)
+    assert "CLIP zero-shot skipped" in s["image_note"] and "ImageNet classes" in s["image_note"]
+    r = load("photos", "imagenet", workspace)
+    assert s["image_rows"] == s["rows"] == 8
+    counts = r.counts.to_pandas().set_index("concept")
+    assert counts["image_count"].sum() == 3 * 8  # three classes per image, none shared here
+    # the captions name two ImageNet classes ("a tabby cat ...", "... a camera on a tripod")
+    # and the model sees both in their photos: two rows named, none misaligned
+    assert counts.loc[["tabby cat", "tripod"], "caption_count"].tolist() == [1, 1]
+    assert counts.loc[["tabby cat", "tripod"], "image_count"].tolist() == [1, 1]
+    assert (s["misalignment"]["rows_named"], s["misalignment"]["rows_misaligned"]) == (2, 0)
+    assert counts.loc["espresso", "image_count"] == 1  # the cup of coffee
 
 
 # --- the Concepts page (AppTest) -------------------------------------------------------------
