@@ -1,11 +1,26 @@
-"""The sampled map draws fewer points where its density layer already shows the mass."""
+"""The sampled map draws fewer points where its density layer already shows the mass; the
+layer is a PNG of the density grid under the points."""
 
 from __future__ import annotations
 
+import base64
+import io
+
 import numpy as np
+from PIL import Image
 
 from backend.mapview import Density, MapPoints
-from ui.map_figure import PER_CELL, THIN_CELLS, thin
+from ui.map_figure import (
+    DENSITY_HI,
+    DENSITY_LO,
+    PER_CELL,
+    POINTS,
+    SVG_MAX,
+    THIN_CELLS,
+    density_image,
+    figure,
+    thin,
+)
 
 
 def _points(x: np.ndarray, y: np.ndarray, inside: np.ndarray | None = None) -> MapPoints:
@@ -55,3 +70,31 @@ def test_points_inside_the_selection_are_all_kept() -> None:
 def test_a_sparse_map_is_left_alone() -> None:
     pts = _points(np.arange(100) * 1.5, np.arange(100) * 1.5)  # at most 3 a thinning cell
     assert thin(pts, _grid()) is pts
+
+
+def test_density_layer_is_an_image_of_the_grid_in_its_place() -> None:
+    counts = np.zeros((3, 4), np.int64)  # rows: y (row 0 at the bottom), columns: x
+    counts[0, 0], counts[2, 3], counts[1, 1] = 1, 50, 7
+    dens = Density(x0=-2.0, dx=0.5, y0=10.0, dy=2.0, counts=counts)
+    img = density_image(dens)
+    assert (img["x"], img["y"], img["sizex"], img["sizey"]) == (-2.0, 16.0, 2.0, 6.0)
+    assert (img["xref"], img["yref"], img["layer"]) == ("x", "y", "below")
+    png = img["source"].removeprefix("data:image/png;base64,")
+    px = np.asarray(Image.open(io.BytesIO(base64.b64decode(png))))
+    assert px.shape == (3, 4, 4)
+    flipped = px[::-1]  # the image's top row is the grid's last (highest y) row
+    assert (flipped[..., 3] > 0).tolist() == (counts > 0).tolist()  # empty cells transparent
+    assert tuple(flipped[2, 3, :3]) == DENSITY_HI  # the densest cell is the darkest grey
+    lone, mid = flipped[0, 0, :3].astype(int), flipped[1, 1, :3].astype(int)
+    assert (np.asarray(DENSITY_LO) > lone).all() and (lone > mid).all()  # log count → darker
+    assert (mid > np.asarray(DENSITY_HI)).all()
+
+
+def test_sampled_figure_has_the_image_and_no_heatmap_and_svg_up_to_svg_max() -> None:
+    grid = _grid()
+    grid.counts[5, 5] = 100
+    for n, kind in ((SVG_MAX, "scatter"), (SVG_MAX + 1, "scattergl")):
+        xy = np.linspace(0, 159, n)
+        fig, roles = figure(_points(xy, xy), (0.0, 160.0, 0.0, 160.0), "score", None, grid)
+        assert [t.type for t in fig.data] == [kind] and roles == [POINTS]
+        assert len(fig.layout.images) == 1 and fig.layout.images[0].layer == "below"

@@ -6,11 +6,14 @@ Arrays go in as float32/int numpy arrays: plotly writes them as compact base64 t
 
 from __future__ import annotations
 
+import base64
+import io
 from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
+from PIL import Image
 from plotly.colors import qualitative
 
 from backend.mapview import Density, MapPoints
@@ -28,6 +31,11 @@ PLOT_PX = (680, HEIGHT - 70)
 # Once the map is sampled, a cell of THIN_CELLS x THIN_CELLS density cells (1/40 of the map's
 # width with the 160 x 160 grid) keeps about PER_CELL drawn points.
 PER_CELL, THIN_CELLS = 12, 4
+# Up to this many drawn points the points are SVG (``scatter``), above it WebGL (``scattergl``):
+# with software WebGL (no GPU) SVG draws 3k points in ~0.3 s against ~0.8 s and 6k in ~0.46
+# against ~0.69 s; they break even near 9k (bench/map_page.py --variants).
+SVG_MAX = 8_000
+DENSITY_LO, DENSITY_HI = (0xEE, 0xF0, 0xF4), (0x5B, 0x61, 0x70)  # empty-ish → dense cells
 CHAR_PX, LINE_PX, PAD_PX = 7.2, 16.0, 3.0
 
 
@@ -130,21 +138,25 @@ def _legend(pts: MapPoints, color_by: str | None, labels: list[dict[str, Any]] |
                        hoverinfo="skip") for code, text in keys]  # fmt: skip
 
 
-def _density_trace(dens: Density) -> go.Heatmap:
-    """The grey density layer under the points."""
-    z = np.log1p(dens.counts.astype(np.float32))
-    z[dens.counts == 0] = np.nan  # empty cells stay transparent
-    return go.Heatmap(
-        z=z,
-        x0=dens.x0 + dens.dx / 2,
-        dx=dens.dx,
-        y0=dens.y0 + dens.dy / 2,
-        dy=dens.dy,
-        colorscale=[[0, "#eef0f4"], [1, "#5b6170"]],
-        showscale=False,
-        hoverinfo="skip",
-        zsmooth="best",
-    )
+def density_image(dens: Density) -> dict[str, Any]:
+    """The grey density layer under the points, as a layout image: a PNG of the grid (log
+    counts from light to dark grey, empty cells transparent) that the browser stretches over
+    the map's frame, smoothed. Cheaper to send and to draw than a heatmap trace of the grid."""
+    counts = dens.counts[::-1]  # row 0 of the grid is the bottom; row 0 of an image the top
+    z = np.log1p(counts.astype(np.float32))
+    t = (z / z.max() if z.max() > 0 else z)[..., None]
+    rgb = np.asarray(DENSITY_LO, np.float32) * (1 - t) + np.asarray(DENSITY_HI, np.float32) * t
+    alpha = np.where(counts > 0, 255, 0).astype(np.uint8)[..., None]
+    rgba = np.concatenate([np.rint(rgb).astype(np.uint8), alpha], axis=-1)
+    buf = io.BytesIO()
+    Image.fromarray(rgba, "RGBA").save(buf, "PNG", optimize=True)
+    ny, nx = counts.shape
+    return {
+        "source": "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode(),
+        "xref": "x", "yref": "y", "x": dens.x0, "y": dens.y0 + ny * dens.dy,
+        "sizex": nx * dens.dx, "sizey": ny * dens.dy, "xanchor": "left", "yanchor": "top",
+        "sizing": "stretch", "layer": "below", "name": DENSITY,
+    }  # fmt: skip
 
 
 def _point_traces(pts: MapPoints, color_by: str | None) -> list[tuple[str, dict[str, Any]]]:
@@ -163,7 +175,7 @@ def _point_traces(pts: MapPoints, color_by: str | None) -> list[tuple[str, dict[
             else _marker(pts, keep, color_by, n)
         )
         trace = dict(  # a dict: plotly deep-copies a trace object's arrays on go.Figure (~0.5 s)
-            type="scattergl",
+            type="scatter" if n <= SVG_MAX else "scattergl",
             x=pts.x[keep],
             y=pts.y[keep],
             mode="markers",
@@ -199,8 +211,13 @@ def _labels_trace(placed: list[dict[str, Any]]) -> go.Scatter:
         text=[c["text"] for c in placed],
         textposition="middle center",
         cliponaxis=False,
-        textfont={"size": 12, "color": "#1f2430", "family": "Inter, sans-serif",
-                  "weight": 600, "shadow": "0 0 3px #fff, 0 0 2px #fff"},  # fmt: skip
+        textfont={
+            "size": 12,
+            "color": "#1f2430",
+            "family": "Inter, sans-serif",
+            "weight": 600,
+            "shadow": "0 0 3px #fff, 0 0 2px #fff",
+        },  # fmt: skip
         marker={"size": 22, "color": "rgba(255,255,255,0.55)", "line": {"width": 0}},
         customdata=[c["cluster"] for c in placed],
         hovertext=[c["label"] for c in placed],
@@ -211,8 +228,9 @@ def _labels_trace(placed: list[dict[str, Any]]) -> go.Scatter:
 
 
 def _layout(fig: go.Figure, axes: tuple[dict, dict], color_by: str | None, legend: bool,
-            polygon: tuple[tuple[float, float], ...]) -> None:  # fmt: skip
-    """Axes, size, the colour legend under the map and the drawn region's outline."""
+            polygon: tuple[tuple[float, float], ...], images: list[dict]) -> None:  # fmt: skip
+    """Axes, size, the colour legend under the map, the drawn region's outline and the
+    density image."""
     shapes = []
     if polygon:
         path = "M " + " L ".join(f"{x},{y}" for x, y in polygon) + " Z"
@@ -239,6 +257,7 @@ def _layout(fig: go.Figure, axes: tuple[dict, dict], color_by: str | None, legen
         hovermode="closest",
         hoverlabel={"namelength": 0, "bgcolor": "white", "font": {"size": 12}},
         shapes=shapes,
+        images=images,
         uirevision="map",
     )
 
@@ -253,12 +272,10 @@ def figure(
     view: tuple[float, ...] | None = None,
 ) -> tuple[go.Figure, list[str]]:
     """The figure and the role of each trace (``points``, ``context``, ``labels``,
-    ``density``), by curve number, so a click on it can be told apart."""
+    ``legend``), by curve number, so a click on it can be told apart. The density layer is a
+    layout image (:func:`density_image`), not a trace."""
     traces: list[Any] = []
     roles: list[str] = []
-    if dens is not None:
-        traces.append(_density_trace(dens))
-        roles.append(DENSITY)
     for role, trace in _point_traces(pts, color_by):
         traces.append(trace)
         roles.append(role)
@@ -270,7 +287,8 @@ def figure(
     traces += legend
     roles += [LEGEND] * len(legend)
     fig = go.Figure(traces)
-    _layout(fig, (axis_x, axis_y), color_by, bool(legend), polygon)
+    images = [density_image(dens)] if dens is not None else []
+    _layout(fig, (axis_x, axis_y), color_by, bool(legend), polygon, images)
     return fig, roles
 
 
@@ -308,10 +326,10 @@ def thin(pts: MapPoints, dens: Density, per_cell: int = PER_CELL) -> MapPoints:
 
 def placeholder() -> go.Figure:
     """An empty map of the same size, drawn before the map's queries run: its arrival makes the
-    browser fetch plotly.js (a 4.7 MB lazy chunk) and start WebGL while the server computes,
+    browser fetch and compile plotly.js (a 4.7 MB lazy chunk) while the server computes,
     instead of after the figure arrives."""
     axis = {"showgrid": False, "zeroline": False, "showticklabels": False, "title": None}
-    fig = go.Figure(go.Scattergl(x=[], y=[], mode="markers", hoverinfo="skip"))
+    fig = go.Figure(go.Scatter(x=[], y=[], mode="markers", hoverinfo="skip"))  # SVG: no WebGL
     fig.update_layout(
         xaxis=axis, yaxis=axis, height=HEIGHT, margin={"l": 4, "r": 4, "t": 4, "b": 4},
         plot_bgcolor="white", showlegend=False,
