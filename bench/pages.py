@@ -23,7 +23,8 @@ Search query is "not run" (it says why).
 Baseline, in the same run and on the same server settings: a bare Streamlit page with one
 button (the framework's floor): opening it, and clicking its button. Ratios: page ÷ baseline
 (open) and interaction ÷ baseline (click). Printed with each size: the load average (the
-machine is shared: rely on the ratios) and the server's peak RSS.
+machine is shared: rely on the ratios) before, during (sampled every 5 s) and after, and the
+server's peak RSS.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ import json  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
+import threading  # noqa: E402
 import time  # noqa: E402
 import urllib.request  # noqa: E402
 from collections.abc import Callable, Iterator  # noqa: E402
@@ -111,6 +113,25 @@ def serve(script: Path, home: Path) -> Iterator[tuple[str, int]]:
         yield url, proc.pid
     finally:
         stop(proc, log, 15)
+
+
+@contextlib.contextmanager
+def load_samples(every: float = 5.0) -> Iterator[list[float]]:
+    """The 1-minute load average every ``every`` seconds while the block runs (what a shared
+    machine's figures were taken under)."""
+    got, done = [os.getloadavg()[0]], threading.Event()
+
+    def sample() -> None:
+        while not done.wait(every):
+            got.append(os.getloadavg()[0])
+
+    worker = threading.Thread(target=sample, daemon=True)
+    worker.start()
+    try:
+        yield got
+    finally:
+        done.set()
+        worker.join()
 
 
 def peak_rss(pid: int) -> int:
@@ -213,7 +234,7 @@ def run_size(browser, home: Path, dataset: str, kind: str, searchable: bool,
              repeats: int) -> dict[str, Any]:  # fmt: skip
     """Every action on one dataset: warm-up, then ``repeats`` timed runs each."""
     out: dict[str, Any] = {"dataset": dataset, "load_before": os.getloadavg(), "actions": {}}
-    with serve(REPO / "app.py", home) as (url, pid):
+    with serve(REPO / "app.py", home) as (url, pid), load_samples() as loads:
         q = f"?ds={dataset}"
         ctx = browser.new_context(viewport=VIEWPORT)  # one browser cache, as a user has
         for label, fn in actions(url, q, kind, searchable).items():
@@ -240,6 +261,7 @@ def run_size(browser, home: Path, dataset: str, kind: str, searchable: bool,
         ctx.close()
         out["server_peak_rss"] = peak_rss(pid)
     out["load_after"] = os.getloadavg()
+    out["load_during"] = {"min": min(loads), "mean": statistics.mean(loads), "max": max(loads)}
     return out
 
 
@@ -372,8 +394,10 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(table(results, bare))
     for s, r in results.items():
-        print(f"{s}: load average {r['load_before'][0]:.2f} before, {r['load_after'][0]:.2f} "
-              f"after; server peak RSS {r['server_peak_rss'] / 1e9:.2f} GB")  # fmt: skip
+        d = r["load_during"]
+        print(f"{s}: load average {r['load_before'][0]:.2f} before, {d['min']:.2f}–{d['max']:.2f} "
+              f"(mean {d['mean']:.2f}) during, {r['load_after'][0]:.2f} after; server peak RSS "
+              f"{r['server_peak_rss'] / 1e9:.2f} GB")  # fmt: skip
     if a.json:
         a.json.write_text(json.dumps({"sizes": results, "baseline": bare}, indent=2))
     return 0
