@@ -112,8 +112,7 @@ def queries(name: str, root: Path, concepts: bool) -> dict[str, Callable[[Any], 
         return frame["f"]
 
     def checks(con):
-        return safety_checks.counts(con, Selection(),
-                                    safety_checks.available(browse.columns(con)))
+        return safety_checks.counts(con, Selection(), safety_checks.available(browse.columns(con)))
 
     def map_open(live: bool):
         def run(con):  # what the Map page asks for on open, in its order
@@ -122,6 +121,7 @@ def queries(name: str, root: Path, concepts: bool) -> dict[str, Callable[[Any], 
             mapview.clusters(con, Selection(), [], live=live)
             mapview.view(con, live=live)
             return len(mapview.points(con, Selection(), live=live).row_id)
+
         return run
 
     q: dict[str, Callable[[Any], Any]] = {
@@ -152,15 +152,20 @@ def queries(name: str, root: Path, concepts: bool) -> dict[str, Callable[[Any], 
 
         res = load(name, synth.VOCAB, root)
         q["concepts: open (counts, summary; hits not read)"] = lambda c: len(
-            load(name, synth.VOCAB, root).counts)
+            load(name, synth.VOCAB, root).counts
+        )
         q["concepts: load every hit (the page before)"] = lambda c: len(
-            load(name, synth.VOCAB, root).rows)
+            load(name, synth.VOCAB, root).rows
+        )
         q["count: concept 'dog', join on hits"] = lambda c: browse.count(
-            c, selection_for(res, ["dog"]))
+            c, selection_for(res, ["dog"])
+        )
         q["count: concept 'dog', row-id list (before)"] = lambda c: browse.count(
-            c, Selection(row_ids=tuple(rows_with(load(name, synth.VOCAB, root), ["dog"]).tolist())))
+            c, Selection(row_ids=tuple(rows_with(load(name, synth.VOCAB, root), ["dog"]).tolist()))
+        )
         q["count: concept 'lighthouse', join on hits"] = lambda c: browse.count(
-            c, selection_for(res, ["lighthouse"]))
+            c, selection_for(res, ["lighthouse"])
+        )
     return q
 
 
@@ -327,12 +332,24 @@ def main() -> None:
     ap.add_argument("--no-native", action="store_true", help="skip the native-table baseline")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--keywords", action="store_true", help="build and time the BM25 index too")
-    ap.add_argument("--columns", action="store_true", help="add a column per shard to a copy "
-                    "of each size and time queries through the joined view against the shards")
-    ap.add_argument("--columns-only", action="store_true", help="with --columns: only those "
-                    "queries (no full query table, no native baseline)")
-    ap.add_argument("--before-repeats", type=int, default=1, help="repeats of the joined-view "
-                    "queries the column files' fast path replaced (each up to ~40 s at 10^7)")
+    ap.add_argument(
+        "--columns",
+        action="store_true",
+        help="add a column per shard to a copy "
+        "of each size and time queries through the joined view against the shards",
+    )
+    ap.add_argument(
+        "--columns-only",
+        action="store_true",
+        help="with --columns: only those queries (no full query table, no native baseline)",
+    )
+    ap.add_argument(
+        "--before-repeats",
+        type=int,
+        default=1,
+        help="repeats of the joined-view "
+        "queries the column files' fast path replaced (each up to ~40 s at 10^7)",
+    )
     a = ap.parse_args()
     a.no_native |= a.columns_only
     root = a.dir.resolve()
@@ -358,8 +375,11 @@ def main() -> None:
         entry["queries"] = {} if a.columns_only else measure(name, root, a.repeats, True)
         if a.columns:
             copy, added = columns_copy(root, name)
-            print(f"added a column to {copy}: {added['add_s']:.1f} s, "
-                  f"{added['bytes_written'] / 1e6:.0f} MB written", flush=True)
+            print(
+                f"added a column to {copy}: {added['add_s']:.1f} s, "
+                f"{added['bytes_written'] / 1e6:.0f} MB written",
+                flush=True,
+            )
             joined, shards = measure_pair((copy, name), root, a.repeats, COLUMN_QUERIES)
             entry["columns"] = {**added, "joined": joined, "shards_only": shards,
                                 "joined_view": measure(copy, root, a.before_repeats, False,
