@@ -22,10 +22,14 @@ BATCH = 32
 def _rows(name: str, root: Path | None):
     con = connect(name, root)
     try:
-        return con.sql(
-            "SELECT row_id, storage, path, byte_offset, byte_size, src_row FROM samples "
-            "ORDER BY row_id"
-        ).to_arrow_table().to_pylist()
+        return (
+            con.sql(
+                "SELECT row_id, storage, path, byte_offset, byte_size, src_row FROM samples "
+                "ORDER BY row_id"
+            )
+            .to_arrow_table()
+            .to_pylist()
+        )
     finally:
         con.close()
 
@@ -110,5 +114,9 @@ def clip_hits(
     best = sims.max(1, keepdims=True)
     keep = np.take_along_axis(sims, top, 1) >= best - margin
     rows = np.repeat(scored, k).reshape(-1, k)[keep]
-    return rows.astype(np.int64), top[keep].astype(np.int32), scored.astype(np.int64), \
-        f"image side: CLIP {model} zero-shot, top-{k} within {margin} of the best"
+    return (
+        rows.astype(np.int64),
+        top[keep].astype(np.int32),
+        scored.astype(np.int64),
+        f"image side: CLIP {model} zero-shot, top-{k} within {margin} of the best",
+    )
