@@ -48,7 +48,7 @@ import pyarrow as pa  # noqa: E402
 from backend import mapview, paths  # noqa: E402
 from backend.selection import Selection  # noqa: E402
 from backend.store import connect, create_store, swap_in  # noqa: E402
-from ui.map_figure import SVG_MAX, figure, thin  # noqa: E402
+from ui.map_figure import figure, thin  # noqa: E402
 
 WORDS = (
     "red blue green small large photo close up of a the cat dog car tree house street "
@@ -220,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-map-", dir=args.dir))
     print(f"# map page bench · {platform.processor() or platform.machine()} · "
           f"{os.cpu_count()} cpus · plotly {plotly.__version__} · headless Chromium, "
-          f"software WebGL · draw limit {mapview.DRAW_LIMIT:,} · SVG up to {SVG_MAX:,} points · "
+          f"software WebGL · draw limit {mapview.DRAW_LIMIT:,} · "
           f"median of {args.repeats}")  # fmt: skip
     print(f"{'N':>9} {'':16} {'payload MB':>10} {'server s':>9} {'drawn s':>8} {'+js s':>6}  "
           f"{'payload ÷':>9} {'drawn ÷':>8}")  # fmt: skip

@@ -90,8 +90,8 @@ def test_the_map_draws_every_row_with_cluster_labels(mapped: Path) -> None:
     fig = spec(at)
     kinds = [t["type"] for t in fig["data"]]
     k = len(load_clusters("demo", mapped))
-    # the points (SVG: fewer than SVG_MAX), the cluster labels, one legend key per colour
-    assert kinds == ["scatter"] * (2 + min(k, MAX_LEGEND))  # SVG points: up to SVG_MAX
+    # the points, the cluster labels, then one legend key per cluster colour
+    assert kinds == ["scattergl", "scatter"] + ["scatter"] * min(k, MAX_LEGEND)
     assert len(c["row_id"]) < mapview.DRAW_LIMIT and not fig["layout"].get("images")  # no density
     labels = sorted(load_clusters("demo", mapped), key=lambda d: -d["size"])[:MAX_LABELS]
     shown = fig["data"][1]["text"]  # the biggest clusters' labels, shortened where they collide

@@ -15,7 +15,6 @@ from ui.map_figure import (
     DENSITY_LO,
     PER_CELL,
     POINTS,
-    SVG_MAX,
     THIN_CELLS,
     density_image,
     figure,
@@ -90,11 +89,12 @@ def test_density_layer_is_an_image_of_the_grid_in_its_place() -> None:
     assert (mid > np.asarray(DENSITY_HI)).all()
 
 
-def test_sampled_figure_has_the_image_and_no_heatmap_and_svg_up_to_svg_max() -> None:
+def test_a_sampled_figure_has_the_density_image_and_no_heatmap_trace() -> None:
     grid = _grid()
     grid.counts[5, 5] = 100
-    for n, kind in ((SVG_MAX, "scatter"), (SVG_MAX + 1, "scattergl")):
-        xy = np.linspace(0, 159, n)
-        fig, roles = figure(_points(xy, xy), (0.0, 160.0, 0.0, 160.0), "score", None, grid)
-        assert [t.type for t in fig.data] == [kind] and roles == [POINTS]
-        assert len(fig.layout.images) == 1 and fig.layout.images[0].layer == "below"
+    xy = np.linspace(0, 159, 500)
+    fig, roles = figure(_points(xy, xy), (0.0, 160.0, 0.0, 160.0), "score", None, grid)
+    assert [t.type for t in fig.data] == ["scattergl"] and roles == [POINTS]
+    assert len(fig.layout.images) == 1 and fig.layout.images[0].layer == "below"
+    alone, _ = figure(_points(xy, xy), (0.0, 160.0, 0.0, 160.0), "score", None, None)
+    assert not alone.layout.images  # every row drawn: no density layer

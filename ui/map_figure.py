@@ -31,10 +31,11 @@ PLOT_PX = (680, HEIGHT - 70)
 # Once the map is sampled, a cell of THIN_CELLS x THIN_CELLS density cells (1/40 of the map's
 # width with the 160 x 160 grid) keeps about PER_CELL drawn points.
 PER_CELL, THIN_CELLS = 12, 4
-# Up to this many drawn points the points are SVG (``scatter``), above it WebGL (``scattergl``):
-# with software WebGL (no GPU) SVG draws 3k points in ~0.3 s against ~0.8 s and 6k in ~0.46
-# against ~0.69 s; they break even near 9k (bench/map_page.py --variants).
-SVG_MAX = 8_000
+# The points are WebGL (``scattergl``) at every size. Alone in a fresh page SVG (``scatter``)
+# draws the demo's 4,980 points faster with software WebGL (0.56 against 0.72 s, bench/
+# map_page.py --variants), but on the page it was slower (open Map 4.64 against 3.78 s, same
+# run): the page redraws the chart after its first draw, and the scattergl placeholder has
+# WebGL started by the time the figure arrives.
 DENSITY_LO, DENSITY_HI = (0xEE, 0xF0, 0xF4), (0x5B, 0x61, 0x70)  # empty-ish → dense cells
 CHAR_PX, LINE_PX, PAD_PX = 7.2, 16.0, 3.0
 
@@ -175,7 +176,7 @@ def _point_traces(pts: MapPoints, color_by: str | None) -> list[tuple[str, dict[
             else _marker(pts, keep, color_by, n)
         )
         trace = dict(  # a dict: plotly deep-copies a trace object's arrays on go.Figure (~0.5 s)
-            type="scatter" if n <= SVG_MAX else "scattergl",
+            type="scattergl",
             x=pts.x[keep],
             y=pts.y[keep],
             mode="markers",
@@ -326,10 +327,10 @@ def thin(pts: MapPoints, dens: Density, per_cell: int = PER_CELL) -> MapPoints:
 
 def placeholder() -> go.Figure:
     """An empty map of the same size, drawn before the map's queries run: its arrival makes the
-    browser fetch and compile plotly.js (a 4.7 MB lazy chunk) while the server computes,
-    instead of after the figure arrives."""
+    browser fetch and compile plotly.js (a 4.7 MB lazy chunk) and start WebGL while the server
+    computes, instead of after the figure arrives."""
     axis = {"showgrid": False, "zeroline": False, "showticklabels": False, "title": None}
-    fig = go.Figure(go.Scatter(x=[], y=[], mode="markers", hoverinfo="skip"))  # SVG: no WebGL
+    fig = go.Figure(go.Scattergl(x=[], y=[], mode="markers", hoverinfo="skip"))
     fig.update_layout(
         xaxis=axis, yaxis=axis, height=HEIGHT, margin={"l": 4, "r": 4, "t": 4, "b": 4},
         plot_bgcolor="white", showlegend=False,
