@@ -161,7 +161,8 @@ def vectors(ds: Path) -> dict[str, np.ndarray]:
 
 
 def search_results(ds: Path) -> dict:
-    """Top-5 neighbours of the first rows in every FAISS index; a few keyword queries."""
+    """Top-5 neighbours of the first rows in every FAISS index; a few keyword queries (every
+    hit with its score)."""
     import faiss
 
     from backend.keyword import KeywordIndex
@@ -177,8 +178,10 @@ def search_results(ds: Path) -> dict:
             json.loads(path.with_suffix(".json").read_text())
         )
     if (ds / "keyword").exists():
+        # every hit, ranked (k > rows): with a cut-off, hits tied across it (many for "a") are
+        # picked by tantivy's segment layout, which two builds on two threads do not share
         ix = KeywordIndex.open(ds / "keyword")
-        out["keyword"] = {q: [h[0] for h in ix.search(q, k=10)] for q in ("red", "a", "photo*")}
+        out["keyword"] = {q: ix.search(q, k=TINY_ITEMS) for q in ("red", "a", "photo*")}
     return out
 
 
