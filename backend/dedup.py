@@ -67,6 +67,7 @@ def semantic_pairs(
     """Pairs of rows whose image embeddings have cosine ≥ ``threshold`` among each row's ``k``
     nearest neighbours (the dataset's FAISS index, re-ranked exactly with the vectors)."""
     from backend import index as vindex
+    from backend import index_search
     from backend.embed import describe, load_vectors
     from backend.search import index_path
 
@@ -77,7 +78,7 @@ def semantic_pairs(
     ii, jj = [], []
     for lo in range(0, n, batch):
         q = np.asarray(vectors[lo : lo + batch], dtype=np.float32)
-        scores, ids = vindex.search(idx, q, min(k + 1, n), vectors=vectors)
+        scores, ids = index_search.search(idx, q, min(k + 1, n), vectors=vectors)
         rows = np.repeat(np.arange(lo, lo + len(q)), ids.shape[1]).reshape(ids.shape)
         ok = (ids >= 0) & (ids != rows) & (scores >= threshold)
         ok &= np.linalg.norm(q, axis=1)[:, None] > 0.5  # rows without an image have 0-vectors

@@ -35,22 +35,8 @@ import faiss
 import numpy as np
 
 from backend import paths
-from backend.index_plan import (  # noqa: F401 - re-exported: callers import them here
-    BATCH,
-    IndexPlan,
-    _plans,
-)
-from backend.index_search import (  # noqa: F401 - re-exported: callers import them here
-    CROSS_MODAL_PROBE,
-    EXACT_FILTER_MAX,
-    _apply_params,
-    _attach,
-    _attached,
-    _ivf,
-    _rows,
-    _search_params,
-    search,
-)
+from backend.index_plan import BATCH, IndexPlan, _plans
+from backend.index_search import _apply_params, _attach, _attached, _ivf, _rows
 from backend.manifest import write_json_atomic
 
 TWO_LEVEL_MIN_NLIST = 16_384  # from here coarse k-means runs in two levels (√nlist × √nlist):

@@ -13,7 +13,7 @@ merged index returns global row ids (and rows can come in any shard order). ``me
 shards' lists list by list into ``merged.ivfdata`` (``OnDiskInvertedLists``) next to
 ``populated.index`` (quantizer, codec, list offsets), then renames the folder into place;
 ``open_index`` memory-maps the lists. The result is an ordinary ``faiss.IndexIVF``, so
-``backend.index.search`` (filters, re-rank) works on it unchanged.
+``backend.index_search.search`` (filters, re-rank) works on it unchanged.
 
 RAM on a query node (``ram_needed``): the coarse quantizer, list headers and the row-id direct
 map stay resident (~25 MB + 8 bytes a row at 8192 lists, d=512); the codes are page cache, read
@@ -39,13 +39,14 @@ import faiss
 import numpy as np
 
 from backend import index as vindex
+from backend import index_plan, index_search
 from backend.executor import Done, Executor, Unit
 from backend.manifest import write_json_atomic
 
 POPULATED = "populated.index"
 IVFDATA = "merged.ivfdata"
 META = "meta.json"
-BATCH = vindex.BATCH  # rows converted to float32 and added at a time
+BATCH = index_plan.BATCH  # rows converted to float32 and added at a time
 LIST_HEADER = 24  # bytes a list: OnDiskOneList (size, capacity, offset)
 
 
@@ -55,9 +56,9 @@ def train(sample: np.ndarray, factory: str, coarse: str | None = None) -> faiss.
     runs in torch when it sees a GPU (or ``coarse="torch"``), else in FAISS: see
     :func:`backend.index.build`. The shards' rows are assigned by FAISS when they are added."""
     index = faiss.index_factory(sample.shape[1], factory, faiss.METRIC_INNER_PRODUCT)
-    if vindex._ivf(index) is None:
+    if index_search._ivf(index) is None:
         raise ValueError(f"{factory!r} is not an IVF index: nothing to shard")
-    x = vindex._rows(sample, slice(None))
+    x = index_search._rows(sample, slice(None))
     if vindex._coarse_torch(coarse, index):
         vindex._torch_train(index, x)
     else:
@@ -104,7 +105,7 @@ def add_shard(
             raise ValueError(f"{vectors_path} is {x.shape}, the index wants rows × {index.d}")
         for s in range(0, len(x), BATCH):
             e = min(len(x), s + BATCH)
-            index.add_with_ids(vindex._rows(x, slice(s, e)), np.arange(s, e) + int(id_offset))
+            index.add_with_ids(index_search._rows(x, slice(s, e)), np.arange(s, e) + int(id_offset))
         size = write_atomic(index, out_path)
     finally:
         faiss.omp_set_num_threads(before)
@@ -216,13 +217,13 @@ def _merge_into(
 ) -> dict[str, Any]:
     """The merge proper, written into ``tmp``; returns the meta (without the merge time)."""
     index = faiss.read_index(str(trained_path))
-    ivf = vindex._ivf(index)
+    ivf = index_search._ivf(index)
     if ivf is None or index.ntotal:
         raise ValueError(f"{trained_path} is not a trained, empty IVF index")
     shards = [faiss.read_index(str(p), faiss.IO_FLAG_MMAP) for p in shard_paths]
     lists = faiss.InvertedListsPtrVector()
     for p, s in zip(shard_paths, shards, strict=True):
-        sivf = vindex._ivf(s)
+        sivf = index_search._ivf(s)
         if sivf is None or (sivf.nlist, sivf.code_size, s.d) != (ivf.nlist, ivf.code_size, index.d):
             raise ValueError(f"{p} was not built from {trained_path}")
         lists.push_back(sivf.invlists)
@@ -281,7 +282,7 @@ def save_trained(index: faiss.Index, path: str | Path, factory: str) -> int:
 def open_index(
     out_dir: str | Path, in_ram: bool = False, prefetch_threads: int = 0
 ) -> tuple[faiss.Index, dict[str, Any]]:
-    """The merged index for ``backend.index.search``, its saved params applied, and its meta.
+    """The merged index for ``backend.index_search.search``, its saved params applied, and its meta.
 
     The lists stay in ``merged.ivfdata``, memory-mapped read-only (the folder may have moved
     since the merge). ``in_ram`` copies them into ordinary in-memory lists instead (the
@@ -291,7 +292,7 @@ def open_index(
     out_dir = Path(out_dir)
     meta = json.loads((out_dir / META).read_text(encoding="utf-8"))
     index = faiss.read_index(str(out_dir / POPULATED), faiss.IO_FLAG_ONDISK_SAME_DIR)
-    ivf = vindex._ivf(index)
+    ivf = index_search._ivf(index)
     ondisk = faiss.downcast_InvertedLists(ivf.invlists)
     if in_ram:
         ram = faiss.ArrayInvertedLists(ivf.nlist, ivf.code_size)
@@ -303,7 +304,7 @@ def open_index(
         ram.this.disown()
     else:
         ondisk.prefetch_nthread = int(prefetch_threads)
-    vindex._apply_params(index, meta.get("params", {}))
+    index_search._apply_params(index, meta.get("params", {}))
     return index, meta
 
 

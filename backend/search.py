@@ -16,7 +16,15 @@ from typing import Any
 
 import numpy as np
 
-from backend import bounded, keyword, keyword_build, paths, rank_fusion, shipped_search
+from backend import (
+    bounded,
+    index_search,
+    keyword,
+    keyword_build,
+    paths,
+    rank_fusion,
+    shipped_search,
+)
 from backend import index as vindex
 from backend.embed import describe, load_vectors, vector_shards
 from backend.executor import Executor
@@ -258,7 +266,7 @@ class Searcher:
         """``cross_modal``: a text vector against image vectors (IVF probes more lists)."""
         idx, vectors = self._index(kind)
         allowed = self._allowed(sel)
-        scores, ids = vindex.search(
+        scores, ids = index_search.search(
             idx, vec[None], k + (1 if exclude is not None else 0), allowed=allowed,
             vectors=vectors, cross_modal=cross_modal,
         )

@@ -137,6 +137,7 @@ def embed_index(pool: np.ndarray, cache: str | None):
     import faiss
 
     from backend import index as vindex
+    from backend import index_search
 
     n, d = pool.shape
     plan = vindex.choose(n, d)
@@ -144,7 +145,7 @@ def embed_index(pool: np.ndarray, cache: str | None):
     t0, c0 = time.perf_counter(), time.process_time()
     if path and os.path.exists(path):
         idx = faiss.read_index(path)
-        vindex._apply_params(idx, plan.params)  # noqa: SLF001 -- what vindex.load does
+        index_search._apply_params(idx, plan.params)  # noqa: SLF001 -- what vindex.load does
         how = f"read from {path}"
     else:
         idx = vindex.build(pool, plan)
@@ -177,11 +178,11 @@ def timed(fn, *args, **kw):
 def search_before(idx, pool: np.ndarray, q: np.ndarray, k: int, thr: float) -> set:
     """The audit's search as it was before: 1024 eval vectors a call, the index's own nprobe,
     SQ8 scores (no re-rank). Pairs >= ``thr``."""
-    from backend import index as vindex
+    from backend import index_search
 
     pairs = set()
     for lo in range(0, len(q), 1024):
-        s, ids = vindex.search(idx, q[lo : lo + 1024], k, vectors=pool)
+        s, ids = index_search.search(idx, q[lo : lo + 1024], k, vectors=pool)
         i, j = np.nonzero((s >= thr) & (ids >= 0))
         pairs |= set(zip((i + lo).tolist(), ids[i, j].tolist(), strict=True))
     return pairs

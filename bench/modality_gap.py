@@ -35,6 +35,7 @@ import faiss
 import numpy as np
 
 from backend import index as vindex
+from backend import index_search
 
 K = 10
 TIMED = 100  # queries timed one at a time (recall is over all of them)
@@ -167,7 +168,7 @@ def run(enc, n: int, scenes: int, queries: int) -> None:
     q = {kind: np.ascontiguousarray(d[kind], dtype=np.float32) for kind in ("text", "image")}
     kth = {kind: flat.search(v, K)[0][:, -1] for kind, v in q.items()}  # exact k-th best score
     threads = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)  # one query, one thread: as vindex.search runs the app's
+    faiss.omp_set_num_threads(1)  # one query, one thread: as index_search.search runs the app's
     flat_ms = {kind: _timed(lambda q1: flat.search(q1, K), v[:TIMED])[1] for kind, v in q.items()}
     faiss.omp_set_num_threads(threads)
     chosen, ivf = vindex.choose(n, d_), vindex.choose(n, d_, kind="ivf-sq8")
@@ -198,7 +199,7 @@ def run(enc, n: int, scenes: int, queries: int) -> None:
             if kind == "image" and kw.get("cross_modal"):
                 continue  # image queries are not cross-modal
             idx = built[which]
-            search = lambda q1, i=idx, k=kw: vindex.search(i, q1, K, vectors=x, **k)  # noqa: E731
+            search = lambda q1, i=idx, k=kw: index_search.search(i, q1, K, vectors=x, **k)  # noqa: E731
             r = _recall(search(v)[1], v, x32, kth[kind])
             _row(label, kind, r, _timed(search, v[:TIMED])[1], flat_ms[kind])
     sweep(built["ivf"], q, x32, kth)
@@ -207,7 +208,7 @@ def run(enc, n: int, scenes: int, queries: int) -> None:
 def sweep(index, q: dict[str, np.ndarray], x32: np.ndarray, kth: dict[str, np.ndarray]) -> None:
     """Recall@10 of text and image queries as the IVF probes more lists (SQ8 scores as they
     are: what remains missing at many lists is quantisation, not probing)."""
-    ivf = vindex._ivf(index)
+    ivf = index_search._ivf(index)
     if ivf is None:
         return
     print("\nIVF nprobe sweep, recall@10 text / image (no re-rank):")
@@ -215,6 +216,6 @@ def sweep(index, q: dict[str, np.ndarray], x32: np.ndarray, kth: dict[str, np.nd
         probe = min(ivf.nlist, ivf.nprobe * f)
         rec = []
         for kind, v in q.items():
-            _, ids = index.search(v, K, params=vindex._search_params(index, None, probe))
+            _, ids = index.search(v, K, params=index_search._search_params(index, None, probe))
             rec.append(_recall(ids, v, x32, kth[kind]))
         print(f"  nprobe {probe:>5} (×{f}): {rec[0]:.3f} / {rec[1]:.3f}")

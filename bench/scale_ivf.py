@@ -27,7 +27,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from backend import index as vindex  # noqa: E402
-from backend import kmeans_torch  # noqa: E402
+from backend import index_search, kmeans_torch  # noqa: E402
 
 CENTRES = 4096
 CHUNK = 1_000_000
@@ -87,7 +87,7 @@ def main() -> None:
         _, ids = index.search(qn.astype(np.float32), 10)
         recall = float(np.mean([len(set(ids[i]) & set(truth[i])) / 10 for i in range(len(q))]))
         out[coarse] = {"build_s": round(took, 1), "recall_at_10": round(recall, 4),
-                       "coarse": vindex._attached(index).get("coarse")}  # fmt: skip
+                       "coarse": index_search._attached(index).get("coarse")}  # fmt: skip
         print(f"  coarse={coarse:5s} ({out[coarse]['coarse']}): build {took:8.1f} s, "
               f"recall@10 {recall:.4f}", flush=True)  # fmt: skip
         del index

@@ -16,7 +16,7 @@ Build, timed in parts: train ``backend.index.choose``'s factory on its seeded sa
 ``merged.ivfdata`` + ``populated.index``. The shard indexes are deleted after the merge
 unless ``--keep-shards``.
 
-Queries run in a fresh process per index, one query at a time (``backend.index.search``, one
+Queries run in a fresh process per index, one query at a time (``backend.index_search.search``, one
 thread), 1,000 per nprobe. Measured: RSS of that process (anon and file-backed) after open and
 after the queries, recall@10, p50/p95 latency per nprobe. The on-disk index first answers the
 queries with its lists evicted from the page cache (``posix_fadvise(DONTNEED)``: cold), then
@@ -44,6 +44,7 @@ import faiss  # noqa: E402
 import numpy as np  # noqa: E402
 
 from backend import index as vindex  # noqa: E402
+from backend import index_plan, index_search  # noqa: E402
 from backend import index_shards as shards  # noqa: E402
 from backend.executor import Executor  # noqa: E402
 from bench.search import (  # noqa: E402
@@ -160,12 +161,12 @@ def query_child(args: argparse.Namespace) -> None:
     passes += [("warm", p) for p in args.nprobe]
     ids = {}
     for name, nprobe in passes:
-        vindex._apply_params(index, {"nprobe": nprobe, "ef_search": max(ef, nprobe)})
+        index_search._apply_params(index, {"nprobe": nprobe, "ef_search": max(ef, nprobe)})
         lat = np.empty(len(q))
         found = np.empty((len(q), K), np.int64)
         for i in range(len(q)):
             t = time.perf_counter()
-            found[i] = vindex.search(index, q[i : i + 1], K)[1][0]
+            found[i] = index_search.search(index, q[i : i + 1], K)[1][0]
             lat[i] = time.perf_counter() - t
         ids[f"{name}-{nprobe}"] = found
         out[f"{name}-{nprobe}"] = {
@@ -204,7 +205,7 @@ def run_child(mode: str, index_dir: Path, qfile: Path, nprobes: list[int]) -> tu
     return res, ids
 
 
-def build(args, paths: list[Path], work: Path, plan: vindex.IndexPlan) -> tuple[Path, dict]:
+def build(args, paths: list[Path], work: Path, plan: index_plan.IndexPlan) -> tuple[Path, dict]:
     """Train, add shards on the executor, merge: the merged folder and the timed split."""
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)

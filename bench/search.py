@@ -40,6 +40,7 @@ import faiss  # noqa: E402
 import numpy as np  # noqa: E402
 
 from backend import index as vindex  # noqa: E402
+from backend import index_search  # noqa: E402
 from backend.search import hits  # noqa: E402
 
 K = 10
@@ -309,12 +310,12 @@ def main() -> None:
     gc.collect()
     anon0 = rss_anon()
     index, _ = vindex.load(path, mmap=True, expect_model="synthetic")
-    _, ids = vindex.search(index, q, K)  # warm: touch the lists queries use
-    lat1 = latencies(lambda q1: vindex.search(index, q1, K), q)
+    _, ids = index_search.search(index, q, K)  # warm: touch the lists queries use
+    lat1 = latencies(lambda q1: index_search.search(index, q1, K), q)
     lat2 = latencies(raw_two_threads(index), q)
     faiss.omp_set_num_threads(os.cpu_count() or 1)
     t0 = time.perf_counter()
-    _, ids = vindex.search(index, q, K)
+    _, ids = index_search.search(index, q, K)
     qps = len(q) / (time.perf_counter() - t0)
     ram = rss_anon() - anon0 + mapped_rss(path)
     file_mb = path.stat().st_size / 1e6
@@ -324,7 +325,7 @@ def main() -> None:
     store = synthetic_store(work, n)
 
     def end_to_end(q1: np.ndarray) -> list[dict]:
-        scores, found = vindex.search(index, q1, K)
+        scores, found = index_search.search(index, q1, K)
         return hits(store, [int(i) for i in found[0]], [float(v) for v in scores[0]], work)
 
     assert len(end_to_end(q[:1])) == K
@@ -333,29 +334,31 @@ def main() -> None:
     print(f"{'':<36} (build RSS anon +{build_anon / 1e6:,.0f} MB; RAM = anon delta after load "
           f"+ resident pages of the mmap-ed file)")
     if plan.k_factor > 1:
-        _, ids_v = vindex.search(index, q, K, vectors=x)
-        lat_v = latencies(lambda q1: vindex.search(index, q1, K, vectors=x), q)
+        _, ids_v = index_search.search(index, q, K, vectors=x)
+        lat_v = latencies(lambda q1: index_search.search(index, q1, K, vectors=x), q)
         row("  + re-rank from vectors", None, None, None, recall(ids_v, truth["all"]), lat_v, None)
     for f, allowed in filters.items():
         name = f"{f}%"
-        _, ids = vindex.search(index, q, K, allowed=allowed)
+        _, ids = index_search.search(index, q, K, allowed=allowed)
         ok = bool(np.isin(ids, allowed).all() and (ids >= 0).all())
-        lat = latencies(lambda q1, a=allowed: vindex.search(index, q1, K, allowed=a), q)
+        lat = latencies(lambda q1, a=allowed: index_search.search(index, q1, K, allowed=a), q)
         res[f"filter {name}"] = row(f"  filter {name} ({allowed.size:,} rows){'' if ok else ' !'}",
                                     None, None, None, recall(ids, truth[name]), lat, None)
-        if allowed.size <= vindex.EXACT_FILTER_MAX:
-            _, ids = vindex.search(index, q, K, allowed=allowed, vectors=x)
-            lat = latencies(lambda q1, a=allowed: vindex.search(index, q1, K, a, vectors=x), q)
+        if allowed.size <= index_search.EXACT_FILTER_MAX:
+            _, ids = index_search.search(index, q, K, allowed=allowed, vectors=x)
+            lat = latencies(
+                lambda q1, a=allowed: index_search.search(index, q1, K, a, vectors=x), q
+            )
             row(f"  filter {name}, exact from vectors", None, None, None,
                 recall(ids, truth[name]), lat, None)
     index = None
     gc.collect()
     if plan.ram_bytes < 0.5 * meminfo("MemAvailable"):  # the same index read fully into RAM
         index, _ = vindex.load(path, mmap=False)
-        vindex.search(index, q, K)
-        lat = latencies(lambda q1: vindex.search(index, q1, K), q)
+        index_search.search(index, q, K)
+        lat = latencies(lambda q1: index_search.search(index, q1, K), q)
         t0 = time.perf_counter()
-        vindex.search(index, q, K)
+        index_search.search(index, q, K)
         row("  same, load(mmap=False)", None, None, None, None, lat,
             len(q) / (time.perf_counter() - t0))
         index = None  # release it before the baseline
@@ -371,9 +374,9 @@ def main() -> None:
         flat = vindex.build(x, vindex.choose(n, d, kind="flat"))
         fb = time.perf_counter() - t0
         fram = rss_anon() - anon0
-        flat_lat = latencies(lambda q1: vindex.search(flat, q1, K), q[:nf])
+        flat_lat = latencies(lambda q1: index_search.search(flat, q1, K), q[:nf])
         t0 = time.perf_counter()
-        _, fids = vindex.search(flat, q, K)
+        _, fids = index_search.search(flat, q, K)
         fqps = len(q) / (time.perf_counter() - t0)
         res["flat"] = row(f"Flat (baseline, {nf} single queries)", fb, flat_bytes / 1e6,
                           fram / 1e6, recall(fids, truth["all"]), flat_lat, fqps)
@@ -386,9 +389,9 @@ def main() -> None:
         t0 = time.perf_counter()
         flat = vindex.build(x[:sub], vindex.choose(sub, d, kind="flat"))
         fb = time.perf_counter() - t0
-        flat_lat = latencies(lambda q1: vindex.search(flat, q1, K), q[:nf])
+        flat_lat = latencies(lambda q1: index_search.search(flat, q1, K), q[:nf])
         t0 = time.perf_counter()
-        vindex.search(flat, q, K)
+        index_search.search(flat, q, K)
         fqps = len(q) / (time.perf_counter() - t0)
         res["flat"] = row(f"Flat, scaled from {sub / 1e6:.1f}M rows", fb * scale,
                           flat_bytes / 1e6, flat_bytes / 1e6, 1.0, flat_lat * scale, fqps / scale)

@@ -20,8 +20,8 @@ from backend.index import (
     choose,
     load,
     save,
-    search,
 )
+from backend.index_search import search
 
 N, D, K = 50_000, 64, 10
 
@@ -279,7 +279,7 @@ def test_text_queries_on_image_vectors_probe_more_lists(data, ivf):
     _, ids = search(ivf, text, K, cross_modal=True)
     crossed = recall(ids, truth)
     assert plain < 0.95 <= crossed
-    lists = vindex.CROSS_MODAL_PROBE * faiss.extract_index_ivf(ivf).nprobe
+    lists = index_search.CROSS_MODAL_PROBE * faiss.extract_index_ivf(ivf).nprobe
     _, raw = ivf.search(text, K, params=faiss.SearchParametersIVF(nprobe=lists))
     assert (raw == ids).all()  # exactly CROSS_MODAL_PROBE × nprobe lists, nothing else
     scores, reranked = search(ivf, text, K, vectors=x, cross_modal=True)  # + exact re-rank

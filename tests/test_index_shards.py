@@ -12,7 +12,7 @@ import faiss
 import numpy as np
 import pytest
 
-from backend import index as vindex
+from backend import index_search
 from backend import index_shards as shards
 from backend.executor import Executor
 from tests.test_index import brute, mixture, recall
@@ -30,7 +30,7 @@ def data(tmp_path_factory):
     for k, part in enumerate(np.split(rows, PARTS)):
         paths.append(folder / f"emb-{k}.npy")
         np.save(paths[-1], part)
-    return paths, vindex._rows(rows, slice(None)), x[N:]
+    return paths, index_search._rows(rows, slice(None)), x[N:]
 
 
 def trained(folder: Path, rows: np.ndarray, factory: str) -> Path:
@@ -43,8 +43,8 @@ def reference(trained_path: Path, rows: np.ndarray, params: dict) -> faiss.Index
     """The usual way: every row added in order to one in-memory copy of the trained index."""
     index = faiss.read_index(str(trained_path))
     index.add(rows)
-    vindex._ivf(index).make_direct_map()
-    vindex._apply_params(index, params)
+    index_search._ivf(index).make_direct_map()
+    index_search._apply_params(index, params)
     return index
 
 
@@ -71,16 +71,16 @@ def test_merged_on_disk_index_returns_exactly_the_in_memory_neighbours(data, fla
     ]
     assert meta["ivfdata_bytes"] == N * (D * 4 + 8)  # compact: codes and ids, no slack
     index, _ = shards.open_index(folder / "merged")
-    lists = faiss.downcast_InvertedLists(vindex._ivf(index).invlists)
+    lists = faiss.downcast_InvertedLists(index_search._ivf(index).invlists)
     assert isinstance(lists, faiss.OnDiskInvertedLists)
-    assert vindex._ivf(index).nprobe == meta["params"]["nprobe"] == 16
-    s1, i1 = vindex.search(index, q, K)
-    s2, i2 = vindex.search(ref, q, K)
+    assert index_search._ivf(index).nprobe == meta["params"]["nprobe"] == 16
+    s1, i1 = index_search.search(index, q, K)
+    s2, i2 = index_search.search(ref, q, K)
     np.testing.assert_array_equal(i1, i2)
     np.testing.assert_array_equal(s1, s2)
     # every list probed: IVF-Flat is exact
-    vindex._apply_params(index, {"nprobe": 64, "ef_search": 64})
-    _, i_all = vindex.search(index, q, K)
+    index_search._apply_params(index, {"nprobe": 64, "ef_search": 64})
+    _, i_all = index_search.search(index, q, K)
     assert recall(i_all, brute(rows, q / np.linalg.norm(q, axis=1, keepdims=True), K)[1]) == 1.0
 
 
@@ -90,7 +90,7 @@ def test_ids_are_global_rows_across_shards(data, flat_build):
     index, _ = shards.open_index(folder / "merged")
     picks = np.array([0, 4_999, 5_000, 12_345, 19_999])  # first/last rows of shards, a middle one
     np.testing.assert_array_equal(index.reconstruct_batch(picks), rows[picks])
-    _, ids = vindex.search(index, rows[picks], 1)  # each row's nearest neighbour is itself
+    _, ids = index_search.search(index, rows[picks], 1)  # each row's nearest neighbour is itself
     np.testing.assert_array_equal(ids[:, 0], picks)
 
 
@@ -99,24 +99,24 @@ def test_filters_search_the_merged_index_like_the_in_memory_one(data, flat_build
     folder, _, _, _, ref = flat_build
     index, _ = shards.open_index(folder / "merged")
     for allowed in (np.arange(3, N, 97), np.arange(0, N, 2)):  # exact subset path, selector path
-        _, ids = vindex.search(index, q, K, allowed=allowed)
+        _, ids = index_search.search(index, q, K, allowed=allowed)
         assert np.isin(ids, allowed).all()
-        np.testing.assert_array_equal(ids, vindex.search(ref, q, K, allowed=allowed)[1])
+        np.testing.assert_array_equal(ids, index_search.search(ref, q, K, allowed=allowed)[1])
 
 
 def test_in_ram_copy_and_a_moved_folder_give_the_same_results(data, flat_build, tmp_path):
     _, _, q = data
     folder = flat_build[0]
     index, _ = shards.open_index(folder / "merged")
-    want = vindex.search(index, q, K)[1]
+    want = index_search.search(index, q, K)[1]
     ram, _ = shards.open_index(folder / "merged", in_ram=True)
     assert isinstance(
-        faiss.downcast_InvertedLists(vindex._ivf(ram).invlists), faiss.ArrayInvertedLists
+        faiss.downcast_InvertedLists(index_search._ivf(ram).invlists), faiss.ArrayInvertedLists
     )
-    np.testing.assert_array_equal(vindex.search(ram, q, K)[1], want)
+    np.testing.assert_array_equal(index_search.search(ram, q, K)[1], want)
     moved = tmp_path / "elsewhere"
     shutil.copytree(folder / "merged", moved)  # the lists are found beside populated.index
-    np.testing.assert_array_equal(vindex.search(shards.open_index(moved)[0], q, K)[1], want)
+    np.testing.assert_array_equal(index_search.search(shards.open_index(moved)[0], q, K)[1], want)
 
 
 def test_merge_refuses_an_existing_output(flat_build):
@@ -161,7 +161,9 @@ def test_rerun_skips_done_shards_and_a_killed_shard_is_redone_not_merged(data, t
     meta = shards.merge(t, redo["paths"], tmp_path / "merged")
     index, _ = shards.open_index(tmp_path / "merged")
     ref = reference(t, rows, meta["params"])
-    np.testing.assert_array_equal(vindex.search(index, q, K)[1], vindex.search(ref, q, K)[1])
+    np.testing.assert_array_equal(
+        index_search.search(index, q, K)[1], index_search.search(ref, q, K)[1]
+    )
     assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]  # no temp merge folder left
 
 
@@ -179,11 +181,11 @@ def test_sq8_shards_on_a_process_pool_recall_vs_exact(data, tmp_path):
     meta = shards.merge(t, added["paths"], tmp_path / "merged")
     assert meta["code_size"] == D and meta["ivfdata_bytes"] == N * (D + 8)
     index, _ = shards.open_index(tmp_path / "merged")
-    _, ids = vindex.search(index, q, K)
+    _, ids = index_search.search(index, q, K)
     _, truth = brute(rows, q / np.linalg.norm(q, axis=1, keepdims=True), K)
     assert recall(ids, truth) >= 0.98
     ref = reference(t, rows, meta["params"])
-    np.testing.assert_array_equal(ids, vindex.search(ref, q, K)[1])
+    np.testing.assert_array_equal(ids, index_search.search(ref, q, K)[1])
 
 
 def test_train_refuses_a_non_ivf_factory(data):

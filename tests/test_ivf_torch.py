@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from backend import index as vindex
-from backend import kmeans_torch
+from backend import index_search, kmeans_torch
 
 N, D, K, Q = 8_000, 32, 60, 500
 
@@ -46,7 +46,7 @@ def test_torch_built_ivf_has_faiss_recall_within_0_005() -> None:
     for coarse in ("faiss", "torch"):
         index = vindex.build(x, plan, coarse=coarse)
         assert index.ntotal == N
-        assert vindex._attached(index)["coarse"] == ("faiss" if coarse == "faiss" else
+        assert index_search._attached(index)["coarse"] == ("faiss" if coarse == "faiss" else
                                                       "torch (cpu)")  # fmt: skip
         _, ids = index.search(qn.copy(), 10)
         recall[coarse] = np.mean([len(set(ids[i]) & set(truth[i])) / 10 for i in range(Q)])
@@ -59,7 +59,7 @@ def test_sharded_build_trains_its_coarse_centroids_with_torch_on_request() -> No
 
     x, _ = _data(2)
     index = index_shards.train(x[:4000], "IVF32_HNSW32,SQ8", coarse="torch")
-    ivf = vindex._ivf(index)
+    ivf = index_search._ivf(index)
     assert index.is_trained and ivf.quantizer.ntotal == 32 and index.ntotal == 0
     want = kmeans_torch.kmeans(_unit(x[:4000]), 32, niter=ivf.cp.niter, seed=vindex.SEED)
     got = ivf.quantizer.reconstruct_n(0, 32)

@@ -134,13 +134,13 @@ def neighbours(index: Any, vectors: np.ndarray, queries: np.ndarray, ok: np.ndar
     """(eval index, row id, cosine) of the pairs >= ``threshold`` among each of the ``ok`` eval
     vectors' ``k`` nearest pool rows, ordered by eval index then score; and the (eval, row,
     cosine) pairs within :data:`MARGIN_WIDTH` of the threshold, for :func:`margin`."""
-    from backend import index as vindex
+    from backend import index_search
 
     es, rs, ss, best = [], [], [], []
     for lo in range(0, len(ok), batch):
         part = ok[lo : lo + batch]
-        scores, ids = vindex.search(index, queries[part], k, vectors=vectors, k_factor=RERANK,
-                                    nprobe=nprobe)  # fmt: skip
+        scores, ids = index_search.search(index, queries[part], k, vectors=vectors,
+                                          k_factor=RERANK, nprobe=nprobe)  # fmt: skip
         which = np.repeat(part, k).reshape(ids.shape)
         near = (ids >= 0) & (scores >= threshold - MARGIN_WIDTH)
         best.append(np.c_[which[near], ids[near], scores[near]])
