@@ -23,14 +23,8 @@ import duckdb
 import numpy as np
 
 from backend.browse import columns
-from backend.selection import (
-    MAP_X,
-    MAP_Y,
-    BadSelection,
-    Selection,
-    polygon_where,
-    quote_ident,
-)
+from backend.polygon import MAP_X, MAP_Y, polygon_where
+from backend.selection import BadSelection, Selection, quote_ident
 
 CLUSTER = "cluster"
 DRAW_LIMIT = 50_000  # points sent to the browser; above it a sample plus the density grid

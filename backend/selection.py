@@ -11,14 +11,7 @@ import re
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
-from backend.polygon import (  # noqa: F401 - re-exported (callers import them here)
-    MAP_X,
-    MAP_Y,
-    MAX_VERTICES,
-    polygon_area,
-    polygon_where,
-    simplify,
-)
+from backend.polygon import polygon_where
 from backend.query_errors import BadSelection
 from backend.sqlguard import check_where
 

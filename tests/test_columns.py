@@ -107,7 +107,7 @@ def test_selection_round_trips_through_its_recipe_dict():
 
 
 def test_a_long_lasso_path_is_simplified_but_keeps_its_rows():
-    from backend.selection import MAX_VERTICES, simplify
+    from backend.polygon import MAX_VERTICES, simplify
 
     rng = np.random.default_rng(1)
     xy = rng.uniform(-10, 10, size=(50_000, 2))
