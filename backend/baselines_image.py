@@ -85,7 +85,7 @@ def imagenet_class_names() -> list[str]:
 
 def prompt_targets(dataset: str, root: Path | None) -> tuple[np.ndarray, str]:
     """Text embeddings of the ImageNet-1k class prompts by the image vectors' own model."""
-    from backend.embed import describe
+    from backend.embedding_sets import describe
     from backend.models import ModelUnavailable, checkpoint_changed
     from backend.search import encoder_for
 
@@ -132,7 +132,8 @@ def image_based_ids(con: Any, dataset: str, root: Path | None, notes: list[str],
                     targets: Path | None = None, clusters: int | None = None,
                     seed: int = 0) -> np.ndarray:  # fmt: skip
     """Sorted row ids DataComp's image-based rule keeps (``notes`` gets what was used)."""
-    from backend.embed import describe, load_vectors
+    from backend.embed import load_vectors
+    from backend.embedding_sets import describe
 
     try:
         img = load_vectors(dataset, "img", root)

@@ -49,7 +49,8 @@ Progress = Callable[[str, int, int], None]
 
 def _image_model(name: str, root: Path | None) -> str | None:
     """The model of the dataset's image vectors, or None when there are none to read."""
-    from backend.embed import describe, embeddings_dir
+    from backend.embed import embeddings_dir
+    from backend.embedding_sets import describe
 
     if not (embeddings_dir(name, root) / "img.npy").is_file():
         return None
@@ -68,7 +69,8 @@ def semantic_pairs(
     nearest neighbours (the dataset's FAISS index, re-ranked exactly with the vectors)."""
     from backend import index as vindex
     from backend import index_search
-    from backend.embed import describe, load_vectors
+    from backend.embed import load_vectors
+    from backend.embedding_sets import describe
     from backend.search import index_path
 
     vectors = load_vectors(name, "img", root)

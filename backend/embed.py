@@ -18,7 +18,7 @@ import numpy as np
 
 from backend import paths
 from backend.embed_encode import _device, _embed_chunk, _worker_encoder, choose_encoders
-from backend.embedding_sets import describe, same_model  # noqa: F401 - describe: this module's API
+from backend.embedding_sets import same_model
 from backend.executor import Executor, Unit
 from backend.manifest import now, read_manifest, update_manifest, versions, write_json_atomic
 from backend.models import Encoder, checkpoint_sha256

@@ -22,7 +22,8 @@ import pyarrow as pa
 
 from backend import paths
 from backend.columns import add_columns
-from backend.embed import describe, load_vectors
+from backend.embed import load_vectors
+from backend.embedding_sets import describe
 from backend.executor import Executor
 from backend.manifest import now, step_record, update_manifest, write_json_atomic
 from backend.map_files import (  # noqa: F401 - load_clusters, describe_map: this module's API

@@ -103,7 +103,8 @@ def _nearest_bits(hashes: np.ndarray, most: int = 12) -> np.ndarray:
 def _nearest_cosine(name: str, root: Path | None, n: int) -> np.ndarray | None:
     """Each row's highest image cosine to another row, from CLIP image vectors (exact, so only
     for demo-sized data); None without CLIP vectors or past :data:`EXACT_MAX` rows."""
-    from backend.embed import describe, load_vectors
+    from backend.embed import load_vectors
+    from backend.embedding_sets import describe
 
     if not describe(name, root).get("cross_modal") or n > EXACT_MAX:
         return None

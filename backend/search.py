@@ -26,7 +26,8 @@ from backend import (
     shipped_search,
 )
 from backend import index as vindex
-from backend.embed import describe, load_vectors, vector_shards
+from backend.embed import load_vectors, vector_shards
+from backend.embedding_sets import describe
 from backend.executor import Executor
 from backend.manifest import now, update_manifest
 from backend.models import (

@@ -19,7 +19,7 @@ import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
 from backend import browse, catalog, paths, rowfetch
-from backend.embed import describe
+from backend.embedding_sets import describe
 from backend.search import Searcher
 from backend.selection import BadSelection, Selection
 from backend.store import parquet_parts

@@ -87,7 +87,8 @@ def clip_hits(
     """Zero-shot tags from the dataset's CLIP image vectors: each image's top-k concepts whose
     cosine is within ``margin`` of its best. Raises ModelUnavailable (with why) when the
     dataset has no CLIP image vectors or the CLIP weights cannot be loaded."""
-    from backend.embed import describe, load_vectors
+    from backend.embed import load_vectors
+    from backend.embedding_sets import describe
     from backend.models import ModelUnavailable, checkpoint_changed, load_clip
 
     info = describe(name, root).get("kinds", {}).get("img", {})

@@ -39,7 +39,7 @@ RERANK = 2  # candidates per wanted neighbour re-ranked from the stored vectors 
 
 def pool_image_model(name: str, root: Path | None = None) -> dict[str, Any] | None:
     """The embed record of the pool's image vectors (model, checkpoint …), or None."""
-    from backend.embed import describe
+    from backend.embedding_sets import describe
 
     return describe(name, root).get("kinds", {}).get("img")
 
