@@ -26,12 +26,7 @@ from backend.embed import load_vectors
 from backend.embedding_sets import describe
 from backend.executor import Executor
 from backend.manifest import now, step_record, update_manifest, write_json_atomic
-from backend.map_files import (  # noqa: F401 - load_clusters, describe_map: this module's API
-    clusters_path,
-    describe_map,
-    load_clusters,
-    map_dir,
-)
+from backend.map_files import clusters_path, map_dir
 from backend.map_umap import N_NEIGHBORS, _faiss_threads, _umap
 from backend.store import connect
 from backend.terms import cluster_labels

@@ -202,7 +202,7 @@ def test_map_by_clip_image_vectors_clusters_by_shape(built):
     shape, the same k-means measured 0.637.)"""
     from sklearn.metrics import normalized_mutual_info_score
 
-    from backend.map import describe_map
+    from backend.map_files import describe_map
 
     truth, keys = built["truth"], built["keys"]
     rec = describe_map("demo")

@@ -15,7 +15,8 @@ from backend.browse import columns
 from backend.cli import main
 from backend.ingest import build
 from backend.manifest import update_manifest
-from backend.map import MapError, build_map, choose_k, describe_map, load_clusters
+from backend.map import MapError, build_map, choose_k
+from backend.map_files import describe_map, load_clusters
 from backend.selection import Selection
 from backend.store import connect
 from backend.terms import cluster_labels, contrast_terms

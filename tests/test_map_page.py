@@ -20,7 +20,7 @@ from streamlit.testing.v1 import AppTest
 
 from backend import mapview
 from backend.ingest import build
-from backend.map import load_clusters
+from backend.map_files import load_clusters
 from backend.selection import BadSelection, Selection
 from backend.store import connect
 from ui.map_figure import MAX_LABELS, MAX_LEGEND, figure, place_labels

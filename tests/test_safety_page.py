@@ -22,7 +22,7 @@ from backend.columns import add_columns
 from backend.concepts import vocab
 from backend.concepts.run import analyse, load, rows_with
 from backend.dedup import dedup
-from backend.map import clusters_path
+from backend.map_files import clusters_path
 from backend.safety_scores import by_column
 from backend.selection import BadSelection, Selection
 from backend.store import connect

@@ -16,7 +16,7 @@ from backend import browse, mapview, synth
 from backend.catalog import summary
 from backend.concepts.match import match_captions, matcher
 from backend.concepts.run import caption_hits, load
-from backend.map import load_clusters
+from backend.map_files import load_clusters
 from backend.selection import Selection
 from backend.store import connect, parquet_parts
 

@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from backend import mixture, paths, subsets
-from backend.map import load_clusters
+from backend.map_files import load_clusters
 from backend.selection import Selection
 from ui import fmt, impact
 

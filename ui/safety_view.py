@@ -11,7 +11,7 @@ import streamlit as st
 
 from backend import not_run, paths, safety_dups, safety_rates, safety_scores
 from backend.browse import columns
-from backend.map import load_clusters
+from backend.map_files import load_clusters
 from backend.safety_scores import Score
 from backend.selection import Selection
 from ui import cards, safety_measured, state, style
