@@ -118,6 +118,7 @@ def cmd_blocklist(args: argparse.Namespace) -> int:
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     from backend import blocklists
+    from backend.blocklist_match import PHASH_THRESHOLD
 
     lr = sub.add_parser("linkrot", help="sample NAME's URLs and check which still answer")
     lr.add_argument("name")
@@ -139,7 +140,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     bl.add_argument("--add", type=Path, metavar="FILE", help="the list, one entry per line")
     bl.add_argument("--kind", choices=blocklists.KINDS)
     bl.add_argument("--threshold", type=int, default=None,
-                    help=f"phash: Hamming bits (default {blocklists.PHASH_THRESHOLD})")
+                    help=f"phash: Hamming bits (default {PHASH_THRESHOLD})")
     bl.add_argument("--list-name", default=None, help="(default: the file's name)")
     bl.add_argument("--who", default=None, help="who applied it, for the log (default: $USER)")
     bl.add_argument("--json", action="store_true")

@@ -29,13 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from backend import paths
-from backend.blocklist_match import (  # noqa: F401 - BlocklistError etc. are this module's API
-    PHASH_THRESHOLD,
-    BlocklistError,
-    match,
-    match_on,
-    normalize_url,
-)
+from backend.blocklist_match import BlocklistError, match, match_on, normalize_url
 from backend.manifest import now, write_json_atomic
 
 KINDS = ("sha256", "md5", "phash", "url", "domain")

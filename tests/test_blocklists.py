@@ -16,7 +16,7 @@ from conftest import write_photo_folder
 from PIL import Image
 
 from backend import blocklists
-from backend.blocklists import BlocklistError
+from backend.blocklist_match import BlocklistError
 from backend.cli import main
 from backend.export.run import export
 from backend.ingest import build
