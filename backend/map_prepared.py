@@ -24,13 +24,7 @@ import pyarrow.parquet as pq
 
 from backend import paths
 from backend.manifest import write_json_atomic
-from backend.map_prepared_load import (  # noqa: F401 - load, density_counts: this module's API
-    _CACHE,
-    _map_stamp,
-    density_counts,
-    folder,
-    load,
-)
+from backend.map_prepared_load import _CACHE, _map_stamp, folder
 
 BACKGROUND = 2000  # captions for the contrast of a selection's words (mapview.top_terms)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backend import map_prepared, mapview, synth
+from backend import map_prepared_load, mapview, synth
 from backend.selection import Selection
 from backend.store import connect
 
@@ -77,7 +77,7 @@ def test_a_filtered_map_or_a_new_map_queries_live(home: Path) -> None:
         body = json.loads(manifest.read_text())
         body["steps"]["map"]["finished_at"] = "2099-01-01T00:00:00Z"  # as a new map run would
         manifest.write_text(json.dumps(body))
-        assert map_prepared.load(con) is None
+        assert map_prepared_load.load(con) is None
         counted.scans = 0
         mapview.extent(counted)
         assert counted.scans == 1
