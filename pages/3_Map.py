@@ -42,8 +42,10 @@ with left:
     bar = st.container(horizontal=True, vertical_alignment="center", gap="small")
     empty_note = st.empty()
     slot = st.empty()
-    if not st.session_state.get(view.WARMED):  # the session's first map: an empty one first,
-        st.session_state[view.WARMED] = True  # so plotly.js loads while the queries run
+    # the session's first map, when its figure is not made yet: an empty one first, so
+    # plotly.js loads while the queries run (a made figure comes at once: no placeholder)
+    if not st.session_state.get(view.WARMED) and not view.chart_ready(name, sel, color):
+        st.session_state[view.WARMED] = True
         slot.plotly_chart(placeholder(), key="map-warm", config={"displaylogo": False,
                           "staticPlot": True}, width="stretch")  # fmt: skip
 

@@ -109,6 +109,19 @@ def test_the_map_draws_every_row_with_cluster_labels(mapped: Path) -> None:
     ]
 
 
+def test_placeholder_map_only_while_the_figure_is_not_made(mapped: Path) -> None:
+    """A session's first visit draws the empty placeholder map (plotly.js loads while the
+    server computes) only when the figure is not made yet; once made, it is sent at once."""
+    from ui import mapview as view
+
+    view._BUILT.clear()  # as on a fresh server (the figure itself may stay cached)
+    first = map_page()
+    assert first.session_state[view.WARMED] is True  # drew the placeholder
+    second = map_page()  # a new session: the figure is made
+    assert view.WARMED not in second.session_state
+    assert len(spec(second)["data"][0]["x"]["bdata"]) > 0  # the real map, not the placeholder
+
+
 def test_a_box_selects_exactly_the_rows_inside_and_browse_shows_them(mapped: Path) -> None:
     c = coords(mapped)
     x, y = np.asarray(c["map_x"]), np.asarray(c["map_y"])
