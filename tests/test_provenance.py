@@ -24,6 +24,10 @@ def test_map_layout_line_names_the_vectors_and_the_demo_clip(tmp_path: Path) -> 
     got = provenance.map_layout("d", tmp_path)
     assert got["line"] == f"Laid out by image vectors of {DEMO} (umap of 1,200 rows; 9 clusters)"
     assert got["demo_note"] == DEMO_CLIP_NOTE
+    rec["clustering"] = "k-means on the 2-D layout"  # the map step says what it clustered
+    update_manifest(tmp_path / "d" / "manifest.json", "map", rec)
+    got = provenance.map_layout("d", tmp_path)
+    assert got["line"].endswith("(umap of 1,200 rows; 9 clusters, k-means on the 2-D layout)")
     rec["vectors"] = {"kind": "text", "model": "minilm"}
     update_manifest(tmp_path / "d" / "manifest.json", "map", rec)
     got = provenance.map_layout("d", tmp_path)
