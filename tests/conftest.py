@@ -3,6 +3,7 @@ and the helpers every page test uses to run a page headless and read what it sho
 
 from __future__ import annotations
 
+import base64
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -148,6 +149,15 @@ def run_ok(at: AppTest) -> AppTest:
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at
+
+
+def thumbs(at: AppTest) -> int:
+    """How many card thumbnails the page shows: JPEGs inline in the cards' HTML (ui.cards
+    img_html), each checked to be a JPEG."""
+    found = re.findall(r'<img src="data:image/jpeg;base64,([^"]+)"',
+                       "".join(m.value for m in at.markdown))  # fmt: skip
+    assert all(base64.b64decode(b)[:2] == b"\xff\xd8" for b in found), "not a JPEG"
+    return len(found)
 
 
 def count_text(at: AppTest) -> str:

@@ -13,7 +13,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from conftest import count_text, open_page, run_ok
+from conftest import count_text, open_page, run_ok, thumbs
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
@@ -147,7 +147,7 @@ def test_browse_shows_count_and_a_card_per_row(photos: Path) -> None:
     at = browse()
     assert count_text(at).startswith("8 rows")
     assert sorted(shown_ids(at)) == list(range(8))
-    assert len(at.get("image")) == 8  # a thumbnail on every card
+    assert thumbs(at) == 8  # a thumbnail on every card
     caps = [m.value for m in at.markdown if 'class="ts-cap"' in m.value]
     assert any("a cup of coffee on a saucer" in c for c in caps)
 
@@ -353,7 +353,7 @@ def test_url_only_rows_show_a_placeholder_with_the_url(workspace: Path, tmp_path
     build("remote", src, root=workspace, workers=1)
     at = browse()
     assert count_text(at).startswith("5 rows")
-    assert len(at.get("image")) == 0
+    assert thumbs(at) == 0
     holders = [m.value for m in at.markdown if 'class="ts-ph"' in m.value]
     assert len(holders) == 5
     assert "URL only" in holders[0] and 'href="https://cdn.example.com/0.jpg"' in holders[0]
@@ -412,5 +412,5 @@ def test_demo_home_and_browse_match_its_ground_truth(
     browse(at)
     assert count_text(at).startswith(f"{truth['expected_samples']:,} rows")
     assert len(shown_ids(at)) == 48
-    assert len(at.get("image")) == 48  # every row of the first page has a readable image
+    assert thumbs(at) == 48  # every row of the first page has a readable image
     assert not [m for m in at.markdown if "ts-err" in m.value]

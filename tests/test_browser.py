@@ -107,7 +107,8 @@ def test_browse_renders_thumbnails_and_detail(app_url: str, page) -> None:
     assert caption.inner_text() == PHOTOS["astronaut"]
     assert dialog.locator("img").evaluate("i => i.naturalWidth") > 0
     # 19 of ingest's own columns plus domain and tld, derived from the sidecar URL
-    assert "ALL 21 COLUMNS" in dialog.inner_text().upper()
+    # (the table may come after the image and caption: wait for it, do not race it)
+    dialog.get_by_text("ALL 21 COLUMNS", exact=True).wait_for(timeout=WAIT_MS)
     dialog.get_by_role("button", name="Next").click()
     page.wait_for_function(
         """c => document.querySelector('[role="dialog"] .ts-caption-full')?.innerText === c""",

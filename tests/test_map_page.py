@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import copy_demo, count_text, open_page, run_ok
+from conftest import copy_demo, count_text, open_page, run_ok, thumbs
 from streamlit.testing.v1 import AppTest
 
 from backend import mapview
@@ -99,7 +99,7 @@ def test_the_map_draws_every_row_with_cluster_labels(mapped: Path) -> None:
                                   else labels[0]["label"][:27] + "…")  # fmt: skip
     assert all(any(d["label"].startswith(t.rstrip("…")) for d in labels) for t in shown)
     assert count_text(at) == f"{len(c['row_id'])} rows"
-    assert len(at.get("image")) == 6  # the side panel's thumbnails
+    assert thumbs(at) == 6  # the side panel's thumbnails
     assert "Drag a box or a lasso" in " ".join(at.caption.values)
     said = [c for c in at.caption.values if "Laid out by" in c]  # which vectors, which model
     assert said == [  # packaged models: the map is laid out by the MiniLM caption vectors

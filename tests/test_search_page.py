@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import count_text, open_page, run_ok
+from conftest import count_text, open_page, run_ok, thumbs
 from streamlit.testing.v1 import AppTest
 
 from backend.ingest import build
@@ -131,7 +131,7 @@ def test_meaning_finds_captions_by_sense_and_says_clip_is_missing(demo) -> None:
     assert ":material/neurology: Searched caption vectors of sentence-transformers/all-MiniLM" \
         in " ".join(said) and not any("demo CLIP" in c for c in said)  # fmt: skip
     assert len(result_ids(at)) == 24
-    assert len(at.get("image")) == 24  # a thumbnail on every result card
+    assert thumbs(at) == 24  # a thumbnail on every result card
     at.segmented_control(key="w.search.k").set_value(12)
     run_ok(at)
     assert len(result_ids(at)) == 12

@@ -60,12 +60,14 @@ h1, h2, h3 {{ letter-spacing: -0.01em; }}
 [class*="st-key-card-"] [data-testid="stImageContainer"],
 [class*="st-key-card-"] [data-testid="stFullScreenFrame"] {{ width: 100% !important; }}
 [class*="st-key-card-"] [data-testid="stImage"] img,
+[class*="st-key-card-"] .ts-thumb img,
 [class*="st-key-card-"] .ts-ph {{
   height: {THUMB_PX}px !important; width: 100% !important; max-width: 100% !important;
   object-fit: scale-down; background: var(--ts-soft); border-radius: 7px; display: block;
 }}
 [class*="st-key-card-"] [data-testid="stElementToolbar"] {{ display: none; }}
 [class*="st-key-card-"] [data-testid="stMarkdownContainer"] {{ margin-bottom: 0 !important; }}
+.ts-thumb {{ margin-bottom: .45rem; }}
 .ts-ph {{ display: flex !important; flex-direction: column; align-items: center;
   justify-content: center; gap: .3rem; padding: .7rem; box-sizing: border-box;
   border: 1px dashed #cfd3e1; color: var(--ts-muted); font-size: .74rem; text-align: center;
@@ -119,8 +121,10 @@ h1, h2, h3 {{ letter-spacing: -0.01em; }}
 .ts-empty p {{ color: var(--ts-muted); margin: 0 auto; max-width: 34rem; }}
 
 /* ---- detail dialog ---- */
-.st-key-dlg-img {{ background: var(--ts-soft); border-radius: 10px; padding: .8rem;
-  align-items: center; justify-content: center; min-height: 260px; }}
+.st-key-dlg-img, .ts-preview {{ background: var(--ts-soft); border-radius: 10px;
+  padding: .8rem; align-items: center; justify-content: center; min-height: 260px; }}
+.ts-preview {{ display: flex; box-sizing: border-box; }}
+.ts-preview img {{ max-height: 58vh; max-width: 100%; object-fit: contain; }}
 .st-key-dlg-img [data-testid="stImage"] img {{ max-height: 58vh; object-fit: contain;
   width: auto !important; max-width: 100%; }}
 .st-key-dlg-img [data-testid="stImage"] {{ display: flex; justify-content: center;
