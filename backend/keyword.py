@@ -176,9 +176,19 @@ class KeywordIndex:
         return Q.regex_phrase_query(s, f, [*c.terms, (last, pattern)])
 
     def _top(self, q: tantivy.Query, limit: int) -> tuple[list[tuple[float, int]], int]:
-        """Up to ``limit`` (score, row_id) best first, and how many hits came back."""
-        res = self._searcher.search(q, max(1, limit), count=False)
-        hits = res.hits
+        """At least ``limit`` (score, row_id) best first (when there are), and how many came back.
+
+        Hits tied with the ``limit``-th are fetched too, in growing rounds up to ``ROUND_MAX``:
+        tantivy breaks ties by segment, and segments differ between two builds of the same rows,
+        so only with every tied hit in hand can ``_finish`` cut at the same rows (ties by row_id).
+        """
+        want = max(1, limit)
+        fetch = want
+        while True:
+            hits = self._searcher.search(q, fetch, count=False).hits
+            if len(hits) < fetch or hits[-1][0] < hits[want - 1][0] or fetch >= ROUND_MAX:
+                break
+            fetch = min(4 * fetch, max(ROUND_MAX, want))
         if not hits:
             return [], 0
         ids = self._searcher.fast_field_values(ROW_FIELD, [a for _, a in hits])

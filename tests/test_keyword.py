@@ -394,3 +394,19 @@ def test_hybrid_rrf():
     assert [r for r, _ in fused] == [1, 3, 2]
     assert fused[0][1] == pytest.approx(1 / 61 + 1 / 63)
     assert rank_fusion.hybrid([], [], k=5) == [] and rank_fusion.hybrid(keyword_hits, [], k=0) == []
+
+
+def test_ties_at_the_cut_are_broken_by_row_id_whatever_the_segments(tmp_path):
+    """40 identical captions committed as 5 segments: every hit scores the same, and tantivy
+    orders ties by segment (segments differ between builds); the k best must still be the
+    k lowest row ids, with and without an ``allowed`` filter."""
+    write_store(tmp_path / "store.duckdb", ["a red kite over the sea"] * 40).close()
+    con = duckdb.connect(str(tmp_path / "store.duckdb"), read_only=True)
+    out = tmp_path / "ds" / "keyword"
+    keyword_build.build_index(con, out, chunk_rows=8, commit_rows=8)
+    con.close()
+    ix = kw.KeywordIndex.open(out)
+    assert len({s for _, s in ix.search("kite", k=40)}) == 1  # all tied
+    assert ids(ix.search("kite", k=5)) == [0, 1, 2, 3, 4]
+    allowed = np.arange(10, 40, dtype=np.int64)
+    assert ids(ix.search("kite", k=3, allowed=allowed)) == [10, 11, 12]
