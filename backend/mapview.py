@@ -23,8 +23,8 @@ import duckdb
 import numpy as np
 
 from backend.browse import columns
-from backend.polygon import MAP_X, MAP_Y, polygon_where
-from backend.selection import BadSelection, Selection, quote_ident
+from backend.polygon import MAP_X, MAP_Y
+from backend.selection import Selection, quote_ident
 
 CLUSTER = "cluster"
 DRAW_LIMIT = 50_000  # points sent to the browser; above it a sample plus the density grid
@@ -332,31 +332,6 @@ def load_labels(name: str, root: Path | None = None) -> list[dict[str, Any]]:
         return list(load_clusters(name, root))
     except (FileNotFoundError, ValueError, KeyError):
         return []
-
-
-def polygon_from_event(selection: dict[str, Any] | None) -> tuple[tuple[float, float], ...]:
-    """The map region of a plotly selection event: the last box (its four corners) or lasso
-    (its path), from the drawn GEOMETRY, never from the list of selected points (a big chart
-    sends that list empty). () when the event holds no box or lasso; raises BadSelection for
-    a shape with no area (a click-drag of zero size, a lasso along a line)."""
-    if not selection:
-        return ()
-    shapes = [("box", s) for s in selection.get("box") or []]
-    shapes += [("lasso", s) for s in selection.get("lasso") or []]
-    if not shapes:
-        return ()
-    kind, shape = shapes[-1]
-    xs = [float(v) for v in shape.get("x") or []]
-    ys = [float(v) for v in shape.get("y") or []]
-    if kind == "box":
-        if len(xs) < 2 or len(ys) < 2:
-            raise BadSelection("the box has no corners")
-        lo_x, hi_x, lo_y, hi_y = min(xs), max(xs), min(ys), max(ys)
-        poly = ((lo_x, lo_y), (hi_x, lo_y), (hi_x, hi_y), (lo_x, hi_y))
-    else:
-        poly = tuple(zip(xs, ys, strict=False))
-    polygon_where(poly, {MAP_X: "DOUBLE", MAP_Y: "DOUBLE"})  # raises for a degenerate shape
-    return poly
 
 
 def sample_captions(

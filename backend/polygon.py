@@ -71,3 +71,28 @@ def polygon_where(
         params += [yi, yj, (xj - xi) / (yj - yi), yi, xi]
     bbox = f"{x} BETWEEN ? AND ? AND {y} BETWEEN ? AND ?"
     return f"({bbox} AND ({' + '.join(edges)}) % 2 = 1)", params
+
+
+def polygon_from_event(selection: dict[str, Any] | None) -> tuple[tuple[float, float], ...]:
+    """The map region of a plotly selection event: the last box (its four corners) or lasso
+    (its path), from the drawn GEOMETRY, never from the list of selected points (a big chart
+    sends that list empty). () when the event holds no box or lasso; raises BadSelection for
+    a shape with no area (a click-drag of zero size, a lasso along a line)."""
+    if not selection:
+        return ()
+    shapes = [("box", s) for s in selection.get("box") or []]
+    shapes += [("lasso", s) for s in selection.get("lasso") or []]
+    if not shapes:
+        return ()
+    kind, shape = shapes[-1]
+    xs = [float(v) for v in shape.get("x") or []]
+    ys = [float(v) for v in shape.get("y") or []]
+    if kind == "box":
+        if len(xs) < 2 or len(ys) < 2:
+            raise BadSelection("the box has no corners")
+        lo_x, hi_x, lo_y, hi_y = min(xs), max(xs), min(ys), max(ys)
+        poly = ((lo_x, lo_y), (hi_x, lo_y), (hi_x, hi_y), (lo_x, hi_y))
+    else:
+        poly = tuple(zip(xs, ys, strict=False))
+    polygon_where(poly, {MAP_X: "DOUBLE", MAP_Y: "DOUBLE"})  # raises for a degenerate shape
+    return poly

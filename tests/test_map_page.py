@@ -18,7 +18,7 @@ import pytest
 from conftest import copy_demo, count_text, open_page, run_ok, thumbs
 from streamlit.testing.v1 import AppTest
 
-from backend import mapview
+from backend import mapview, polygon
 from backend.ingest import build
 from backend.map_files import load_clusters
 from backend.selection import BadSelection, Selection
@@ -151,7 +151,7 @@ def test_a_lasso_and_a_cluster_pick(mapped: Path) -> None:
     x, y = np.asarray(c["map_x"]), np.asarray(c["map_y"])
     cx, cy, r = float(np.median(x)), float(np.median(y)), float(np.std(x))
     lasso = {"x": [cx - r, cx + r, cx], "y": [cy - r, cy - r, cy + r]}
-    poly = mapview.polygon_from_event({"box": [], "lasso": [lasso]})
+    poly = polygon.polygon_from_event({"box": [], "lasso": [lasso]})
     # the triangle, point by point (ray casting in numpy)
     inside = np.zeros(len(x), dtype=bool)
     for (xi, yi), (xj, yj) in zip(poly, poly[-1:] + poly[:-1], strict=True):
@@ -182,12 +182,12 @@ def test_a_lasso_and_a_cluster_pick(mapped: Path) -> None:
 
 def test_box_and_lasso_events_become_polygons() -> None:
     box = {"box": [{"x": [2.0, -1.0], "y": [0.5, 3.0], "xref": "x", "yref": "y"}], "lasso": []}
-    assert mapview.polygon_from_event(box) == ((-1.0, 0.5), (2.0, 0.5), (2.0, 3.0), (-1.0, 3.0))
-    assert mapview.polygon_from_event({"box": [], "lasso": [], "points": [{"x": 1}]}) == ()
+    assert polygon.polygon_from_event(box) == ((-1.0, 0.5), (2.0, 0.5), (2.0, 3.0), (-1.0, 3.0))
+    assert polygon.polygon_from_event({"box": [], "lasso": [], "points": [{"x": 1}]}) == ()
     with pytest.raises(BadSelection, match="no area"):
-        mapview.polygon_from_event({"lasso": [{"x": [0, 1, 2], "y": [0, 1, 2]}]})
+        polygon.polygon_from_event({"lasso": [{"x": [0, 1, 2], "y": [0, 1, 2]}]})
     with pytest.raises(BadSelection, match="three finite points"):
-        mapview.polygon_from_event({"lasso": [{"x": [0, 1], "y": [0, 1]}]})
+        polygon.polygon_from_event({"lasso": [{"x": [0, 1], "y": [0, 1]}]})
 
 
 def test_sampling_and_density_above_the_draw_limit(mapped: Path) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import plotly.graph_objects as go
 import streamlit as st
 
-from backend import mapview, paths
+from backend import mapview, paths, polygon
 from backend.selection import BadSelection, Selection
 from ui import cards, fmt, memo, selection_bar, shared, state, style
 from ui.map_figure import CONTEXT, LABELS, PER_CELL, POINTS, figure, thin
@@ -155,7 +155,7 @@ def on_chart_select(name: str) -> None:
     has_shape = bool(chosen.get("box") or chosen.get("lasso"))
     if has_shape:
         try:
-            poly = mapview.polygon_from_event(chosen)
+            poly = polygon.polygon_from_event(chosen)
         except BadSelection as e:
             st.session_state[ERROR] = str(e)
             return
