@@ -12,7 +12,7 @@ from typing import Any
 
 import duckdb
 
-from backend import rowfetch
+from backend import row_sample, rowfetch
 from backend.selection import IDS_IN, Selection, is_numeric, quote_ident
 
 # Columns the grid needs; the detail view reads all of them.
@@ -102,6 +102,17 @@ def shard_counts(con: duckdb.DuckDBPyConnection) -> list[tuple[str, int]]:
 def count(con: duckdb.DuckDBPyConnection, sel: Selection) -> int:
     where, params = sel.where(columns(con))
     return con.execute(f"SELECT count(*) FROM samples WHERE {where}", params).fetchone()[0]
+
+
+def estimate(con: duckdb.DuckDBPyConnection, sel: Selection) -> tuple[int, int] | None:
+    """The Selection's count estimated from the store's row sample and the sample's 1-in-m,
+    or None when the store has none (it is small enough to count exactly)."""
+    src = row_sample.load(con)
+    if src is None:
+        return None
+    where, params = sel.where(columns(con))
+    n = con.execute(f"SELECT count(*) FROM {src.table} WHERE {where}", params).fetchall()[0][0]
+    return src.scale(n), src.every
 
 
 def _rows(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:

@@ -85,6 +85,7 @@ def add_columns(name: str, table: pa.Table, root: Path | None = None) -> list[st
     if parquet_parts(name, root):
         with store_lock(name, root):
             _add_column_files(name, table, root, ds_dir, tmp)
+        _refresh_row_sample(name, root)
         return new_cols
     with store_lock(name, root):
         for stale in ds_dir.glob(".columns-*.duckdb*"):  # a killed rewrite's copy (and WAL):
@@ -118,7 +119,19 @@ def add_columns(name: str, table: pa.Table, root: Path | None = None) -> list[st
             old.close()
         new.close()
         swap_in(tmp, ds_dir)
+    _refresh_row_sample(name, root)
     return new_cols
+
+
+def _refresh_row_sample(name: str, root: Path | None) -> None:
+    """The new store file needs its own row sample (:mod:`backend.row_sample`); a failure
+    leaves the old one, which no longer matches and is ignored (pages then query every row)."""
+    from backend import row_sample
+
+    try:
+        row_sample.write(name, root)
+    except (duckdb.Error, OSError):
+        pass
 
 
 def _copy_small_tables(old: duckdb.DuckDBPyConnection, new: duckdb.DuckDBPyConnection) -> None:

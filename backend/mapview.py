@@ -14,7 +14,6 @@ prepared them for the current map; ``live=True`` (what the build itself uses) al
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -22,8 +21,10 @@ from typing import Any
 import duckdb
 import numpy as np
 
+from backend import row_sample
 from backend.browse import columns
 from backend.polygon import MAP_X, MAP_Y
+from backend.row_sample import RowSample, sample_every
 from backend.selection import Selection, quote_ident
 
 CLUSTER = "cluster"
@@ -69,6 +70,7 @@ class MapPoints:
     inside: np.ndarray | None  # bool: in the Selection (None when nothing is marked)
     total: int  # rows of the context with coordinates (what the density layer shows)
     every: int  # 1: every row drawn; m: rows with hash(row_id) % m = 0
+    estimated: bool = False  # total from the build's row sample (backend.row_sample)
 
     @property
     def sampled(self) -> bool:
@@ -86,17 +88,28 @@ def count(con: duckdb.DuckDBPyConnection, sel: Selection) -> int:
     return con.execute(f"SELECT count(*) FROM samples WHERE {where}", params).fetchone()[0]
 
 
-def sample_every(total: int, limit: int = DRAW_LIMIT) -> int:
-    """The m of ``hash(row_id) % m = 0`` that keeps about ``limit`` of ``total`` rows."""
-    return max(1, math.ceil(total / max(1, limit)))
-
-
 def _prepared(con: duckdb.DuckDBPyConnection, live: bool) -> dict[str, Any] | None:
     if live:
         return None
     from backend import map_prepared_load
 
     return map_prepared_load.load(con)
+
+
+def _source(con: duckdb.DuckDBPyConnection, live: bool) -> RowSample | None:
+    """The store's row sample (a Selection's map drawn and estimated from ~10^6 rows, not a
+    scan of every row), or None: query ``samples``."""
+    return None if live else row_sample.load(con)
+
+
+def _thin(src: RowSample | None, every: int) -> str:
+    """`` AND`` the 1-in-``every`` condition: on the row sample, whose rows already have
+    ``hash % src.every = 0``, it keeps 1 in ``every`` of *those* (a plain ``hash % every`` would
+    keep them all whenever ``every`` divides ``src.every``)."""
+    if every <= 1:
+        return ""
+    h = "hash(row_id)" if src is None else f"(hash(row_id) // {int(src.every)})"
+    return f" AND {h} % {int(every)} = 0"
 
 
 def _prepared_points(prep: dict[str, Any], color: str | None) -> MapPoints:
@@ -144,13 +157,12 @@ def points(
         context(sel).is_empty() else _prepared(con, live)  # fmt: skip
     if prep is not None and prep["draw_limit"] == limit:
         return _prepared_points(prep, color)
-    cols = columns(con)
-    ctx = context(sel)
+    cols, ctx, src = columns(con), context(sel), _source(con, live)
+    table = "samples" if src is None else src.table
     where, params = _where(con, ctx)
-    total = con.execute(f"SELECT count(*) FROM samples WHERE {where}", params).fetchone()[0]
+    total = con.execute(f"SELECT count(*) FROM {table} WHERE {where}", params).fetchall()[0][0]
     every = sample_every(total, limit)
-    if every > 1:
-        where += f" AND hash(row_id) % {int(every)} = 0"
+    where += _thin(src, every)
     select = [
         "row_id",
         f"{quote_ident(MAP_X)}::FLOAT AS x",
@@ -172,7 +184,7 @@ def points(
         sel_params += more
         select.append(f"coalesce(({inside}), FALSE) AS inside")
     got = con.execute(
-        f"SELECT {', '.join(select)} FROM samples WHERE {where} ORDER BY row_id",
+        f"SELECT {', '.join(select)} FROM {table} WHERE {where} ORDER BY row_id",
         [*sel_params, *params],
     ).fetchnumpy()
     values, categories = _colours(got, color, members)
@@ -181,7 +193,8 @@ def points(
         y=np.asarray(got["y"], dtype=np.float32), caption=[str(c) for c in got["caption"]],
         color=values, categories=categories,
         inside=np.asarray(got["inside"], dtype=bool) if "inside" in got else None,
-        total=int(total), every=every,
+        total=int(total) if src is None else src.scale(total),
+        every=every * (1 if src is None else src.every), estimated=src is not None,
     )  # fmt: skip
 
 
@@ -265,15 +278,16 @@ def density(
     dy = (y1 - y0) / bins or 1.0
     where, params = _where(con, context(sel))
     x, y = quote_ident(MAP_X), quote_ident(MAP_Y)
+    src = _source(con, live)  # (a sampled row stands for src.every rows)
     rows = con.execute(
         f"SELECT least(greatest(floor(({x} - ?) / ?)::INT, 0), ?) AS i, "
         f"least(greatest(floor(({y} - ?) / ?)::INT, 0), ?) AS j, count(*) "
-        f"FROM samples WHERE {where} GROUP BY 1, 2",
+        f"FROM {'samples' if src is None else src.table} WHERE {where} GROUP BY 1, 2",
         [x0, dx, bins - 1, y0, dy, bins - 1, *params],
     ).fetchnumpy()
     counts = np.zeros((bins, bins), dtype=np.int64)
     if len(rows["i"]):
-        counts[rows["j"], rows["i"]] = rows["count_star()"]
+        counts[rows["j"], rows["i"]] = rows["count_star()"] * (1 if src is None else src.every)
     return Density(x0, dx, y0, dy, counts)
 
 
@@ -285,8 +299,13 @@ def clusters(
 ) -> list[dict[str, Any]]:
     """One dict per cluster: ``cluster, label, terms, size`` (all rows), ``shown`` (rows in the
     context), ``x, y`` (label position); labels from the map step when given."""
-    prep = None if not context(sel).is_empty() else _prepared(con, live)
-    rows = prep["cluster_rows"] if prep is not None else _cluster_rows(con, sel)
+    prep = _prepared(con, live)
+    if prep is not None and not context(sel).is_empty():  # sizes and places: the build's
+        src = _source(con, live)
+        rows = None if src is None else _shown_in_sample(con, sel, src, prep["cluster_rows"])
+    else:
+        rows = prep["cluster_rows"] if prep is not None else None
+    rows = _cluster_rows(con, sel) if rows is None else rows
     known = {int(d["cluster"]): d for d in labels or []}
     out = []
     for k, size, shown, cx, cy in rows:
@@ -322,6 +341,16 @@ def _cluster_rows(con: duckdb.DuckDBPyConnection, sel: Selection) -> list[tuple]
     return [tuple(r) for r in rows]
 
 
+def _shown_in_sample(con: duckdb.DuckDBPyConnection, sel: Selection, src: RowSample,
+                     prepared: list[list]) -> list[tuple]:  # fmt: skip
+    """The build's cluster rows with their rows in the context estimated from the row sample."""
+    where, params = _where(con, context(sel))
+    shown = dict(con.execute(
+        f"SELECT {quote_ident(CLUSTER)}, count(*) FROM {src.table} WHERE {where} GROUP BY 1",
+        params).fetchall())  # fmt: skip
+    return [(k, size, src.scale(shown.get(k, 0)), cx, cy) for k, size, _, cx, cy in prepared]
+
+
 def load_labels(name: str, root: Path | None = None) -> list[dict[str, Any]]:
     """The map step's cluster labels, or [] when it wrote none (or is not installed)."""
     try:
@@ -342,8 +371,10 @@ def sample_captions(
     if prep is not None and n <= len(prep["background"]):
         return list(prep["background"][:n])
     where, params = sel.where(columns(con))
+    src = _source(con, live)  # (a spread of the Selection's rows either way)
     rows = con.execute(
-        f"SELECT caption FROM samples WHERE ({where}) AND caption IS NOT NULL "
+        f"SELECT caption FROM {'samples' if src is None else src.table} WHERE ({where}) "
+        "AND caption IS NOT NULL "
         "ORDER BY hash(row_id) LIMIT ?",
         [*params, n],
     ).fetchall()

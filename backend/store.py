@@ -50,14 +50,16 @@ def connect(name: str, root: Path | None = None) -> duckdb.DuckDBPyConnection:
     # column files steps added to them; a concept filter reads the concept result sets.
     files = parquet_parts(name, root)
     files += all_files(name, root) if files else []
-    concepts = str(paths.dataset_dir(name, root).resolve() / "concepts") + os.sep
+    ds_dir = paths.dataset_dir(name, root).resolve()
+    # the concept result sets and the row sample (backend.row_sample): files written later
+    folders = [str(ds_dir / "concepts") + os.sep, str(ds_dir / "rowsample") + os.sep]
     # Every query on a store runs under DuckDB's memory_limit (backend.bounded: a setting).
     memory = {"memory_limit": bounded_limits().memory}
     con = duckdb.connect(
         str(path.resolve()),  # each build has its own file: see swap_in
         read_only=True, config={**_NO_EXTENSIONS, **memory},
     )  # fmt: skip
-    _lock_down(con, files, [concepts])
+    _lock_down(con, files, folders)
     return con
 
 

@@ -5,8 +5,8 @@ Layout: ``<dataset>/parts/part-NNNNN.parquet`` (one zstd parquet file per shard,
 ``COPY (SELECT … FROM range(lo, hi)) TO …``) and a ``store.duckdb`` whose ``samples`` is a VIEW
 over those files, so every query the app makes runs unchanged over the parquet shards
 (:func:`backend.store.connect` allows exactly these files). Beside them, what the build steps
-would write: ``manifest.json`` (steps marked ``synthetic``), ``map/clusters.json`` and a concept
-result set (``concepts/nouns/``) the Concepts page reads.
+would write: ``manifest.json`` (steps marked ``synthetic``), ``map/clusters.json``, a concept
+result set (``concepts/nouns/``) the Concepts page reads, and the row sample (backend.row_sample).
 
 Every value is a function of ``(seed, row_id)`` through DuckDB's ``hash``: captions of a
 Zipf-distributed noun (2,000 nouns: real ones at the head, made-up ones in the tail), sometimes a
@@ -14,8 +14,7 @@ second noun, an adjective and a place; map points from a Gaussian mixture whose 
 the row's ``cluster``, and whose place word it usually names; skewed safety scores (rounded, so
 they compress to about a byte a row). Because the nouns are known per row, the concept hits are
 written from the same expressions, without matching captions; tests check them against the
-real matcher (:func:`backend.concepts.analyse`).
-CLI: ``python -m backend synth NAME --rows N [--shards S] [--seed 0] [--no-concepts] [--overwrite]``
+real matcher (:func:`backend.concepts.analyse`). CLI: ``python -m backend synth NAME --rows N [--shards S] [--seed 0] [--no-concepts] [--overwrite]``
 """
 
 from __future__ import annotations
@@ -34,7 +33,7 @@ from typing import Any
 import duckdb
 import numpy as np
 
-from backend import paths
+from backend import paths, row_sample
 from backend.concepts import stats
 from backend.concepts.vocab import Vocabulary
 from backend.manifest import now, read_manifest, step_record, write_json_atomic
@@ -276,6 +275,7 @@ def generate(
     from backend.map_prepared import prepare  # what the Map page reads on open
 
     summary["map_prepared"] = prepare(name, root)
+    summary["row_sample"] = row_sample.write(name, root)  # what filtered pages read
     return summary
 
 

@@ -46,15 +46,15 @@ with tools, st.container(horizontal=True, horizontal_alignment="right", gap="med
 limit, ncols = int(ss[SIZE]), int(ss[COLS])
 
 try:
-    matched = memo.count(name, con, sel)  # cached: a rerun that changed nothing runs no query
+    # cached: a rerun that changed nothing runs no query; a big store shows an estimate first
+    got = memo.quick_count(name, con, sel)
+    matched = got.n
 except BadSelection as e:
     selection_bar.stop_bad_filter(name, e)
 
 if matched == 0:
     with st.container(horizontal=True, vertical_alignment="center", gap="small"):
-        st.markdown(
-            selection_bar.count_html(matched, info["rows"]), unsafe_allow_html=True, width="content"
-        )
+        selection_bar.show_count(name, got, info["rows"])
         selection_bar.render(name, sel)
     with st.container(border=True):
         st.markdown(
@@ -89,7 +89,7 @@ def rows_part(pager_slot) -> None:
             rows = memo.page(name, con, sel, limit=limit)
     except BadSelection as e:
         selection_bar.stop_bad_filter(name, e)
-    page_no, pages = state.page_no(), max(1, math.ceil(matched / limit))
+    page_no, pages = state.page_no(), max(1, math.ceil(matched / limit), state.page_no())
     with pager_slot:
         pager("top", rows, page_no, pages)
     cards.grid(name, rows, ncols)
@@ -99,7 +99,8 @@ def rows_part(pager_slot) -> None:
 
 def pager(where: str, rows: list, page_no: int, pages: int) -> None:
     first_shown = (page_no - 1) * limit + 1
-    has_next = len(rows) == limit and page_no * limit < matched
+    # (an estimate may be short of the rows there are: then a full page is enough)
+    has_next = len(rows) == limit and (page_no * limit < matched or not got.exact)
     with st.container(
         horizontal=True,
         vertical_alignment="center",
@@ -109,7 +110,8 @@ def pager(where: str, rows: list, page_no: int, pages: int) -> None:
     ):
         st.markdown(
             f'<div class="ts-meta" style="font-size:.84rem;height:auto">Page <b>{page_no:,}</b>'
-            f" of {pages:,} · rows {first_shown:,}–{first_shown + len(rows) - 1:,}</div>",
+            f" of {'' if got.exact else '≈ '}{pages:,} · rows {first_shown:,}–"
+            f"{first_shown + len(rows) - 1:,}</div>",
             unsafe_allow_html=True,
             width="content",
         )
@@ -141,8 +143,6 @@ def pager(where: str, rows: list, page_no: int, pages: int) -> None:
 
 bar, pages_top = st.columns([3, 2], vertical_alignment="center")
 with bar, st.container(horizontal=True, vertical_alignment="center", gap="small"):
-    st.markdown(
-        selection_bar.count_html(matched, info["rows"]), unsafe_allow_html=True, width="content"
-    )
+    selection_bar.show_count(name, got, info["rows"])
     selection_bar.render(name, sel)
 rows_part(pages_top)

@@ -279,7 +279,14 @@ def layout_note(name: str) -> None:
 
 
 def sampled_note(pts: mapview.MapPoints) -> None:
-    if pts.sampled:
+    if pts.estimated:  # a filtered map of a big store: drawn from the build's row sample
+        st.caption(
+            f"About {fmt.num(pts.total)} rows, estimated (as is the shading) from the "
+            f"build's row sample; {fmt.num(len(pts.row_id))} are drawn as points, 1 row in "
+            f"{fmt.num(pts.every)} by hashed id. The count beside the map and the rows below "
+            "are exact, over all rows."
+        )
+    elif pts.sampled:
         st.caption(
             f"{fmt.num(pts.total)} rows: the shading shows all of them; "
             f"{fmt.num(len(pts.row_id))} are drawn as points (of the rows whose hashed id "
@@ -291,9 +298,10 @@ def sampled_note(pts: mapview.MapPoints) -> None:
 def side_panel(name: str, sel: Selection, total_rows: int) -> None:
     """The selection's count, its words, and a grid of its thumbnails."""
     con = state.connection(name)
-    matched = memo.count(name, con, sel)
+    got = memo.quick_count(name, con, sel)
+    matched = got.n
     store, mtime = str(state.store_file(name)), state.store_mtime(name)
-    st.markdown(selection_bar.count_html(matched, total_rows), unsafe_allow_html=True)
+    selection_bar.show_count(name, got, total_rows)
     if not mapview.marks(sel):
         st.caption("Drag a box or a lasso on the map, or click a cluster's label, to select.")
     else:

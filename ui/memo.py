@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import numpy as np
 import streamlit as st
 
-from backend import browse
+from backend import browse, exact_counts, paths
 from backend.selection import Selection
 from ui import state
 
@@ -58,6 +58,32 @@ def memo(name: str, what: str, key: str, compute: Callable[[], T]) -> T:
 def count(name: str, con: Any, sel: Selection) -> int:
     """How many rows match ``sel`` (cached)."""
     return memo(name, "count", selection_key(sel), lambda: browse.count(con, sel))
+
+
+def quick_count(name: str, con: Any, sel: Selection) -> exact_counts.Count:
+    """The count to show now: exact on a store small enough to count at once, else an
+    estimate from its row sample while the exact count runs in the background (one whose
+    estimate is 0 is counted at once: "none" must never be a guess)."""
+    key = selection_key(sel)
+    est = memo(name, "estimate", key, lambda: browse.estimate(con, sel))
+    if est is None or est[0] == 0:
+        return exact_counts.Count(count(name, con, sel))
+    job_key, root = f"{build_stamp(name)}|{key}", paths.workspace()
+    job = exact_counts.known(job_key)
+    if job is None or job.cancelled():
+        exact_counts.submit(job_key, lambda: _exact_count(name, root, sel))
+    return exact_counts.settled(job_key, est[0], f"a sample of 1 row in {est[1]:,}")
+
+
+def _exact_count(name: str, root: Any, sel: Selection) -> int:
+    """(in the background) ``sel``'s count on a cursor of its own, under the time limit."""
+    from backend import bounded, store
+
+    cur = bounded.wrap(store.cursor(name, root))
+    try:
+        return browse.count(cur, sel)
+    finally:
+        cur.close()
 
 
 def page(

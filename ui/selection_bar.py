@@ -7,8 +7,10 @@ from collections.abc import Callable
 
 import streamlit as st
 
+from backend import exact_counts
+from backend.exact_counts import Count
 from backend.selection import BadSelection, Selection
-from ui import fmt, state
+from ui import fmt, state, style
 
 
 def _parts(sel: Selection) -> list[tuple[str, Selection]]:
@@ -48,15 +50,38 @@ def clear_button(name: str, key: str) -> None:
     )
 
 
-def count_html(matched: int | None, total: int) -> str:
+def count_html(matched: int | None, total: int, got: Count | None = None) -> str:
+    """The count line; ``got`` an estimate: "≈" and, on hover and below, where it came from."""
     if matched is None:
         return f'<div class="ts-count"><span>{fmt.num(total)} rows</span></div>'
+    if got is not None and not got.exact:
+        note = style.esc(got.note)
+        return (
+            f'<div class="ts-count" title="{note}"><b>≈ {fmt.num(matched)}</b> <span>of '
+            f"{fmt.num(total)} rows match (≈ {fmt.pct(matched, total)})</span>"
+            f'<div class="ts-meta" style="height:auto;font-size:.78rem">{note}</div></div>'
+        )
     if matched == total:
         return f'<div class="ts-count"><b>{fmt.num(total)}</b> <span>rows</span></div>'
     return (
         f'<div class="ts-count"><b>{fmt.num(matched)}</b> <span>of {fmt.num(total)} rows match '
         f"({fmt.pct(matched, total)})</span></div>"
     )
+
+
+def show_count(name: str, got: Count, total: int) -> None:
+    """The count line, polled until the exact count replaces an estimate."""
+    st.markdown(count_html(got.n, total, got), unsafe_allow_html=True, width="content")
+    if got.pending:
+        _await_exact(got.job)
+
+
+@st.fragment(run_every=1.0)
+def _await_exact(job: str) -> None:
+    """Each second while an exact count runs in the background (backend.exact_counts):
+    nothing to draw; once it is in, the whole page reruns and shows it."""
+    if exact_counts.finished(job):
+        st.rerun()
 
 
 def render(name: str, sel: Selection) -> None:
@@ -92,21 +117,21 @@ def render(name: str, sel: Selection) -> None:
         )
 
 
-def live(name: str, con, total: int, sel: Selection) -> int | None:
-    """The live row count and the chips in one row; None (with the reason shown) when the
-    Selection cannot be applied."""
+def live(name: str, con, total: int, sel: Selection) -> Count | None:
+    """The live row count (exact, or an estimate at first on a big store) and the chips in
+    one row; None (with the reason shown) when the Selection cannot be applied."""
     from ui import memo
 
     try:
-        matched: int | None = memo.count(name, con, sel)
+        got: Count | None = memo.quick_count(name, con, sel)
     except BadSelection as e:
         st.error(f"This selection cannot be applied: {e}", icon=":material/filter_alt_off:")
-        matched = None
+        got = None
     with st.container(horizontal=True, vertical_alignment="center", gap="small"):
-        if matched is not None:
-            st.markdown(count_html(matched, total), unsafe_allow_html=True, width="content")
+        if got is not None:
+            show_count(name, got, total)
         render(name, sel)
-    return matched
+    return got
 
 
 def live_view(name: str, con, total: int, sel: Selection, view: Callable[..., None]) -> None:

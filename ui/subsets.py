@@ -9,6 +9,7 @@ from typing import Any
 import streamlit as st
 
 from backend import paths, subsets
+from backend.exact_counts import Count
 from backend.selection import Selection
 from ui import fmt, state
 
@@ -103,12 +104,13 @@ def _combine(name: str) -> None:
 # -- drawing -----------------------------------------------------------------------------------
 
 
-def save_form(name: str, sel: Selection, matched: int | None) -> None:
+def save_form(name: str, sel: Selection, matched: Count | None) -> None:
     """Name + note + Save for the current Selection."""
     with st.container(border=True):
         st.markdown("##### Save the current selection")
         what = "every row" if sel.is_empty() else ", ".join(sel.describe())
-        rows = "" if matched is None else f" · {fmt.num(matched)} rows"
+        about = "" if matched is None or matched.exact else "≈ "
+        rows = "" if matched is None else f" · {about}{fmt.num(matched.n)} rows"
         st.caption(f"{what}{rows}")
         with st.container(horizontal=True, vertical_alignment="bottom", gap="small"):
             st.text_input("Subset name", key=K_NAME, placeholder="e.g. wide_cats", max_chars=64)
