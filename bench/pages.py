@@ -5,7 +5,8 @@
 
 Starts ``streamlit run app.py`` (headless, file watcher off: tests/screenshot.py's settings)
 and drives Debian Chromium (Playwright, ``--no-sandbox --disable-gpu``) through: open Browse,
-next page, caption filter, open details, a Search meaning query, open Map, open Concepts, open
+next page, caption filter, open details, a Search meaning query, open Map, a Map caption filter,
+open Concepts, open
 Safety. Each action: one warm-up, then the median (and range) of ``--repeats``. An interaction
 is timed from the click or Enter until what it changes is on screen (the pager's page number,
 the row count, the dialog's caption, the query's results line), its thumbnails loaded, and the
@@ -196,6 +197,13 @@ def actions(url: str, q: str, kind: str, searchable: bool) -> dict[str, Callable
         box.fill(FILTER_WORDS[kind][i % len(FILTER_WORDS[kind])])
         return interact(page, lambda: box.press("Enter"), THUMBS_JS, ".ts-count")
 
+    def map_filter(page, i: int) -> float:
+        page.goto(f"{url}/Map{q}")
+        settle(page, MAP_JS)
+        box = page.get_by_label("Caption contains", exact=True)
+        box.fill(FILTER_WORDS[kind][i % len(FILTER_WORDS[kind])])
+        return interact(page, lambda: box.press("Enter"), MAP_JS, ".ts-count")
+
     def details(page, i: int) -> float:
         browse(page)
         button = page.locator('[class*="st-key-detail-"] button').nth(i)
@@ -227,6 +235,7 @@ def actions(url: str, q: str, kind: str, searchable: bool) -> dict[str, Callable
         "Browse: open details": details,
         "Search: a meaning query": meaning,
         "open Map": lambda page, i: open_page(page, f"{url}/Map{q}", MAP_JS),
+        "Map: caption filter": map_filter,
         "open Concepts": lambda page, i: open_page(page, f"{url}/Concepts{q}", HERO_JS),
         "open Safety": lambda page, i: open_page(page, f"{url}/Safety{q}", HERO_JS),
     }
