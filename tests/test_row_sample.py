@@ -131,6 +131,52 @@ def test_a_failed_exact_count_keeps_the_estimate_and_says_why() -> None:
     assert "ran past its 10 s limit" in got.note
 
 
+def test_browse_shows_the_estimate_then_the_exact_count(home: Path, monkeypatch) -> None:
+    """A count slower than ui.memo's quick limit (forced here) is shown as "≈ N" with its
+    source, and the page shows the exact count once the background count is in."""
+    import re
+
+    from streamlit.testing.v1 import AppTest
+
+    from backend.query_errors import QueryTimeout
+    from ui import memo
+
+    real = memo.count
+
+    def slow(name, con, sel):  # the exact count in the page's run takes too long
+        if sel.is_empty():
+            return real(name, con, sel)
+        raise QueryTimeout("slow")
+
+    monkeypatch.setenv("TAILSCOPE_HOME", str(home))
+    monkeypatch.setattr(memo, "count", slow)
+    con = connect("syn", home)
+    try:
+        exact = browse.count(con, Selection(text="dog"))
+    finally:
+        con.close()
+    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "app.py"),
+                           default_timeout=60)  # fmt: skip
+    at.run()
+    at.switch_page("pages/1_Browse.py")
+    at.run()
+    next(t for t in at.text_input if t.label == "Caption contains").input("dog")
+    at.run()
+
+    def shown() -> str:
+        hit = [m.value for m in at.markdown if 'class="ts-count"' in m.value]
+        return re.sub(r"<[^>]+>", "", hit[0])
+
+    assert not at.exception, [e.value for e in at.exception]
+    assert shown().startswith("≈ ") and "estimated from a sample of 1 row in 10" in shown()
+    for _ in range(60):  # the background count: well under a second on 3,000 rows
+        at.run()
+        if not shown().startswith("≈"):
+            break
+        time.sleep(0.5)
+    assert shown().startswith(f"{exact:,} of 3,000 rows match")
+
+
 def test_new_columns_rewrite_it_and_a_stale_one_is_ignored(home: Path, monkeypatch) -> None:
     monkeypatch.setattr(row_sample, "ROWS", KEEP)
     con = connect("syn", home)

@@ -19,6 +19,7 @@ import numpy as np
 import streamlit as st
 
 from backend import browse, exact_counts, paths
+from backend.query_errors import QueryTimeout
 from backend.selection import Selection
 from ui import state
 
@@ -60,18 +61,25 @@ def count(name: str, con: Any, sel: Selection) -> int:
     return memo(name, "count", selection_key(sel), lambda: browse.count(con, sel))
 
 
+QUICK_SECONDS = 0.25  # an exact count that takes longer is shown as an estimate first
+
+
 def quick_count(name: str, con: Any, sel: Selection) -> exact_counts.Count:
-    """The count to show now: exact on a store small enough to count at once, else an
-    estimate from its row sample while the exact count runs in the background (one whose
-    estimate is 0 is counted at once: "none" must never be a guess)."""
+    """The count to show now: exact when it takes under ``QUICK_SECONDS`` (or the store is
+    small enough to have no row sample), else an estimate from the row sample while the exact
+    count runs in the background. An estimate of 0 is counted at once: "none" is never a guess."""
     key = selection_key(sel)
     est = memo(name, "estimate", key, lambda: browse.estimate(con, sel))
-    if est is None or est[0] == 0:
+    if est is None or est[0] == 0 or sel.is_empty():
         return exact_counts.Count(count(name, con, sel))
     job_key, root = f"{build_stamp(name)}|{key}", paths.workspace()
     job = exact_counts.known(job_key)
-    if job is None or job.cancelled():
-        exact_counts.submit(job_key, lambda: _exact_count(name, root, sel))
+    if job is None or job.cancelled():  # (once it has a job, a rerun runs no count again)
+        try:
+            with con.deadline(QUICK_SECONDS):  # (a bounded connection: backend.bounded)
+                return exact_counts.Count(count(name, con, sel))
+        except QueryTimeout:
+            exact_counts.submit(job_key, lambda: _exact_count(name, root, sel))
     return exact_counts.settled(job_key, est[0], f"a sample of 1 row in {est[1]:,}")
 
 
