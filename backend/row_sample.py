@@ -39,7 +39,8 @@ _FILE, _RECORD = "rows.parquet", "rowsample.json"
 class RowSample:
     """Where the sample is and what it stands for."""
 
-    table: str  # SQL for a FROM clause (a ``read_parquet`` of the sample)
+    table: str  # SQL for a FROM clause: a ``read_parquet`` of the sample, named ``samples``
+    # (so a predicate from the SQL box that names ``samples.col`` reads the sample the same way)
     every: int  # each sampled row stands for about this many rows
     rows: int  # rows in the sample
 
@@ -135,4 +136,4 @@ def load(con: duckdb.DuckDBPyConnection) -> RowSample | None:
 
 def _read_parquet(path: Path) -> str:
     text = str(path.resolve()).replace("'", "''")
-    return f"read_parquet('{text}')"
+    return f"read_parquet('{text}') AS samples"

@@ -70,6 +70,8 @@ def test_a_filtered_map_draws_the_samples_rows_that_pass(home: Path) -> None:
         assert dens.counts.sum() == pts.total
         shown = sum(c["shown"] for c in mapview.clusters(con, sel))
         assert shown == pts.total
+        typed = Selection(sql="samples.nsfw <= 0.3::DOUBLE")  # the SQL box names the table
+        assert mapview.points(con, typed, color=None, limit=10_000).row_id.tolist() == passing
         live = mapview.points(con, sel, color=None, limit=10_000, live=True)
         assert live.total == exact and not live.estimated
     finally:
