@@ -35,7 +35,7 @@ VERBS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     build_cli.add_demo_parser,  # demo
     steps_cli.add_parser,  # embed, index, map
     search_cli.add_parser,  # search
-    dataset_cli.add_parser,  # info, list, synth
+    dataset_cli.add_parser,  # info, list, synth, synth-vectors
     export_command.add_parser,  # export
     subsets_cli.add_parser,  # subset
     safety_command.add_parser,  # score, dedup

@@ -1,5 +1,5 @@
-"""``python -m backend info | list | embeddings | synth``: what the workspace's datasets hold,
-their embedding sets, and synthetic datasets to test scale."""
+"""``python -m backend info | list | embeddings | synth | synth-vectors``: what the workspace's
+datasets hold, their embedding sets, and synthetic datasets (and vectors) to test scale."""
 
 from __future__ import annotations
 
@@ -78,6 +78,12 @@ def cmd_synth(args: argparse.Namespace) -> int:
     return synth_main([args.name, *args.rest])
 
 
+def cmd_synth_vectors(args: argparse.Namespace) -> int:
+    from backend.synth_vectors import main as synth_vectors_main
+
+    return synth_vectors_main([args.name, *args.rest])
+
+
 def add_embeddings_parser(sub: argparse._SubParsersAction) -> None:
     """The ``embeddings`` verb (listed after ``build``, as before the verbs had modules)."""
     es = sub.add_parser("embeddings", help="the embedding sets of NAME; pick the default one")
@@ -91,7 +97,7 @@ def add_embeddings_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    """The ``info``, ``list`` and ``synth`` verbs."""
+    """The ``info``, ``list``, ``synth`` and ``synth-vectors`` verbs."""
     i = sub.add_parser("info", help="row, reject and step counts of dataset NAME")
     i.add_argument("name")
     i.add_argument("--json", action="store_true")
@@ -112,3 +118,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="--rows N [--shards S] [--root DIR] [--seed 0] [--no-concepts] [--overwrite]",
     )
     sy.set_defaults(func=cmd_synth)
+
+    sv = sub.add_parser(
+        "synth-vectors",
+        help="give a synthetic dataset seeded synthetic image vectors and an index (bench only)",
+    )
+    sv.add_argument("name")
+    sv.add_argument(
+        "rest",
+        nargs=argparse.REMAINDER,
+        help="[--root DIR] [--seed 0] [--clusters K] [--index] [--workers W]",
+    )
+    sv.set_defaults(func=cmd_synth_vectors)

@@ -16,12 +16,42 @@ from backend.democlip import DEMO_CLIP_NOTE, is_demo_clip
 from backend.manifest import read_manifest
 
 KIND_WORDS = {"img": "image vectors", "text": "caption vectors"}
+SYNTHETIC_SPACE = "synthetic vectors (bench only)"
+SYNTHETIC_NOTE = (
+    "synthetic vectors (bench only): seeded random clusters written by `python -m backend "
+    "synth-vectors`, not embeddings of these rows' images, so which rows a query returns means "
+    "nothing; only its speed does"
+)
 
 
 def demo_note(model: str | None) -> str | None:
     """The demo CLIP's note when ``model`` is the demo CLIP and its label does not already say
     it (load_clip labels it so), else None: a line names it once."""
     return DEMO_CLIP_NOTE if is_demo_clip(model) and DEMO_CLIP_NOTE not in str(model) else None
+
+
+def search_notes(info: dict[str, Any]) -> list[str]:
+    """The notes every search result from vectors of embed record ``info`` carries: the demo
+    CLIP's, and that synthetic vectors (``backend.synth_vectors``) are synthetic."""
+    demo = [f"Searched with the {DEMO_CLIP_NOTE}."] if is_demo_clip(info.get("model")) else []
+    return demo + ([SYNTHETIC_NOTE] if info.get("synthetic") else [])
+
+
+def synthetic_mark(info: dict[str, Any]) -> dict[str, Any]:
+    """What an index built from the vectors of embed record ``info`` adds to its sidecar and
+    record: that the vectors are synthetic (empty for real ones)."""
+    return {"synthetic": True, "vectors_note": SYNTHETIC_NOTE} if info.get("synthetic") else {}
+
+
+def synthetic_models(model: str) -> dict[str, str]:
+    """The manifest's ``models`` entry of synthetic vectors (the Home page lists it)."""
+    return {"image": f"{SYNTHETIC_SPACE}, in the space of {model}"}
+
+
+def synthetic_phrase(model: str | None) -> str:
+    """What a search of synthetic vectors searched, in words (the Search page's provenance)."""
+    return (f"**{SYNTHETIC_SPACE}** in the space of {model}: seeded random clusters, not "
+            "embeddings of these rows' images")  # fmt: skip
 
 
 def vectors_phrase(kind: str | None, model: str | None) -> str:

@@ -29,7 +29,7 @@ from backend import index as vindex
 from backend.embed import load_vectors, vector_shards
 from backend.embedding_sets import describe
 from backend.executor import Executor
-from backend.manifest import now, update_manifest
+from backend.manifest import now, update_manifest, write_json_atomic
 from backend.models import (
     Encoder,
     ModelUnavailable,
@@ -38,6 +38,7 @@ from backend.models import (
     load_effnet,
     load_minilm,
 )
+from backend.provenance import SYNTHETIC_SPACE, search_notes, synthetic_mark
 from backend.search_result import Result, SearchError
 from backend.selection import Selection
 from backend.store import cursor
@@ -58,7 +59,7 @@ SHARDED_TRAIN_SEED = 1234
 
 
 def _build_sharded(
-    name: str, kind: str, root: Path | None, executor: Executor | None, progress
+    name: str, kind: str, root: Path | None, executor: Executor | None, progress, mark: dict
 ) -> dict[str, Any]:
     """IVF over vectors kept per shard: train on a seeded sample, one ``add_shard`` unit per
     shard on ``executor``, merge into on-disk lists, swap the folder in. Resumable: the trained
@@ -92,7 +93,8 @@ def _build_sharded(
     final = ondisk_path(name, kind, root)
     new = final.with_name(f".{final.name}.new")
     shutil.rmtree(new, ignore_errors=True)
-    meta = index_shards.merge(trained, added["paths"], new, params=plan.params)
+    meta = {**index_shards.merge(trained, added["paths"], new, params=plan.params), **mark}
+    write_json_atomic(new / index_shards.META, meta)  # the sidecar, with what the vectors are
     old = final.with_name(f".{final.name}.old")
     if final.exists():
         final.rename(old)
@@ -119,8 +121,9 @@ def build_indexes(
         raise SearchError(f"{name!r} has no embeddings: run `python -m backend embed {name}`")
     built: dict[str, Any] = {}
     for kind, info in kinds.items():
+        mark = synthetic_mark(info)  # synthetic vectors (backend.synth_vectors) say so
         if vector_shards(name, kind, root):
-            built[kind] = _build_sharded(name, kind, root, executor, progress)
+            built[kind] = _build_sharded(name, kind, root, executor, progress, mark)
             built[kind]["model"] = info.get("model")
             continue
         vectors = load_vectors(name, kind, root)
@@ -128,7 +131,7 @@ def build_indexes(
         idx = vindex.build(
             vectors, plan, progress=(lambda d, n, k=kind: progress(k, d, n)) if progress else None
         )
-        meta = {"model": info.get("model"), "dataset": name, "kind": kind}
+        meta = {"model": info.get("model"), "dataset": name, "kind": kind, **mark}
         built[kind] = vindex.save(idx, index_path(name, kind, root), meta)
     kw = keyword_build.build_dataset(
         name, root, (lambda d, n: progress("keyword", d, n)) if progress else None
@@ -170,11 +173,9 @@ def same_checkpoint(name: str, info: dict[str, Any]) -> None:
 
 def _provenance(embed: dict[str, Any], kind: str) -> tuple[str | None, list[str]]:
     """The model of ``kind``'s vectors and the notes every result from them carries (the demo
-    CLIP says what it is: it knows generated scenes, nothing else)."""
-    from backend.democlip import DEMO_CLIP_NOTE, is_demo_clip
-
-    model = embed.get("kinds", {}).get(kind, {}).get("model")
-    return model, [f"Searched with the {DEMO_CLIP_NOTE}."] if is_demo_clip(model) else []
+    CLIP says what it is: it knows generated scenes, nothing else; synthetic vectors say so)."""
+    info = embed.get("kinds", {}).get(kind, {})
+    return info.get("model"), search_notes(info)
 
 
 KEYWORD_FILTER_MAX = 1_000_000
@@ -298,6 +299,7 @@ class Searcher:
                 + (self.embed.get("clip_unavailable") or "this dataset's embeddings are not CLIP.")
                 + " Searching caption meaning instead."
             )
+        space = SYNTHETIC_SPACE if kinds[kind].get("synthetic") else space
         same_checkpoint(self.name, kinds[kind])
         try:
             enc = encoder_for(kinds[kind]["model"], kinds[kind].get("checkpoint"))

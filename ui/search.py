@@ -179,11 +179,13 @@ def summary_html(result: Result, within: int | None, total: int, text: str | Non
 def provenance_md(result: Result) -> str | None:
     """Which vectors and model answered, e.g. "Searched image vectors of open_clip:…", with the
     demo CLIP's note where it did; None for results without a model."""
-    from backend.provenance import demo_note, vectors_phrase
+    from backend.provenance import SYNTHETIC_NOTE, demo_note, synthetic_phrase, vectors_phrase
 
     if not result.model:
         return None
     what = vectors_phrase(result.vectors, result.model) if result.vectors else result.model
+    if SYNTHETIC_NOTE in result.notes:  # backend.synth_vectors: never "image vectors of" a model
+        what = synthetic_phrase(result.model)
     if result.vectors and result.space.startswith("keywords"):  # hybrid: both lists fused
         what = f"caption keywords (BM25) and {what}"
     note = demo_note(result.model)
@@ -193,8 +195,10 @@ def provenance_md(result: Result) -> str | None:
 def shown_elsewhere(note: str) -> bool:
     """Notes the page already says: the CLIP banner, the demo CLIP's note (provenance line)."""
     from backend.democlip import DEMO_CLIP_NOTE
+    from backend.provenance import SYNTHETIC_NOTE
 
-    return note.startswith("Text→image search needs CLIP") or DEMO_CLIP_NOTE in note
+    return note.startswith("Text→image search needs CLIP") or note in (SYNTHETIC_NOTE,) or (
+        DEMO_CLIP_NOTE in note)  # fmt: skip
 
 
 # -- what the page says ------------------------------------------------------------------------
