@@ -18,8 +18,9 @@ before, each filter and query uses other words, each detail another row.
 
 Sizes: the demo (``--home``/``--dataset``; built with ``python -m backend demo`` when missing)
 and ``--rows N`` synthetic parquet-backed datasets (``backend.synth``, generated or reused by
-bench/scale_app.py's ``dataset()`` under ``--dir``): no images and no vectors there, so the
-Search query is "not run" (it says why).
+bench/scale_app.py's ``dataset()`` under ``--dir``): no images, and no vectors unless
+``python -m backend synth-vectors NAME --index`` gave them synthetic ones (bench only) and an index;
+without an index the Search query is "not run" (it says why).
 
 Baseline, in the same run and on the same server settings: a bare Streamlit page with one
 button (the framework's floor): opening it, and clicking its button. Ratios: page ÷ baseline
@@ -211,7 +212,10 @@ def actions(url: str, q: str, kind: str, searchable: bool) -> dict[str, Callable
 
     def meaning(page, i: int) -> float | str:
         if not searchable:
-            return "not run: this dataset has no vectors (synthetic metadata only)"
+            return (
+                "not run: this dataset has no vector index (synthetic metadata only; "
+                "`python -m backend synth-vectors NAME --index` adds synthetic ones)"
+            )
         page.goto(f"{url}/Search{q}")
         settle(page, "() => !!document.querySelector('.ts-hero')")
         mode = page.locator('[data-testid="stButtonGroup"] button').filter(has_text="Meaning")
@@ -327,6 +331,14 @@ def demo_home(home: Path, dataset: str) -> Path:
     return home
 
 
+def has_index(root: Path, name: str) -> bool:
+    """Whether ``name`` has a vector index to search (``python -m backend synth-vectors``)."""
+    from backend.search import index_path, ondisk_path
+
+    return any(index_path(name, k, root).is_file() or ondisk_path(name, k, root).is_dir()
+               for k in ("img", "text"))  # fmt: skip
+
+
 def synthetic(root: Path, rows: int) -> str:
     from bench.scale_app import dataset
 
@@ -395,8 +407,9 @@ def main(argv: list[str] | None = None) -> int:
             for rows in a.rows:
                 a.dir.mkdir(parents=True, exist_ok=True)
                 name = synthetic(a.dir.resolve(), rows)
-                results[f"{rows:.0e}"] = run_size(browser, a.dir.resolve(), name, "big", False,
-                                                  a.repeats)  # fmt: skip
+                searchable = has_index(a.dir.resolve(), name)
+                results[f"{rows:.0e}"] = run_size(browser, a.dir.resolve(), name, "big",
+                                                  searchable, a.repeats)  # fmt: skip
         finally:
             browser.close()
     if not results:
