@@ -5,7 +5,6 @@ the unfiltered map's answers when they match the dataset's current map, else Non
 from __future__ import annotations
 
 import json
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ import duckdb
 import numpy as np
 import pyarrow.parquet as pq
 
+from backend.file_cache import FileCache, store_file
 from backend.manifest import read_manifest
 
 FOLDER = ("map", "prepared")
@@ -37,15 +37,13 @@ def density_counts(rec: dict[str, Any], bins: int) -> np.ndarray:
     return counts
 
 
-_CACHE: dict[str, tuple[float, dict[str, Any] | None]] = {}
-_LOCK = threading.Lock()
+_CACHE: FileCache[dict[str, Any] | None] = FileCache()
 
 
 def store_dir(con: duckdb.DuckDBPyConnection) -> Path | None:
     """The dataset folder of a store connection (its file lives there), or None in memory."""
-    row = con.execute("SELECT path FROM duckdb_databases() "
-                      "WHERE database_name = current_database()").fetchone()  # fmt: skip
-    return Path(row[0]).parent if row and row[0] else None
+    store = store_file(con)
+    return None if store is None else store.parent
 
 
 def load(con: duckdb.DuckDBPyConnection) -> dict[str, Any] | None:
@@ -54,24 +52,16 @@ def load(con: duckdb.DuckDBPyConnection) -> dict[str, Any] | None:
     ds_dir = store_dir(con)
     if ds_dir is None:
         return None
-    rec_path = folder(ds_dir) / "prepared.json"
+    watch = [folder(ds_dir) / "prepared.json", ds_dir / "manifest.json"]
+    return _CACHE.get(str(ds_dir), watch, lambda: _read(ds_dir))
+
+
+def _read(ds_dir: Path) -> dict[str, Any] | None:
     try:
-        mtime = rec_path.stat().st_mtime + (ds_dir / "manifest.json").stat().st_mtime
-    except OSError:
-        return None
-    key = str(ds_dir)
-    with _LOCK:
-        hit = _CACHE.get(key)
-        if hit is not None and hit[0] == mtime:
-            return hit[1]
-    try:
-        rec = json.loads(rec_path.read_text())
+        rec = json.loads((folder(ds_dir) / "prepared.json").read_text())
         if rec.get("map") is None or rec["map"] != _map_stamp(ds_dir):
-            rec = None
-        else:
-            rec["points"] = pq.read_table(folder(ds_dir) / "sample.parquet")
+            return None
+        rec["points"] = pq.read_table(folder(ds_dir) / "sample.parquet")
+        return rec
     except (OSError, ValueError, KeyError):
-        rec = None
-    with _LOCK:
-        _CACHE[key] = (mtime, rec)
-    return rec
+        return None

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import math
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ import duckdb
 import pyarrow.parquet as pq
 
 from backend import paths
+from backend.file_cache import FileCache, store_file
 from backend.manifest import write_json_atomic
 
 ROWS = 1_000_000  # rows kept (about): a density grid and 50k drawn points need no more
@@ -94,44 +94,32 @@ def write(name: str, root: Path | None = None, rows: int | None = None) -> dict[
     record = {"store": _store_stamp(paths.store_path(name, root)), "every": every,
               "rows": kept, "total": int(total)}  # fmt: skip
     write_json_atomic(out / _RECORD, record)
-    with _LOCK:
-        _CACHE.clear()
+    _CACHE.clear()
     return record
 
 
-_CACHE: dict[str, tuple[float, RowSample | None]] = {}
-_LOCK = threading.Lock()
+_CACHE: FileCache[RowSample | None] = FileCache()
 
 
 def load(con: duckdb.DuckDBPyConnection) -> RowSample | None:
     """The sample of this store connection's dataset, or None when there is none or it was
     written for another store file (then the caller queries every row)."""
-    got = con.execute("SELECT path FROM duckdb_databases() "
-                      "WHERE database_name = current_database()").fetchall()  # fmt: skip
-    if not got or not got[0][0]:
+    store = store_file(con)
+    if store is None:
         return None
-    store_file = Path(got[0][0])
-    rec_path = folder(store_file.parent) / _RECORD
-    try:
-        mtime = rec_path.stat().st_mtime
-    except OSError:
-        return None
-    key = str(store_file)
-    with _LOCK:
-        hit = _CACHE.get(key)
-        if hit is not None and hit[0] == mtime:
-            return hit[1]
+    rec_path = folder(store.parent) / _RECORD
+    return _CACHE.get(str(store), [rec_path], lambda: _read(store, rec_path))
+
+
+def _read(store: Path, rec_path: Path) -> RowSample | None:
     try:
         rec = json.loads(rec_path.read_text())
-        data = folder(store_file.parent) / _FILE
-        fresh = rec.get("store") == _store_stamp(store_file) and data.is_file()
-        got = RowSample(_read_parquet(data), int(rec["every"]), int(rec["rows"])) if fresh \
-            else None  # fmt: skip
+        data = folder(store.parent) / _FILE
+        if rec.get("store") != _store_stamp(store) or not data.is_file():
+            return None
+        return RowSample(_read_parquet(data), int(rec["every"]), int(rec["rows"]))
     except (OSError, ValueError, KeyError, TypeError):
-        got = None
-    with _LOCK:
-        _CACHE[key] = (mtime, got)
-    return got
+        return None
 
 
 def _read_parquet(path: Path) -> str:

@@ -9,12 +9,12 @@ would write: ``manifest.json`` (steps marked ``synthetic``), ``map/clusters.json
 result set (``concepts/nouns/``) the Concepts page reads, and the row sample (backend.row_sample).
 
 Every value is a function of ``(seed, row_id)`` through DuckDB's ``hash``: captions of a
-Zipf-distributed noun (2,000 nouns: real ones at the head, made-up ones in the tail), sometimes a
-second noun, an adjective and a place; map points from a Gaussian mixture whose component is
-the row's ``cluster``, and whose place word it usually names; skewed safety scores (rounded, so
-they compress to about a byte a row). Because the nouns are known per row, the concept hits are
-written from the same expressions, without matching captions; tests check them against the
-real matcher (:func:`backend.concepts.analyse`). CLI: ``python -m backend synth NAME --rows N [--shards S] [--seed 0] [--no-concepts] [--overwrite]``
+Zipf-distributed noun (2,000 nouns: real ones at the head, made-up in the tail), sometimes a second
+noun, an adjective and a place; map points from a Gaussian mixture whose component is the row's
+``cluster``, and whose place word it usually names; skewed safety scores (rounded, so they compress
+to about a byte a row). Because the nouns are known per row, the concept hits are written from the
+same expressions (tested against :func:`backend.concepts.analyse`).
+CLI: ``python -m backend synth NAME --rows N [--shards S] [--seed 0] [--no-concepts] [--overwrite]``
 """
 
 from __future__ import annotations
