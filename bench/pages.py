@@ -79,8 +79,7 @@ CARDS_JS = """() => document.querySelectorAll('[class*="st-key-card-"]').length 
 DIALOG_JS = """() => { const d = document.querySelector('[role="dialog"]');
     return !!d && !!d.querySelector('.ts-caption-full')
         && Array.from(d.querySelectorAll('img')).every(i => i.complete)
-        && d.innerText.includes(' COLUMNS')
-        && !!d.querySelector('[data-testid="stDataFrame"]'); }"""
+        && d.innerText.includes(' COLUMNS') && !!d.querySelector('.ts-cols td'); }"""
 MAP_JS = """() => !!document.querySelector('.st-key-map-chart .js-plotly-plot .scatterlayer')
     || !!document.querySelector('.st-key-map-setup')"""
 HERO_JS = """() => !!document.querySelector('.ts-hero')

@@ -7,6 +7,7 @@ workspace (``TAILSCOPE_HOME``) and runs the real page scripts against it.
 from __future__ import annotations
 
 import csv
+import html
 import json
 import re
 import tarfile
@@ -321,6 +322,13 @@ def test_missing_store_shows_its_message(photos: Path, monkeypatch: pytest.Monke
     assert shown_ids(at) == []
 
 
+def detail_columns(at) -> dict[str, str]:
+    """The detail's all-columns table (ui.cards._columns_table: HTML) as column -> value."""
+    table = next(m.value for m in at.markdown if 'class="ts-cols"' in m.value)
+    cells = re.findall(r'<td class="c">(.*?)</td><td class="v">(.*?)</td>', table)
+    return {html.unescape(c): html.unescape(v) for c, v in cells}
+
+
 def test_detail_dialog_shows_caption_columns_and_source(photos: Path, photo_folder: Path) -> None:
     at = browse()
     at.sidebar.text_input(key="w.f.text").input("coffee")
@@ -334,8 +342,7 @@ def test_detail_dialog_shows_caption_columns_and_source(photos: Path, photo_fold
     assert f"image file <code>…/{photo_folder.name}/coffee.jpg</code>" in text
     assert str(photo_folder.resolve()) not in text
     assert "https://example.invalid/coffee.jpg" in text
-    table = at.dataframe[0].value
-    values = dict(zip(table["column"], table["value"], strict=True))
+    values = detail_columns(at)
     assert values["key"] == "coffee"
     assert values["caption"] == "a cup of coffee on a saucer"
     assert values["aesthetic"] == "5.1"

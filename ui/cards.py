@@ -6,7 +6,6 @@ import base64
 from collections.abc import Collection
 from typing import Any
 
-import pandas as pd
 import streamlit as st
 
 from backend import browse, media
@@ -355,32 +354,21 @@ def _detail_body(name: str, rid: int, row: dict[str, Any]) -> None:
 
 
 def _columns_table(name: str, row: dict[str, Any]) -> None:
-    """Every column of the row, with its type, as a small table."""
+    """Every column of the row, with its type, as a small scrolling table: plain HTML, since
+    a data grid costs its script's load and a canvas in each new dialog (bench/pages.py,
+    "open details") for a few dozen short rows; the text stays selectable."""
     types = state.facts(name)["columns"]
-    table = pd.DataFrame(
-        {
-            "column": list(row),
-            "value": [
-                None if v is None else shared.show_path(v) if k == "path" else str(v)
-                for k, v in row.items()
-            ],  # the path relative to the workspace
-            "type": [types.get(k, "") for k in row],
-        }
-    )
+    cells = "".join(
+        f'<tr><td class="c">{esc(k)}</td><td class="v">'
+        f"{'—' if v is None else esc(shared.show_path(v) if k == 'path' else str(v))}</td>"
+        f'<td class="t">{esc(types.get(k, ""))}</td></tr>'
+        for k, v in row.items()
+    )  # the path relative to the workspace
     st.markdown(
-        f'<div class="ts-meta" style="margin-top:.4rem">ALL {len(table)} COLUMNS</div>',
+        f'<div class="ts-meta" style="margin-top:.4rem">ALL {len(row)} COLUMNS</div>'
+        '<div class="ts-cols"><table><thead><tr><th>Column</th><th>Value</th><th>Type</th>'
+        f"</tr></thead><tbody>{cells}</tbody></table></div>",
         unsafe_allow_html=True,
-    )
-    st.dataframe(
-        table,
-        hide_index=True,
-        width="stretch",
-        height=min(38 + 35 * len(table), 420),
-        column_config={
-            "column": st.column_config.TextColumn("Column", width="small"),
-            "value": st.column_config.TextColumn("Value", width="large"),
-            "type": st.column_config.TextColumn("Type", width="small"),
-        },
     )
 
 

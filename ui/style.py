@@ -134,6 +134,16 @@ h1, h2, h3 {{ letter-spacing: -0.01em; }}
 .ts-caption-full {{ font-size: 1.02rem; line-height: 1.5; background: var(--ts-soft);
   border-radius: 8px; padding: .75rem .9rem; color: #1f2333; white-space: pre-wrap;
   word-break: break-word; }}
+.ts-cols {{ max-height: 420px; overflow: auto; border: 1px solid var(--ts-line, #e6e8f0);
+  border-radius: 8px; }}
+.ts-cols table {{ width: 100%; border-collapse: collapse; font-size: .84rem; margin: 0; }}
+.ts-cols th {{ position: sticky; top: 0; background: var(--ts-soft); text-align: left;
+  font-weight: 600; color: var(--ts-muted); padding: .3rem .6rem; border: 0; }}
+.ts-cols td {{ padding: .25rem .6rem; border: 0; border-top: 1px solid #eef0f5;
+  vertical-align: top; word-break: break-word; }}
+.ts-cols td.c {{ font-family: ui-monospace, monospace; font-size: .78rem; white-space: nowrap;
+  color: #1d2035; }}
+.ts-cols td.t {{ color: var(--ts-muted); white-space: nowrap; font-size: .75rem; }}
 /* ---- search ---- */
 .ts-score {{ display: inline-block; font-size: .7rem; line-height: 1rem; padding: 0 .4rem;
   margin-right: .3rem; border-radius: 999px; background: #eef0fd; color: #3b36b5;
