@@ -38,7 +38,7 @@ from backend.models import (
     load_effnet,
     load_minilm,
 )
-from backend.provenance import SYNTHETIC_SPACE, search_notes, synthetic_mark
+from backend.provenance import SYNTHETIC_NOTE, SYNTHETIC_SPACE, search_notes, synthetic_mark
 from backend.search_result import Result, SearchError
 from backend.selection import Selection
 from backend.store import cursor
@@ -357,8 +357,9 @@ class Searcher:
         vec = np.asarray(vectors[int(row_id)], dtype=np.float32)
         ids, scores = self._vector_search("img", vec, k, sel, exclude=int(row_id))
         model, notes = _provenance(self.embed, "img")
-        return Result(self._hits(ids, scores), "images (more like this)",
-                      time.perf_counter() - t0, notes, "img", model)  # fmt: skip
+        space = f"{SYNTHETIC_SPACE if SYNTHETIC_NOTE in notes else 'images'} (more like this)"
+        return Result(self._hits(ids, scores), space, time.perf_counter() - t0, notes, "img",
+                      model)  # fmt: skip
 
     def like_caption(self, row_id: int, k: int = 24, sel: Selection | None = None) -> Result:
         """Images like this caption: the row's text vector against the image vectors (shipped

@@ -100,3 +100,6 @@ def test_text_query_returns_the_datasets_rows_and_says_synthetic(home: Path) -> 
     line = provenance_md(res)
     assert line and "synthetic vectors (bench only)" in line and "image vectors of" not in line
     assert SYNTHETIC_NOTE in res.notes and shown_elsewhere(SYNTHETIC_NOTE)  # the line says it
+    like = s.like_row(ids[0], k=5)  # "≈ Similar" on a card: the same vectors, said the same way
+    assert like.space == f"{SYNTHETIC_SPACE} (more like this)" and SYNTHETIC_NOTE in like.notes
+    assert ids[0] not in [h["row_id"] for h in like.hits] and len(like.hits) == 5

@@ -205,6 +205,15 @@ def shown_elsewhere(note: str) -> bool:
 
 
 def clip_banner(name: str, embed: dict[str, Any]) -> None:
+    if embed.get("synthetic"):  # backend.synth_vectors: no CLIP pair, but not caption meaning
+        st.info(
+            f"**{name}'s image vectors are synthetic (bench only):** seeded random clusters in "
+            "the demo CLIP's space, written by `python -m backend synth-vectors`, not embeddings "
+            "of its rows' images. *Meaning* encodes your text with the demo CLIP and returns the "
+            "rows of the nearest vectors: which rows means nothing, only how fast.",
+            icon=":material/science:",
+        )
+        return
     if any(v.get("given_by_source") for v in embed.get("kinds", {}).values()):
         st.info(_shipped_banner(name, embed), icon=":material/info:")
         return
