@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from backend import paths
+from backend.manifest import read_manifest
 
 RANK = 24
 
@@ -51,7 +52,7 @@ class Mixture:
         self.weights = w / w.sum()
         self.d, self.k = d, clusters
 
-    def sample(self, n: int, seed: int) -> np.ndarray:
+    def sample(self, n: int, seed: int | list[int]) -> np.ndarray:
         rng = np.random.default_rng(seed)
         label = rng.choice(self.k, size=n, p=self.weights)
         z = rng.standard_normal((n, RANK), dtype=np.float32) * self.lam
@@ -97,7 +98,7 @@ def write_shard(mix: Mixture, seed: int, lo: int, hi: int, dest: Path) -> None:
     out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=(hi - lo, mix.d))
     for s in range(lo, hi, CHUNK):
         e = min(hi, s + CHUNK)
-        out[s - lo : e - lo] = mix.sample(e - s, seed=[seed, s])  # type: ignore[arg-type]
+        out[s - lo : e - lo] = mix.sample(e - s, seed=[seed, s])
     out.flush()
     del out
     os.replace(tmp, dest)
@@ -119,7 +120,7 @@ def write_vectors(
     Resumable: shard files already written with the same parameters are kept."""
     from backend.democlip import CHECKPOINT, load_demo_clip
     from backend.embed import embeddings_dir, sharded_dir
-    from backend.manifest import now, read_manifest, step_record, update_manifest, write_json_atomic
+    from backend.manifest import now, step_record, update_manifest, write_json_atomic
     from backend.models import checkpoint_sha256
     from backend.provenance import SYNTHETIC_NOTE, synthetic_models
 
@@ -170,6 +171,10 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     if not paths.store_path(a.name, a.root).is_file():
         print(f"error: no dataset {a.name!r} in {paths.workspace() if a.root is None else a.root}")
+        return 2
+    if not read_manifest(paths.manifest_path(a.name, a.root)).get("synthetic"):
+        print(f"error: {a.name!r} is not a synthetic dataset (python -m backend synth): its "
+              "vectors, if any, are left as they are")  # fmt: skip
         return 2
     t0 = time.perf_counter()
 

@@ -103,3 +103,13 @@ def test_text_query_returns_the_datasets_rows_and_says_synthetic(home: Path) -> 
     like = s.like_row(ids[0], k=5)  # "≈ Similar" on a card: the same vectors, said the same way
     assert like.space == f"{SYNTHETIC_SPACE} (more like this)" and SYNTHETIC_NOTE in like.notes
     assert ids[0] not in [h["row_id"] for h in like.hits] and len(like.hits) == 5
+
+
+def test_refuses_a_dataset_that_is_not_synthetic(tmp_path: Path, capsys) -> None:
+    ds = paths.dataset_dir("real", tmp_path)
+    ds.mkdir(parents=True)
+    paths.store_path("real", tmp_path).write_bytes(b"")
+    paths.manifest_path("real", tmp_path).write_text(json.dumps({"steps": {}}))
+    assert synth_vectors.main(["real", "--root", str(tmp_path)]) == 2
+    assert "is not a synthetic dataset" in capsys.readouterr().out
+    assert not (ds / "embeddings").exists()
