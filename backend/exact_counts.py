@@ -4,8 +4,9 @@ At 10^8 rows the count of a caption filter scans every caption (7.5 s) while the
 rows takes 0.05 s: a page that waited for the count would answer a filter in 8 s. With a row
 sample (:mod:`backend.row_sample`) the page shows an estimate at once and the exact count runs
 here, one at a time, on its own bounded cursor (its time limit interrupts only itself); the page
-asks again until it is done. A newer request cancels the ones still waiting, so a user who
-changes a filter three times does not queue three scans. No Streamlit here.
+asks again until it is done. A user's newer request cancels that user's waiting count and
+stops the running one, so a user who changes a filter three times does not leave three scans
+taking the cores from the pages they look at next. No Streamlit here.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 
 _POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="exact-count")
 _JOBS: OrderedDict[str, Future] = OrderedDict()
+_OWNERS: dict[str, tuple[str, Callable[[], None] | None]] = {}  # key -> (owner, stop)
 _LOCK = threading.Lock()
 KEEP = 512  # finished counts remembered (each is one int)
 
@@ -39,19 +41,29 @@ def known(key: str) -> Future | None:
         return _JOBS.get(key)
 
 
-def submit(key: str, count: Callable[[], int]) -> Future:
-    """Run ``count()`` in the background under ``key`` (once); waiting jobs of other keys are
-    cancelled, since the user has moved on."""
+def submit(key: str, count: Callable[[], int], owner: str = "",
+           stop: Callable[[], None] | None = None) -> Future:  # fmt: skip
+    """Run ``count()`` in the background under ``key`` (once). The same ``owner`` (a user's
+    session) has moved on: its waiting jobs are cancelled and its running one stopped with
+    ``stop`` (then forgotten, so asking for it again counts again); other users' jobs stay."""
     with _LOCK:
         job = _JOBS.get(key)
         if job is not None and not job.cancelled():
             return job
-        for other in _JOBS.values():
-            other.cancel()  # (a no-op for a running or finished job)
+        for old_key, (old_owner, old_stop) in list(_OWNERS.items()):
+            old = _JOBS.get(old_key)
+            if old_owner != owner or old is None or old.done():
+                continue
+            if not old.cancel() and old_stop is not None:  # running: stop its query
+                old_stop()
+            del _JOBS[old_key]
         job = _JOBS[key] = _POOL.submit(count)
+        _OWNERS[key] = (owner, stop)
         _JOBS.move_to_end(key)
         while len(_JOBS) > KEEP:
-            _JOBS.popitem(last=False)
+            _OWNERS.pop(_JOBS.popitem(last=False)[0], None)
+        for gone in [k for k in _OWNERS if k not in _JOBS]:
+            del _OWNERS[gone]
         return job
 
 

@@ -139,10 +139,38 @@ def load_samples(every: float = 5.0) -> Iterator[list[float]]:
 
 def peak_rss(pid: int) -> int:
     """The process's peak resident set (VmHWM), in bytes."""
+    return _status(pid, "VmHWM")
+
+
+def _status(pid: int, field: str) -> int:
+    """A ``kB`` field of /proc/PID/status, in bytes (0 when absent)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) * 1024
     return 0
+
+
+@contextlib.contextmanager
+def anon_peak(pid: int, every: float = 0.5) -> Iterator[list[int]]:
+    """The server's largest anonymous resident memory seen every ``every`` s (``RssAnon``): its
+    own memory, apart from file pages of memory-mapped indexes (which VmHWM counts too, and the
+    kernel can drop)."""
+    got, done = [0], threading.Event()
+
+    def sample() -> None:
+        while not done.wait(every):
+            try:
+                got[0] = max(got[0], _status(pid, "RssAnon"))
+            except OSError:
+                return
+
+    worker = threading.Thread(target=sample, daemon=True)
+    worker.start()
+    try:
+        yield got
+    finally:
+        done.set()
+        worker.join()
 
 
 # -- timing one action -------------------------------------------------------------------------
@@ -248,7 +276,8 @@ def run_size(browser, home: Path, dataset: str, kind: str, searchable: bool,
              repeats: int) -> dict[str, Any]:  # fmt: skip
     """Every action on one dataset: warm-up, then ``repeats`` timed runs each."""
     out: dict[str, Any] = {"dataset": dataset, "load_before": os.getloadavg(), "actions": {}}
-    with serve(REPO / "app.py", home) as (url, pid), load_samples() as loads:
+    with serve(REPO / "app.py", home) as (url, pid), load_samples() as loads, \
+            anon_peak(pid) as anon:  # fmt: skip
         q = f"?ds={dataset}"
         ctx = browser.new_context(viewport=VIEWPORT)  # one browser cache, as a user has
         for label, fn in actions(url, q, kind, searchable).items():
@@ -274,6 +303,7 @@ def run_size(browser, home: Path, dataset: str, kind: str, searchable: bool,
             print(f"  {dataset:>14s}  {label:26s} {show(out['actions'][label])}", flush=True)
         ctx.close()
         out["server_peak_rss"] = peak_rss(pid)
+        out["server_peak_anon"] = anon[0]
     out["load_after"] = os.getloadavg()
     out["load_during"] = {"min": min(loads), "mean": statistics.mean(loads), "max": max(loads)}
     return out
@@ -420,7 +450,8 @@ def main(argv: list[str] | None = None) -> int:
         d = r["load_during"]
         print(f"{s}: load average {r['load_before'][0]:.2f} before, {d['min']:.2f}–{d['max']:.2f} "
               f"(mean {d['mean']:.2f}) during, {r['load_after'][0]:.2f} after; server peak RSS "
-              f"{r['server_peak_rss'] / 1e9:.2f} GB")  # fmt: skip
+              f"{r['server_peak_rss'] / 1e9:.2f} GB (anonymous, sampled: "
+              f"{r.get('server_peak_anon', 0) / 1e9:.2f} GB)")  # fmt: skip
     if a.json:
         a.json.write_text(json.dumps({"sizes": results, "baseline": bare}, indent=2))
     return 0

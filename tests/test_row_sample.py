@@ -133,6 +133,28 @@ def test_a_failed_exact_count_keeps_the_estimate_and_says_why() -> None:
     assert "ran past its 10 s limit" in got.note
 
 
+def test_a_users_newer_count_stops_their_running_one_not_anothers() -> None:
+    import threading
+
+    started, stopped = threading.Event(), threading.Event()
+
+    def slow() -> int:  # a count that runs until stopped
+        started.set()
+        if not stopped.wait(30):
+            return -1
+        raise TimeoutError("stopped")
+
+    t = time.time()
+    first = exact_counts.submit(f"a|{t}", slow, "alice", stopped.set)
+    assert started.wait(10)
+    waiting = exact_counts.submit(f"b|{t}", lambda: 2, "bob")  # queued behind alice's
+    exact_counts.submit(f"c|{t}", lambda: 3, "alice")  # alice moved on
+    assert isinstance(first.exception(timeout=10), TimeoutError) and stopped.is_set()
+    assert exact_counts.known(f"a|{t}") is None  # asked again, it counts again
+    assert waiting.result(timeout=10) == 2  # bob's count was left alone
+    assert exact_counts.known(f"c|{t}").result(timeout=10) == 3
+
+
 def test_browse_shows_the_estimate_then_the_exact_count(home: Path, monkeypatch) -> None:
     """A count slower than ui.memo's quick limit (forced here) is shown as "≈ N" with its
     source, and the page shows the exact count once the background count is in."""

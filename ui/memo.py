@@ -80,25 +80,39 @@ def quick_count(name: str, con: Any, sel: Selection) -> exact_counts.Count:
             with con.deadline(QUICK_SECONDS):  # (a bounded connection: backend.bounded)
                 return exact_counts.Count(count(name, con, sel))
         except QueryTimeout:
-            exact_counts.submit(job_key, lambda: _exact_count(name, root, sel))
+            cur = _background_cursor(name, root)
+            exact_counts.submit(job_key, lambda: _exact_count(cur, sel), _session(),
+                                cur.interrupt)  # fmt: skip
     return exact_counts.settled(job_key, est[0], f"a sample of 1 row in {est[1]:,}")
 
 
 BACKGROUND_TIMES = 3  # a background count may run this many times the page's time limit
 
 
-def _exact_count(name: str, root: Any, sel: Selection) -> int:
-    """(in the background) ``sel``'s count on a cursor of its own, bounded like any query but
-    with ``BACKGROUND_TIMES`` the time (nobody waits on it; 10^8 captions take ~8 s idle)."""
+def _background_cursor(name: str, root: Any) -> Any:
+    """A cursor of its own for a background count, bounded like any query but with
+    ``BACKGROUND_TIMES`` the time (nobody waits on it; 10^8 captions take ~8 s idle)."""
     from backend import bounded, store
 
     lim = bounded.limits()
     longer = replace(lim, seconds=lim.seconds * BACKGROUND_TIMES)
-    cur = bounded.wrap(store.cursor(name, root), longer)
+    return bounded.wrap(store.cursor(name, root), longer)
+
+
+def _exact_count(cur: Any, sel: Selection) -> int:
+    """(in the background) ``sel``'s count on ``cur``, which it closes."""
     try:
         return browse.count(cur, sel)
     finally:
         cur.close()
+
+
+def _session() -> str:
+    """This user's session (a newer count of theirs stops their older one), "" outside one."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    return "" if ctx is None else str(ctx.session_id)
 
 
 def page(
