@@ -8,6 +8,7 @@ those rows (:mod:`backend.rowfetch`): the joined view would read every row first
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import duckdb
@@ -104,15 +105,17 @@ def count(con: duckdb.DuckDBPyConnection, sel: Selection) -> int:
     return con.execute(f"SELECT count(*) FROM samples WHERE {where}", params).fetchone()[0]
 
 
-def estimate(con: duckdb.DuckDBPyConnection, sel: Selection) -> tuple[int, int] | None:
-    """The Selection's count estimated from the store's row sample and the sample's 1-in-m,
-    or None when the store has none (it is small enough to count exactly)."""
+def estimate(con: duckdb.DuckDBPyConnection, sel: Selection) -> tuple[int, int, float] | None:
+    """The Selection's count estimated from the store's row sample, the sample's 1-in-m, and
+    m times the seconds the sample took (what counting every row would take, about); None when
+    the store has none (it is small enough to count exactly)."""
     src = row_sample.load(con)
     if src is None:
         return None
     where, params = sel.where(columns(con))
+    t0 = time.perf_counter()
     n = con.execute(f"SELECT count(*) FROM {src.table} WHERE {where}", params).fetchall()[0][0]
-    return src.scale(n), src.every
+    return src.scale(n), src.every, (time.perf_counter() - t0) * src.every
 
 
 def _rows(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:

@@ -98,7 +98,8 @@ def test_counts_estimate_then_the_exact_count_arrives(home: Path) -> None:
     con = connect("syn", home)
     try:
         sel = Selection(text="dog")
-        est, every = browse.estimate(con, sel)
+        est, every, seconds = browse.estimate(con, sel)
+        assert seconds > 0  # the sample's time × 10: what a count of every row would take
         sample = con.execute(f"SELECT count(*) FROM {row_sample.load(con).table} "
                              "WHERE caption ILIKE '%dog%'").fetchall()[0][0]  # fmt: skip
         assert (est, every) == (10 * sample, 10) and est > 0

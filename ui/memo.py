@@ -68,7 +68,8 @@ QUICK_SECONDS = 0.25  # an exact count that takes longer is shown as an estimate
 def quick_count(name: str, con: Any, sel: Selection) -> exact_counts.Count:
     """The count to show now: exact when it takes under ``QUICK_SECONDS`` (or the store is
     small enough to have no row sample), else an estimate from the row sample while the exact
-    count runs in the background. An estimate of 0 is counted at once: "none" is never a guess."""
+    count runs in the background; not even tried when the sample's own time × its 1-in-m says
+    it will be slow. An estimate of 0 is counted at once: "none" is never a guess."""
     key = selection_key(sel)
     est = memo(name, "estimate", key, lambda: browse.estimate(con, sel))
     if est is None or est[0] == 0 or sel.is_empty():
@@ -76,13 +77,14 @@ def quick_count(name: str, con: Any, sel: Selection) -> exact_counts.Count:
     job_key, root = f"{build_stamp(name)}|{key}", paths.workspace()
     job = exact_counts.known(job_key)
     if job is None or job.cancelled():  # (once it has a job, a rerun runs no count again)
-        try:
-            with con.deadline(QUICK_SECONDS):  # (a bounded connection: backend.bounded)
-                return exact_counts.Count(count(name, con, sel))
-        except QueryTimeout:
-            cur = _background_cursor(name, root)
-            exact_counts.submit(job_key, lambda: _exact_count(cur, sel), _session(),
-                                cur.interrupt)  # fmt: skip
+        if est[2] < 4 * QUICK_SECONDS:  # the sample's time × m: it may be quick, try
+            try:
+                with con.deadline(QUICK_SECONDS):  # (a bounded connection: backend.bounded)
+                    return exact_counts.Count(count(name, con, sel))
+            except QueryTimeout:
+                pass
+        cur = _background_cursor(name, root)
+        exact_counts.submit(job_key, lambda: _exact_count(cur, sel), _session(), cur.interrupt)
     return exact_counts.settled(job_key, est[0], f"a sample of 1 row in {est[1]:,}")
 
 
