@@ -42,17 +42,19 @@ def known(key: str) -> Future | None:
 
 
 def submit(key: str, count: Callable[[], int], owner: str = "",
-           stop: Callable[[], None] | None = None) -> Future:  # fmt: skip
+           stop: Callable[[], None] | None = None,
+           alive: Callable[[str], bool] = lambda owner: True) -> Future:  # fmt: skip
     """Run ``count()`` in the background under ``key`` (once). The same ``owner`` (a user's
-    session) has moved on: its waiting jobs are cancelled and its running one stopped with
-    ``stop`` (then forgotten, so asking for it again counts again); other users' jobs stay."""
+    session) has moved on, and owners no longer ``alive`` (a closed tab) have gone: their
+    waiting jobs are cancelled and their running one stopped with ``stop`` (then forgotten, so
+    asking for it again counts again); other users' jobs stay."""
     with _LOCK:
         job = _JOBS.get(key)
         if job is not None and not job.cancelled():
             return job
         for old_key, (old_owner, old_stop) in list(_OWNERS.items()):
             old = _JOBS.get(old_key)
-            if old_owner != owner or old is None or old.done():
+            if old is None or old.done() or (old_owner != owner and alive(old_owner)):
                 continue
             if not old.cancel() and old_stop is not None:  # running: stop its query
                 old_stop()

@@ -154,6 +154,12 @@ def test_a_users_newer_count_stops_their_running_one_not_anothers() -> None:
     assert exact_counts.known(f"a|{t}") is None  # asked again, it counts again
     assert waiting.result(timeout=10) == 2  # bob's count was left alone
     assert exact_counts.known(f"c|{t}").result(timeout=10) == 3
+    started.clear(), stopped.clear()
+    gone = exact_counts.submit(f"d|{t}", slow, "carol", stopped.set)  # carol closes her tab
+    assert started.wait(10)
+    exact_counts.submit(f"e|{t}", lambda: 5, "bob", alive=lambda owner: owner != "carol")
+    assert isinstance(gone.exception(timeout=10), TimeoutError) and stopped.is_set()
+    assert exact_counts.known(f"e|{t}").result(timeout=10) == 5
 
 
 def test_browse_shows_the_estimate_then_the_exact_count(home: Path, monkeypatch) -> None:

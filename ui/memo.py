@@ -84,7 +84,8 @@ def quick_count(name: str, con: Any, sel: Selection) -> exact_counts.Count:
             except QueryTimeout:
                 pass
         cur = _background_cursor(name, root)
-        exact_counts.submit(job_key, lambda: _exact_count(cur, sel), _session(), cur.interrupt)
+        exact_counts.submit(job_key, lambda: _exact_count(cur, sel), _session(), cur.interrupt,
+                            _connected)  # fmt: skip
     return exact_counts.settled(job_key, est[0], f"a sample of 1 row in {est[1]:,}")
 
 
@@ -107,6 +108,13 @@ def _exact_count(cur: Any, sel: Selection) -> int:
         return browse.count(cur, sel)
     finally:
         cur.close()
+
+
+def _connected(session: str) -> bool:
+    """Whether a session's browser tab is still connected (a closed one's counts can stop)."""
+    from streamlit import runtime
+
+    return not runtime.exists() or runtime.get_instance().is_active_session(session)
 
 
 def _session() -> str:
