@@ -119,14 +119,14 @@ def serve(script: Path, home: Path) -> Iterator[tuple[str, int]]:
 
 
 @contextlib.contextmanager
-def load_samples(every: float = 5.0) -> Iterator[list[float]]:
-    """The 1-minute load average every ``every`` seconds while the block runs (what a shared
-    machine's figures were taken under)."""
-    got, done = [os.getloadavg()[0]], threading.Event()
+def samples(read: Callable[[], float], every: float) -> Iterator[list[float]]:
+    """``read()`` now and every ``every`` seconds while the block runs: the 1-minute load
+    average (what a shared machine's figures were taken under), the server's memory."""
+    got, done = [read()], threading.Event()
 
     def sample() -> None:
         while not done.wait(every):
-            got.append(os.getloadavg()[0])
+            got.append(read())
 
     worker = threading.Thread(target=sample, daemon=True)
     worker.start()
@@ -150,27 +150,13 @@ def _status(pid: int, field: str) -> int:
     return 0
 
 
-@contextlib.contextmanager
-def anon_peak(pid: int, every: float = 0.5) -> Iterator[list[int]]:
-    """The server's largest anonymous resident memory seen every ``every`` s (``RssAnon``): its
-    own memory, apart from file pages of memory-mapped indexes (which VmHWM counts too, and the
-    kernel can drop)."""
-    got, done = [0], threading.Event()
-
-    def sample() -> None:
-        while not done.wait(every):
-            try:
-                got[0] = max(got[0], _status(pid, "RssAnon"))
-            except OSError:
-                return
-
-    worker = threading.Thread(target=sample, daemon=True)
-    worker.start()
+def anon(pid: int) -> float:
+    """The server's anonymous resident memory (``RssAnon``): its own memory, apart from file
+    pages of memory-mapped indexes (which VmHWM counts too, and the kernel can drop)."""
     try:
-        yield got
-    finally:
-        done.set()
-        worker.join()
+        return _status(pid, "RssAnon")
+    except OSError:  # (the server has stopped)
+        return 0
 
 
 # -- timing one action -------------------------------------------------------------------------
@@ -276,8 +262,9 @@ def run_size(browser, home: Path, dataset: str, kind: str, searchable: bool,
              repeats: int) -> dict[str, Any]:  # fmt: skip
     """Every action on one dataset: warm-up, then ``repeats`` timed runs each."""
     out: dict[str, Any] = {"dataset": dataset, "load_before": os.getloadavg(), "actions": {}}
-    with serve(REPO / "app.py", home) as (url, pid), load_samples() as loads, \
-            anon_peak(pid) as anon:  # fmt: skip
+    with serve(REPO / "app.py", home) as (url, pid), \
+            samples(lambda: os.getloadavg()[0], 5.0) as loads, \
+            samples(lambda: anon(pid), 0.5) as memory:  # fmt: skip
         q = f"?ds={dataset}"
         ctx = browser.new_context(viewport=VIEWPORT)  # one browser cache, as a user has
         for label, fn in actions(url, q, kind, searchable).items():
@@ -303,7 +290,7 @@ def run_size(browser, home: Path, dataset: str, kind: str, searchable: bool,
             print(f"  {dataset:>14s}  {label:26s} {show(out['actions'][label])}", flush=True)
         ctx.close()
         out["server_peak_rss"] = peak_rss(pid)
-        out["server_peak_anon"] = anon[0]
+        out["server_peak_anon"] = max(memory)
     out["load_after"] = os.getloadavg()
     out["load_during"] = {"min": min(loads), "mean": statistics.mean(loads), "max": max(loads)}
     return out
