@@ -54,7 +54,7 @@ except BadSelection as e:
 
 if matched == 0:
     with st.container(horizontal=True, vertical_alignment="center", gap="small"):
-        selection_bar.show_count(name, got, info["rows"])
+        selection_bar.show_count(got, info["rows"])
         selection_bar.render(name, sel)
     with st.container(border=True):
         st.markdown(
@@ -143,6 +143,6 @@ def pager(where: str, rows: list, page_no: int, pages: int) -> None:
 
 bar, pages_top = st.columns([3, 2], vertical_alignment="center")
 with bar, st.container(horizontal=True, vertical_alignment="center", gap="small"):
-    selection_bar.show_count(name, got, info["rows"])
+    selection_bar.show_count(got, info["rows"])
     selection_bar.render(name, sel)
 rows_part(pages_top)

@@ -301,7 +301,7 @@ def side_panel(name: str, sel: Selection, total_rows: int) -> None:
     got = memo.quick_count(name, con, sel)
     matched = got.n
     store, mtime = str(state.store_file(name)), state.store_mtime(name)
-    selection_bar.show_count(name, got, total_rows)
+    selection_bar.show_count(got, total_rows)
     if not mapview.marks(sel):
         st.caption("Drag a box or a lasso on the map, or click a cluster's label, to select.")
     else:

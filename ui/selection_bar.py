@@ -69,7 +69,7 @@ def count_html(matched: int | None, total: int, got: Count | None = None) -> str
     )
 
 
-def show_count(name: str, got: Count, total: int) -> None:
+def show_count(got: Count, total: int) -> None:
     """The count line, polled until the exact count replaces an estimate."""
     st.markdown(count_html(got.n, total, got), unsafe_allow_html=True, width="content")
     if got.pending:
@@ -129,7 +129,7 @@ def live(name: str, con, total: int, sel: Selection) -> Count | None:
         got = None
     with st.container(horizontal=True, vertical_alignment="center", gap="small"):
         if got is not None:
-            show_count(name, got, total)
+            show_count(got, total)
         render(name, sel)
     return got
 
