@@ -102,6 +102,11 @@ def _source(con: duckdb.DuckDBPyConnection, live: bool) -> RowSample | None:
     return None if live else row_sample.load(con)
 
 
+def _table(src: RowSample | None) -> str:
+    """What the queries read: the row sample when there is one, else every row."""
+    return "samples" if src is None else src.table
+
+
 def _thin(src: RowSample | None, every: int) -> str:
     """`` AND`` the 1-in-``every`` condition: on the row sample, whose rows already have
     ``hash % src.every = 0``, it keeps 1 in ``every`` of *those* (a plain ``hash % every`` would
@@ -158,8 +163,7 @@ def points(
     if prep is not None and prep["draw_limit"] == limit:
         return _prepared_points(prep, color)
     cols, ctx, src = columns(con), context(sel), _source(con, live)
-    table = "samples" if src is None else src.table
-    where, params = _where(con, ctx)
+    table, (where, params) = _table(src), _where(con, ctx)
     total = con.execute(f"SELECT count(*) FROM {table} WHERE {where}", params).fetchall()[0][0]
     every = sample_every(total, limit)
     where += _thin(src, every)
@@ -282,7 +286,7 @@ def density(
     rows = con.execute(
         f"SELECT least(greatest(floor(({x} - ?) / ?)::INT, 0), ?) AS i, "
         f"least(greatest(floor(({y} - ?) / ?)::INT, 0), ?) AS j, count(*) "
-        f"FROM {'samples' if src is None else src.table} WHERE {where} GROUP BY 1, 2",
+        f"FROM {_table(src)} WHERE {where} GROUP BY 1, 2",
         [x0, dx, bins - 1, y0, dy, bins - 1, *params],
     ).fetchnumpy()
     counts = np.zeros((bins, bins), dtype=np.int64)
@@ -299,13 +303,13 @@ def clusters(
 ) -> list[dict[str, Any]]:
     """One dict per cluster: ``cluster, label, terms, size`` (all rows), ``shown`` (rows in the
     context), ``x, y`` (label position); labels from the map step when given."""
-    prep = _prepared(con, live)
-    if prep is not None and not context(sel).is_empty():  # sizes and places: the build's
-        src = _source(con, live)
-        rows = None if src is None else _shown_in_sample(con, sel, src, prep["cluster_rows"])
+    prep, src = _prepared(con, live), _source(con, live)
+    if prep is not None and context(sel).is_empty():
+        rows = prep["cluster_rows"]
+    elif prep is not None and src is not None:  # sizes and places: the build's
+        rows = _shown_in_sample(con, sel, src, prep["cluster_rows"])
     else:
-        rows = prep["cluster_rows"] if prep is not None else None
-    rows = _cluster_rows(con, sel) if rows is None else rows
+        rows = _cluster_rows(con, sel)
     known = {int(d["cluster"]): d for d in labels or []}
     out = []
     for k, size, shown, cx, cy in rows:
@@ -373,8 +377,7 @@ def sample_captions(
     where, params = sel.where(columns(con))
     src = _source(con, live)  # (a spread of the Selection's rows either way)
     rows = con.execute(
-        f"SELECT caption FROM {'samples' if src is None else src.table} WHERE ({where}) "
-        "AND caption IS NOT NULL "
+        f"SELECT caption FROM {_table(src)} WHERE ({where}) AND caption IS NOT NULL "
         "ORDER BY hash(row_id) LIMIT ?",
         [*params, n],
     ).fetchall()

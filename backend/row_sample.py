@@ -29,6 +29,7 @@ import pyarrow.parquet as pq
 from backend import paths
 from backend.file_cache import FileCache, store_file
 from backend.manifest import write_json_atomic
+from backend.store import connect
 
 ROWS = 1_000_000  # rows kept (about): a density grid and 50k drawn points need no more
 FOLDER = "rowsample"
@@ -67,8 +68,6 @@ def write(name: str, root: Path | None = None, rows: int | None = None) -> dict[
     """Write the sample of dataset ``name`` when it has more than ``rows`` (default ``ROWS``)
     rows (else remove any old one and return None); returns the record."""
     rows = ROWS if rows is None else rows
-    from backend.store import connect
-
     ds_dir = paths.dataset_dir(name, root)
     out = folder(ds_dir)
     con = connect(name, root)
