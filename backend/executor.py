@@ -135,8 +135,9 @@ class Executor:
         """A forkserver pool; a pool broken by a dead worker is replaced and its units resent."""
         ctx = multiprocessing.get_context("forkserver")  # safe inside threaded servers
         # Never the default preload of ``__main__``: inside Streamlit that is a page script,
-        # which the fork server would run bare and die of.
-        ctx.set_forkserver_preload(list(self.preload))
+        # which the fork server would run bare and die of; and backend.pool_child first, so
+        # that no worker runs it either.
+        ctx.set_forkserver_preload(["backend.pool_child", *self.preload])
         results: dict[str, Any] = {}
         tries = {u.key: 0 for u in units}
         pending = list(units)

@@ -56,6 +56,26 @@ def test_local_pool_survives_killed_workers(tmp_path: Path) -> None:
     assert ex.stats["retried"] >= 3  # each killed unit, plus units lost with the broken pool
 
 
+def square(x: int) -> int:
+    return x * x
+
+
+def test_local_workers_do_not_run_the_parents_main_script(tmp_path: Path, monkeypatch) -> None:
+    """Streamlit installs each page it runs as ``__main__`` (its ``__file__``, no ``__spec__``);
+    multiprocessing would re-run that script in every new worker, and a page that raises there
+    killed them all (backend.pool_child)."""
+    import sys
+    import types
+
+    page = tmp_path / "a_page.py"
+    page.write_text("raise RuntimeError('a page script ran in a pool worker')\n")
+    main = types.ModuleType("__main__")
+    main.__file__ = str(page)
+    monkeypatch.setitem(sys.modules, "__main__", main)
+    out = Executor("local", workers=2, retries=0).run(_units(square, 4))
+    assert out == {"s0": 0, "s1": 1, "s2": 4, "s3": 9}
+
+
 @pytest.mark.parametrize("kind", ["inline", "local"])
 def test_gives_up_after_retries(kind: str) -> None:
     with pytest.raises(UnitFailed, match=r"shard s0 failed 3 times: bad shard 0"):
