@@ -121,9 +121,14 @@ def wait_idle(page, timeout_ms: int = 60_000) -> None:
     page.wait_for_timeout(400)
 
 
-def open_detail(page, index: int = 0, timeout_ms: int = 60_000):
-    """Click the Details button of the ``index``-th card and return the dialog locator."""
-    page.locator('[class*="st-key-detail-"] button').nth(index).click()
+def open_detail(page, index: int = 0, timeout_ms: int = 60_000, row_id: int | None = None):
+    """Click the Details button of the ``index``-th card (of row ``row_id``'s card, if given:
+    the grid's order in the page may change while a rerun replaces it) once the page is idle,
+    and return the dialog locator."""
+    wait_idle(page, timeout_ms)
+    buttons = page.locator(f".st-key-detail-{row_id} button" if row_id is not None
+                           else '[class*="st-key-detail-"] button')  # fmt: skip
+    buttons.nth(0 if row_id is not None else index).click()
     dialog = page.get_by_role("dialog")
     dialog.wait_for(state="visible", timeout=timeout_ms)
     page.wait_for_function(

@@ -102,7 +102,7 @@ def test_browse_renders_thumbnails_and_detail(app_url: str, page) -> None:
     )
     assert len(set(heights)) == 1 and heights[0] > 100, heights
 
-    dialog = open_detail(page, 0, WAIT_MS)  # row 0: astronaut (keys sort by name)
+    dialog = open_detail(page, timeout_ms=WAIT_MS, row_id=0)  # astronaut (keys sort by name)
     caption = dialog.locator(".ts-caption-full")
     assert caption.inner_text() == PHOTOS["astronaut"]
     assert dialog.locator("img").evaluate("i => i.naturalWidth") > 0
