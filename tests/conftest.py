@@ -4,7 +4,10 @@ and the helpers every page test uses to run a page headless and read what it sho
 from __future__ import annotations
 
 import base64
+import json
+import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -41,6 +44,15 @@ def write_photo_folder(folder: Path) -> dict[str, str]:
             f'"license": "demo", "width": 1}}'
         )
     return dict(PHOTOS)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Modules holding a test marked ``slow`` run first, the rest in their usual order: the
+    xdist workers of ``dev.py test`` take one module at a time in this order
+    (``--dist loadfile --no-loadscope-reorder``), and a long module taken last would end the
+    run alone on one core."""
+    slow = {item.nodeid.split("::")[0] for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.nodeid.split("::")[0] not in slow)
 
 
 @pytest.fixture
@@ -82,9 +94,27 @@ def demo_pristine(demo_home: Path) -> Path:
     return demo_home.parent / f"{demo_home.name}-pristine"
 
 
-# -- the built demo, shared: each expensive step runs once per session --------------------------
+# -- the built demo, shared: each expensive step runs once per run -------------------------------
 # Read-only: a test that changes a dataset copies it first (``copy_demo``; a copy is ~13 MB of
 # links and files and takes well under a second, an embed or a map takes tens of seconds).
+# ``dev.py test`` runs the suite on pytest-xdist workers; the first worker that needs a step
+# runs it and the others read its workspace (``once_per_run``).
+
+
+def once_per_run(factory: pytest.TempPathFactory, key: str, build: Callable[[], dict]) -> dict:
+    """``build()``'s result (JSON: paths as strings), built once for all xdist workers of this
+    run: the first to ask builds it under a file lock and leaves it beside their temp folders;
+    without xdist, built here. Every worker gets the JSON round trip, whoever built it."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return json.loads(json.dumps(build()))
+    from filelock import FileLock
+
+    shared = factory.getbasetemp().parent  # the run's temp folder, parent of each worker's
+    done = shared / f"{key}.json"
+    with FileLock(str(shared / f"{key}.lock")):
+        if not done.is_file():
+            done.write_text(json.dumps(build()))
+        return json.loads(done.read_text())
 
 
 def copy_demo(src: Path, dest: Path, ignore: tuple[str, ...] = ()) -> Path:
@@ -102,13 +132,17 @@ def demo_embedded(demo_pristine: Path, tmp_path_factory: pytest.TempPathFactory)
     """A workspace holding the demo embedded with the packaged models (EfficientNet-Lite0 for
     images, MiniLM for captions) and indexed (FAISS + keywords), built once per session for the
     search tests and pages that read it; copy it before changing it."""
-    from backend.embed import embed
-    from backend.search import build_indexes
 
-    home = copy_demo(demo_pristine, tmp_path_factory.mktemp("demo_embedded"))
-    embed("demo", root=home, mode="packaged")
-    build_indexes("demo", root=home)
-    return home
+    def build() -> dict:
+        from backend.embed import embed
+        from backend.search import build_indexes
+
+        home = copy_demo(demo_pristine, tmp_path_factory.mktemp("demo_embedded"))
+        embed("demo", root=home, mode="packaged")
+        build_indexes("demo", root=home)
+        return {"home": str(home)}
+
+    return Path(once_per_run(tmp_path_factory, "demo_embedded", build)["home"])
 
 
 @pytest.fixture(scope="session")
@@ -116,12 +150,17 @@ def demo_map_run(demo_embedded: Path, tmp_path_factory: pytest.TempPathFactory) 
     """``demo_embedded`` copied and mapped (the map step's defaults), once per session:
     ``home`` (copy it before changing it), the step's ``record`` and the ``phases`` its progress
     reported."""
-    from backend.map import build_map
 
-    home = copy_demo(demo_embedded, tmp_path_factory.mktemp("demo_mapped"))
-    phases: list[str] = []
-    record = build_map("demo", home, progress=lambda p, d, n: phases.append(p))
-    return {"home": home, "record": record, "phases": phases}
+    def build() -> dict:
+        from backend.map import build_map
+
+        home = copy_demo(demo_embedded, tmp_path_factory.mktemp("demo_mapped"))
+        phases: list[str] = []
+        record = build_map("demo", home, progress=lambda p, d, n: phases.append(p))
+        return {"home": str(home), "record": record, "phases": phases}
+
+    run = once_per_run(tmp_path_factory, "demo_map_run", build)
+    return {**run, "home": Path(run["home"])}
 
 
 @pytest.fixture(scope="session")
@@ -134,10 +173,16 @@ def demo_mapped(demo_map_run: dict) -> Path:
 def demo_score_run(demo_pristine: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """The ingested demo scored by toxicity, nsfw and quality (no embeddings, map or dedup),
     once per session: ``home`` (copy it before changing it) and the step's ``record``."""
-    from backend.safety.run import score
 
-    home = copy_demo(demo_pristine, tmp_path_factory.mktemp("demo_scored"))
-    return {"home": home, "record": score("demo", ["toxicity", "nsfw", "quality"], root=home)}
+    def build() -> dict:
+        from backend.safety.run import score
+
+        home = copy_demo(demo_pristine, tmp_path_factory.mktemp("demo_scored"))
+        return {"home": str(home),
+                "record": score("demo", ["toxicity", "nsfw", "quality"], root=home)}  # fmt: skip
+
+    run = once_per_run(tmp_path_factory, "demo_score_run", build)
+    return {**run, "home": Path(run["home"])}
 
 
 # -- page tests (streamlit.testing.v1.AppTest) --------------------------------------------------
