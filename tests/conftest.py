@@ -130,8 +130,8 @@ def copy_demo(src: Path, dest: Path, ignore: tuple[str, ...] = ()) -> Path:
 @pytest.fixture(scope="session")
 def demo_embedded(demo_pristine: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A workspace holding the demo embedded with the packaged models (EfficientNet-Lite0 for
-    images, MiniLM for captions) and indexed (FAISS + keywords), built once per session for the
-    search tests and pages that read it; copy it before changing it."""
+    images, MiniLM for captions) and indexed (FAISS + keywords), built once per run
+    (``once_per_run``) for the search tests and pages that read it; copy it before changing it."""
 
     def build() -> dict:
         from backend.embed import embed
@@ -147,7 +147,7 @@ def demo_embedded(demo_pristine: Path, tmp_path_factory: pytest.TempPathFactory)
 
 @pytest.fixture(scope="session")
 def demo_map_run(demo_embedded: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """``demo_embedded`` copied and mapped (the map step's defaults), once per session:
+    """``demo_embedded`` copied and mapped (the map step's defaults), once per run:
     ``home`` (copy it before changing it), the step's ``record`` and the ``phases`` its progress
     reported."""
 
@@ -172,7 +172,7 @@ def demo_mapped(demo_map_run: dict) -> Path:
 @pytest.fixture(scope="session")
 def demo_score_run(demo_pristine: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """The ingested demo scored by toxicity, nsfw and quality (no embeddings, map or dedup),
-    once per session: ``home`` (copy it before changing it) and the step's ``record``."""
+    once per run: ``home`` (copy it before changing it) and the step's ``record``."""
 
     def build() -> dict:
         from backend.safety.run import score
