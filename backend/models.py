@@ -13,6 +13,7 @@ import io
 import logging
 import os
 import socket
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -46,7 +47,7 @@ def hub_reachable(timeout: float = 1.5) -> bool:
     """Whether the model hub resolves, decided in ``timeout`` seconds at most.
 
     Offline, huggingface_hub retries DNS for ~46 s per file; so when the hub is unreachable we
-    set ``HF_HUB_OFFLINE=1`` (before anything imports huggingface_hub) and loads use the cache.
+    put it in offline mode (:func:`_go_offline`) and loads use the cache.
     """
     if os.environ.get("HF_HUB_OFFLINE") == "1":
         return False
@@ -63,9 +64,22 @@ def hub_reachable(timeout: float = 1.5) -> bool:
     t.start()
     t.join(timeout)
     if not ok:
-        os.environ["HF_HUB_OFFLINE"] = "1"
+        _go_offline()
         return False
     return True
+
+
+def _go_offline() -> None:
+    """Offline mode for this process, also where huggingface_hub was imported before we knew.
+
+    huggingface_hub reads ``HF_HUB_OFFLINE`` once, at import, into ``constants.HF_HUB_OFFLINE``
+    (which every request checks); an env var set after some other import would not stop its
+    ~46 s of DNS retries per file.
+    """
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    constants = sys.modules.get("huggingface_hub.constants")
+    if constants is not None:
+        constants.HF_HUB_OFFLINE = True
 
 
 def pick_device(device: str | None = None) -> str:
@@ -231,7 +245,8 @@ def load_clip(
 
     Raises :class:`ModelUnavailable` with what to do when the weights are not to be had.
     """
-    hub_reachable()  # sets HF_HUB_OFFLINE before open_clip imports huggingface_hub
+    if not hub_reachable():  # each load: the answer is cached, huggingface_hub's state may not be
+        _go_offline()
     import open_clip
 
     _threads()

@@ -31,6 +31,10 @@ def tiny_clip(monkeypatch):
 
 
 def test_clip_unavailable_offline_is_fast_and_says_what_to_do(monkeypatch):
+    from huggingface_hub import constants
+
+    # as when another module imported huggingface_hub before anyone set HF_HUB_OFFLINE
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     models.hub_reachable.cache_clear()
     t0 = time.perf_counter()
