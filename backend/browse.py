@@ -1,7 +1,8 @@
 """Read-side queries the Browse page needs: counts, keyset pages, one row, column facts.
 
-Pages are keyset-paged on ``row_id`` (``row_id > last`` … ``LIMIT n``): the cost of a page does
-not grow with how far the user has paged, unlike ``OFFSET``. On a parquet-backed store that
+Pages are keyset-paged (``row_id > last`` … ``LIMIT n``, or past the last row's sort value when
+the Selection is sorted: :mod:`backend.keyset`): the cost of a page does not grow with how far
+the user has paged, unlike ``OFFSET``. On a parquet-backed store that
 steps added columns to, pages and lookups by id locate their rows on the shards and read just
 those rows (:mod:`backend.rowfetch`): the joined view would read every row first.
 """
@@ -14,6 +15,7 @@ from typing import Any
 import duckdb
 
 from backend import row_sample, rowfetch
+from backend.keyset import keyset
 from backend.selection import IDS_IN, Selection, is_numeric, quote_ident
 
 # Columns the grid needs; the detail view reads all of them.
@@ -129,50 +131,42 @@ def page(
     after: int = -1,
     limit: int = 48,
     before: int | None = None,
+    value: Any = None,
 ) -> list[dict[str, Any]]:
-    """Up to ``limit`` rows of the selection with ``row_id > after``, in row-id order.
+    """Up to ``limit`` rows of the selection just past row ``after``, in the Selection's order
+    (``row_id``, or its ``sort`` column then ``row_id``: :mod:`backend.keyset`).
 
-    With ``before`` set, the ``limit`` rows just before that row id (for a Previous button).
+    With ``before`` set, the ``limit`` rows just before that row (for a Previous button).
+    ``value``: the cursor row's value of the sort column, when sorted (each row of a sorted
+    page carries it, for the next cursor).
     """
     cols = columns(con)
     where, params = sel.where(cols)
+    ks = keyset(sel, cols, after, before, value)
+    card = [c for c in dict.fromkeys([*CARD_COLUMNS, ks.sort_column or "row_id"]) if c in cols]
+    tail = f"{ks.order} LIMIT {int(limit)}"
     sources = rowfetch.layout(con)
     if sources is not None:  # shards + added column files: find the rows, then read them
-        card = [c for c in CARD_COLUMNS if c in cols]
-        if before is not None:
-            got = rowfetch.rows(con, sources, f"({where}) AND row_id < ?", [*params, before],
-                                f"ORDER BY row_id DESC LIMIT {int(limit)}", card)  # fmt: skip
-            return list(reversed(got))
-        return rowfetch.rows(con, sources, f"({where}) AND row_id > ?", [*params, after],
-                             f"ORDER BY row_id LIMIT {int(limit)}", card)  # fmt: skip
-    if any(sel.concepts.values()):  # a join on the hits: find the ids, then read their rows
-        ids = sorted(_page_ids(con, where, params, after, limit, before))
-        got = rows_by_id(con, ids, CARD_COLUMNS)
-        return [got[i] for i in ids if i in got]
-    select = ", ".join(quote_ident(c) for c in CARD_COLUMNS if c in cols)
-    if before is not None:
-        cur = con.execute(
-            f"SELECT {select} FROM samples WHERE {where} AND row_id < ? "
-            "ORDER BY row_id DESC LIMIT ?",
-            [*params, before, limit],
-        )
-        return list(reversed(_rows(cur)))
-    cur = con.execute(
-        f"SELECT {select} FROM samples WHERE {where} AND row_id > ? ORDER BY row_id LIMIT ?",
-        [*params, after, limit],
-    )
-    return _rows(cur)
+        got = rowfetch.rows(con, sources, f"({where}) AND {ks.where}", [*params, *ks.params],
+                            tail, card)  # fmt: skip
+    elif any(sel.concepts.values()):  # a join on the hits: find the ids, then read their rows
+        ids = _page_ids(con, f"{where} AND {ks.where}", [*params, *ks.params], tail)
+        by_id = rows_by_id(con, ids, tuple(card))
+        got = [by_id[i] for i in ids if i in by_id]
+    else:
+        select = ", ".join(quote_ident(c) for c in card)
+        got = _rows(con.execute(f"SELECT {select} FROM samples WHERE {where} AND {ks.where} "
+                                f"{tail}", [*params, *ks.params]))  # fmt: skip
+    return list(reversed(got)) if ks.backwards else got
 
 
-def _page_ids(con: duckdb.DuckDBPyConnection, where: str, params: list[Any], after: int,
-              limit: int, before: int | None) -> list[int]:  # fmt: skip
+def _page_ids(con: duckdb.DuckDBPyConnection, where: str, params: list[Any],
+              tail: str) -> list[int]:  # fmt: skip
     """The page's row ids alone (only the filter's columns read), for :func:`rows_by_id`:
     in one query DuckDB reads a join's card columns for every row it keeps before the LIMIT
     (a page of a rare concept at 10^7: 1.5 s in one query, 0.2 s in two)."""
-    bound, order = ("row_id < ?", "DESC") if before is not None else ("row_id > ?", "")
-    return [r[0] for r in con.execute(
-        f"SELECT row_id FROM samples WHERE {where} AND {bound} ORDER BY row_id {order} LIMIT ?",
-        [*params, before if before is not None else after, limit]).fetchall()]  # fmt: skip
+    return [r[0] for r in con.execute(f"SELECT row_id FROM samples WHERE {where} {tail}",
+                                      params).fetchall()]  # fmt: skip
 
 
 def row(con: duckdb.DuckDBPyConnection, row_id: int) -> dict[str, Any] | None:

@@ -219,14 +219,21 @@ class Selection:
             params.append(sorted(set().union(*(ids[n] for n in self.subsets_none))))
         return parts, params
 
+    def sort_key(self, columns: dict[str, str]) -> tuple[str, bool] | None:
+        """(sort column, descending?), checked against ``columns``; None when unsorted."""
+        if not self.sort.strip():
+            return None
+        col, desc = sort_parts(self.sort)
+        if col not in columns:
+            raise BadSelection(f"cannot sort: no column named {col!r}")
+        return col, desc
+
     def order_limit(self, columns: dict[str, str]) -> str:
         """The ``ORDER BY … LIMIT …`` tail: ``sort`` (a column, optionally " DESC"), then row id
         for a stable order; ``limit`` when set. Column checked and quoted, limit an int."""
         order = "ORDER BY row_id"
-        if self.sort.strip():
-            col, desc = sort_parts(self.sort)
-            if col not in columns:
-                raise BadSelection(f"cannot sort: no column named {col!r}")
+        if key := self.sort_key(columns):
+            col, desc = key
             order = f"ORDER BY {quote_ident(col)} {'DESC' if desc else 'ASC'} NULLS LAST, row_id"
         if self.limit is None:
             return order

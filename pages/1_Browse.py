@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import math
-
 import streamlit as st
 
 from backend.selection import BadSelection
-from ui import cards, memo, page, selection_bar, shared, state, style
+from ui import cards, memo, page, pager, selection_bar, shared, state, style
 
 PAGE_SIZES = (24, 48, 96)
 GRID_COLUMNS = (4, 5, 6)
@@ -18,6 +16,7 @@ name, con, info, sel = page.open_dataset(
     "Browse", state.BROWSE_PAGE, "Page through a dataset's images and captions.", "browse"
 )
 
+facts = state.facts(name)  # column names and types, read once per store version
 ss = st.session_state
 ss.setdefault(SIZE, 48)
 ss.setdefault(COLS, 6)
@@ -41,6 +40,7 @@ with head:
     source = shared.show_path(info["source"])  # no absolute server path for visitors
     style.hero(f"Browse · {name}", f"{info['format'] or 'unknown format'} · {source}")
 with tools, st.container(horizontal=True, horizontal_alignment="right", gap="medium"):
+    pager.sort_control(name, facts["numeric"])
     st.segmented_control("Per page", PAGE_SIZES, key=K_SIZE, on_change=_on_size, required=True)
     st.segmented_control("Columns", GRID_COLUMNS, key=K_COLS, on_change=_on_cols, required=True)
 limit, ncols = int(ss[SIZE]), int(ss[COLS])
@@ -79,66 +79,25 @@ def rows_part(pager_slot) -> None:
     if state.selection(name) != canon or st.session_state.get(state.GOTO):
         st.rerun()
     con = state.connection(name)
-    cur = state.cursor()
+    cur = pager.cursor()
     try:  # a sort can make a page slower than its count: the time limit's message, not a crash
+        sort_column = (sel.sort_key(facts["columns"]) or (None,))[0]
         rows = memo.page(name, con, sel, after=cur.get("after", -1), before=cur.get("before"),
-                         limit=limit)  # fmt: skip
+                         limit=limit, value=cur.get("value"))  # fmt: skip
         if not rows or ("before" in cur and len(rows) < limit):
             # Back at the start (or the store changed under the cursor): show the first page.
             state.reset_cursor()
             rows = memo.page(name, con, sel, limit=limit)
     except BadSelection as e:
         selection_bar.stop_bad_filter(name, e)
-    page_no, pages = state.page_no(), max(1, math.ceil(matched / limit), state.page_no())
     with pager_slot:
-        pager("top", rows, page_no, pages)
-    cards.grid(name, rows, ncols)
+        pager.bar("top", rows, limit, matched, got.exact, sort_column)
+    if sort_column:  # each card shows the value it is sorted by
+        rows = [{**r, "score": r[sort_column]} if r.get(sort_column) is not None else r
+                for r in rows]  # fmt: skip
+    cards.grid(name, rows, ncols, score_label=sort_column or "score", ranked=False)
     if len(rows) > ncols * 2:
-        pager("bottom", rows, page_no, pages)
-
-
-def pager(where: str, rows: list, page_no: int, pages: int) -> None:
-    first_shown = (page_no - 1) * limit + 1
-    # (an estimate may be short of the rows there are: then a full page is enough)
-    has_next = len(rows) == limit and (page_no * limit < matched or not got.exact)
-    with st.container(
-        horizontal=True,
-        vertical_alignment="center",
-        gap="small",
-        horizontal_alignment="right",
-        key=f"pager-{where}",
-    ):
-        st.markdown(
-            f'<div class="ts-meta" style="font-size:.84rem;height:auto">Page <b>{page_no:,}</b>'
-            f" of {'' if got.exact else '≈ '}{pages:,} · rows {first_shown:,}–"
-            f"{first_shown + len(rows) - 1:,}</div>",
-            unsafe_allow_html=True,
-            width="content",
-        )
-        st.button(
-            "First",
-            key=f"pg-first-{where}",
-            icon=":material/first_page:",
-            disabled=page_no <= 1,
-            on_click=state.reset_cursor,
-        )
-        st.button(
-            "Previous",
-            key=f"pg-prev-{where}",
-            icon=":material/chevron_left:",
-            disabled=page_no <= 1,
-            on_click=state.go_previous,
-            args=(rows[0]["row_id"],),
-        )
-        st.button(
-            "Next",
-            key=f"pg-next-{where}",
-            icon=":material/chevron_right:",
-            icon_position="right",
-            disabled=not has_next,
-            on_click=state.go_next,
-            args=(rows[-1]["row_id"],),
-        )
+        pager.bar("bottom", rows, limit, matched, got.exact, sort_column)
 
 
 bar, pages_top = st.columns([3, 2], vertical_alignment="center")

@@ -247,6 +247,29 @@ def test_paging_is_keyset_and_goes_both_ways(workspace: Path, many_folder: Path)
     assert shown_ids(at) == list(range(24))
 
 
+def test_sorting_pages_in_that_order_and_shows_the_values(workspace: Path,
+                                                          many_folder: Path) -> None:  # fmt: skip
+    build("many", many_folder, root=workspace, workers=1)  # item i is 40 + i pixels wide
+    at = browse()
+    sort = at.selectbox(key="w.sort")
+    assert sort.value == "" and "width ↓ high first" in sort.options
+    sort.set_value("width DESC")
+    run_ok(at)
+    assert shown_ids(at) == list(range(59, 11, -1))
+    assert "sorted by width ↓" in [b.label for b in at.button]  # the chip
+    assert '<b>99</b>' in markdown_text(at)  # row 59's card shows its width
+    at.button(key="pg-next-top").click()
+    run_ok(at)
+    assert shown_ids(at) == list(range(11, -1, -1))
+    assert at.session_state["ts.cursor"] == {"after": 12, "value": 52}
+    at.button(key="pg-prev-top").click()
+    run_ok(at)
+    assert shown_ids(at) == list(range(59, 11, -1))
+    next(b for b in at.button if b.label == "sorted by width ↓").click()  # remove the chip
+    run_ok(at)
+    assert shown_ids(at) == list(range(48)) and at.selectbox(key="w.sort").value == ""
+
+
 def test_paging_follows_the_selection(workspace: Path, many_folder: Path) -> None:
     build("many", many_folder, root=workspace, workers=1)
     at = browse()

@@ -113,11 +113,14 @@ def open_detail(row_id: int) -> None:
 
 
 def _score_html(row: dict[str, Any], rank: int | None, label: str) -> str:
-    """The rank and score of a search hit (empty for a Browse card)."""
+    """The rank and score of a search hit, or the value a sorted Browse page is sorted by
+    (empty for a Browse card in row order)."""
     if "score" not in row:
         return ""
     score = float(row["score"])
-    if abs(score) > 1:
+    if isinstance(row["score"], int):  # a sorted Browse page's width, votes…: as it is
+        shown = f"{row['score']:,}"
+    elif abs(score) > 1:
         shown = f"{score:.1f}"
     elif score == 0 or abs(score) >= 0.1:
         shown = f"{score:.2f}"

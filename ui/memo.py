@@ -132,8 +132,10 @@ def page(
     after: int = -1,
     before: int | None = None,
     limit: int = 48,
+    value: Any = None,
 ) -> list[dict[str, Any]]:
-    """One page of ``sel``'s rows (cached per cursor and page size)."""
-    key = f"{selection_key(sel)}|{after}|{before}|{limit}"
+    """One page of ``sel``'s rows (cached per cursor and page size); ``value``: the cursor
+    row's value of the sort column (:func:`backend.browse.page`)."""
+    key = f"{selection_key(sel)}|{after}|{before}|{limit}|{value!r}"
     return memo(name, "page", key, lambda: browse.page(con, sel, after=after, before=before,
-                                                       limit=limit))  # fmt: skip
+                                                       limit=limit, value=value))  # fmt: skip

@@ -377,24 +377,6 @@ def clear_selection(name: str) -> None:
     clear_filter_widgets()
 
 
-def cursor() -> dict[str, int]:
-    return st.session_state.get(CURSOR) or {"after": -1}
-
-
-def page_no() -> int:
-    return int(st.session_state.get(PAGE_NO, 1))
-
-
 def reset_cursor() -> None:
     st.session_state[CURSOR] = {"after": -1}
     st.session_state[PAGE_NO] = 1
-
-
-def go_next(last_row_id: int) -> None:
-    st.session_state[CURSOR] = {"after": int(last_row_id)}
-    st.session_state[PAGE_NO] = page_no() + 1
-
-
-def go_previous(first_row_id: int) -> None:
-    st.session_state[CURSOR] = {"before": int(first_row_id)}
-    st.session_state[PAGE_NO] = max(1, page_no() - 1)
