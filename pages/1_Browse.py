@@ -35,7 +35,7 @@ def _on_cols() -> None:
     ss[COLS] = ss[K_COLS] or ss[COLS]
 
 
-head, tools = st.columns([3, 2], vertical_alignment="bottom")
+head, tools = st.columns([1, 1], vertical_alignment="bottom")
 with head:
     source = shared.show_path(info["source"])  # no absolute server path for visitors
     style.hero(f"Browse · {name}", f"{info['format'] or 'unknown format'} · {source}")
@@ -100,7 +100,7 @@ def rows_part(pager_slot) -> None:
         pager.bar("bottom", rows, limit, matched, got.exact, sort_column)
 
 
-bar, pages_top = st.columns([3, 2], vertical_alignment="center")
+bar, pages_top = st.columns([1, 1], vertical_alignment="center")
 with bar, st.container(horizontal=True, vertical_alignment="center", gap="small"):
     selection_bar.show_count(got, info["rows"])
     selection_bar.render(name, sel)

@@ -75,7 +75,7 @@ def sort_control(name: str, numeric: list[str]) -> None:
         format_func=sort_label,
         on_change=_on_sort,
         args=(name,),
-        width=210,
+        width=190,
         help="The order of the rows here, in Export and in a saved subset. Rows without a "
         "value come last.",
     )
