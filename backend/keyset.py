@@ -6,6 +6,11 @@ gives Export and Subsets, NULLs last). The cursor is the last (or first) row sho
 when sorted, its value of the sort column. The condition "past that row" keeps the cost of a
 page flat however far the user has paged, as ``row_id > last`` does, where ``OFFSET`` would
 grow with it.
+
+A sorted order is read in two legs, the rows with a value and then the NULLs (backwards: the
+other way round), each a plain range DuckDB pushes into the scan: ``v >= 0.37 AND (v > 0.37
+OR row_id > 1724)`` rather than one ``OR … IS NULL`` condition over every row (10^8 rows, a
+sorted second page: 0.7 s against 2.0 s).
 """
 
 from __future__ import annotations
@@ -17,42 +22,48 @@ from backend.selection import Selection, quote_ident
 
 
 @dataclass(frozen=True)
-class Keyset:
-    """A page's bound past the cursor (SQL and its parameters) and the ``ORDER BY`` it is read
-    in: reversed for a Previous page (the caller reverses the rows it gets)."""
+class Leg:
+    """Rows past the cursor (SQL and its parameters), in ``order``: read until a page is full."""
 
     where: str
     params: list[Any]
     order: str
+
+
+@dataclass(frozen=True)
+class Keyset:
+    """A page's legs, read in turn; ``backwards`` (a Previous page): they run in reverse order
+    and the caller reverses the rows it gets. ``sort_column``: the column whose value the
+    cursor keeps, when sorted."""
+
+    legs: list[Leg]
     backwards: bool
-    sort_column: str | None  # the column whose value the cursor keeps, when sorted
+    sort_column: str | None
 
 
 def keyset(sel: Selection, columns: dict[str, str], after: int = -1, before: int | None = None,
            value: Any = None) -> Keyset:  # fmt: skip
-    """The bound and order of the page after row ``after`` (or before row ``before``) in
-    ``sel``'s order. ``value``: that row's value of the sort column (None for a NULL or when
-    unsorted); ``after=-1`` is the first page. Raises BadSelection for an unknown sort column."""
+    """The legs of the page after row ``after`` (or before row ``before``) in ``sel``'s order.
+    ``value``: that row's value of the sort column (None for a NULL or when unsorted);
+    ``after=-1`` is the first page. Raises BadSelection for an unknown sort column."""
     back = before is not None
     anchor = int(before if back else after)
     key = sel.sort_key(columns)
+    ids = "<" if back else ">"
+    by_id = "ORDER BY row_id DESC" if back else "ORDER BY row_id"
     if key is None:
-        order = "ORDER BY row_id DESC" if back else "ORDER BY row_id"
-        return Keyset(f"row_id {'<' if back else '>'} ?", [anchor], order, back, None)
+        return Keyset([Leg(f"row_id {ids} ?", [anchor], by_id)], back, None)
     col, desc = key
     q = quote_ident(col)
-    # Forward: the sort column ascending (or descending), NULLs last, then row_id; backwards:
-    # all of it reversed.
-    way = "DESC" if desc != back else "ASC"
-    order = f"ORDER BY {q} {way} NULLS {'FIRST' if back else 'LAST'}, row_id"
-    order += " DESC" if back else ""
-    if not back and anchor < 0:
-        return Keyset("TRUE", [], order, back, col)
-    past = "<" if desc != back else ">"  # a value further along in the direction of travel
-    ids = "<" if back else ">"
-    if value is None:  # the anchor is among the NULLs, which come last
-        where = f"(({q} IS NULL AND row_id {ids} ?) OR {q} IS NOT NULL)" if back \
-            else f"({q} IS NULL AND row_id {ids} ?)"  # fmt: skip
-        return Keyset(where, [anchor], order, back, col)
-    where = f"({q} {past} ? OR ({q} = ? AND row_id {ids} ?){'' if back else f' OR {q} IS NULL'})"
-    return Keyset(where, [value, value, anchor], order, back, col)
+    rising = desc == back  # does the value grow in the direction of travel?
+    by_value = f"ORDER BY {q} {'ASC' if rising else 'DESC'}, {by_id.removeprefix('ORDER BY ')}"
+    every_value = Leg(f"{q} IS NOT NULL", [], by_value)
+    if not back and anchor < 0:  # the first page
+        return Keyset([every_value, Leg(f"{q} IS NULL", [], by_id)], back, col)
+    if value is None:  # the cursor is among the NULLs, which come last
+        nulls = Leg(f"{q} IS NULL AND row_id {ids} ?", [anchor], by_id)
+        return Keyset([nulls, every_value] if back else [nulls], back, col)
+    past, at_or_past = (">", ">=") if rising else ("<", "<=")
+    values = Leg(f"{q} {at_or_past} ? AND ({q} {past} ? OR row_id {ids} ?)",
+                 [value, value, anchor], by_value)  # fmt: skip
+    return Keyset([values] if back else [values, Leg(f"{q} IS NULL", [], by_id)], back, col)
