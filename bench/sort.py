@@ -9,7 +9,7 @@ cost grows with the page number) and by one keyset condition with ``OR … IS NU
 cannot push into the scan). Unsorted
 row order is shown for reference. Without ``--home`` it generates a ``backend.synth`` dataset
 of ``--rows`` rows in a temporary folder (synthetic scores: ``clip_similarity`` has 21 values,
-``nsfw`` is 0 for about 64% of rows, so ties are many).
+``nsfw`` is 0 for about 64% of rows, so ties are many; ``map_x`` is continuous, few ties).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from backend.selection import Selection, quote_ident  # noqa: E402
 from backend.store import connect  # noqa: E402
 
 LIMIT = 48
-ORDERS = ("", "clip_similarity DESC", "nsfw ASC")
+ORDERS = ("", "clip_similarity DESC", "nsfw ASC", "map_x DESC")
 
 
 def _timed(fn: Any, repeat: int = 3) -> tuple[float, Any]:
