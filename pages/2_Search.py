@@ -11,7 +11,7 @@ from backend.keyword_errors import KeywordIndexMissing, KeywordQueryError
 from backend.models import ModelUnavailable
 from backend.search import SearchError
 from backend.selection import BadSelection
-from ui import cards, page, search, selection_bar, state, style, uploads
+from ui import cards, page, pager, search, selection_bar, state, style, uploads
 
 name, con, info, sel = page.open_dataset(
     "Search", state.SEARCH_PAGE, "Find rows by meaning, keywords or a look-alike image.", "search"
@@ -119,6 +119,9 @@ if provenance := search.provenance_md(result):
 for note in result.notes:
     if not search.shown_elsewhere(note):  # the banner above already says it, with what to do
         st.caption(note)
+if sel.sort.strip():  # the chip says "sorted by …": say what it does not order here
+    st.caption(f"Results are ranked by the search's score. The sort ({pager.sort_label(sel.sort)}) "
+               "orders Browse, Export and saved subsets, not these results.")  # fmt: skip
 
 if not result.hits:
     search.no_results(name, kind, filtered=not sel.is_empty())

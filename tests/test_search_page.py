@@ -280,3 +280,16 @@ def test_both_mode_runs_a_hybrid_search(demo):
     at = query(search_page(), "grace hopper portrait", mode="hybrid")
     text = re.sub(r"<[^>]+>", "", " ".join(m.value for m in at.markdown))
     assert "rank fusion" in text and "Grace Hopper" in text
+
+
+def test_a_sort_leaves_the_ranking_and_says_so(demo) -> None:
+    """A sort set on Browse shows as a chip here too; results stay ranked by the search."""
+    plain = result_ids(query(search_page(), "grace hopper", mode="keywords"))
+    at = open_page(BROWSE, timeout=TIMEOUT)
+    at.selectbox(key="w.sort").set_value("width DESC")
+    run_ok(at)
+    at.switch_page(SEARCH)
+    at = query(run_ok(at), "grace hopper", mode="keywords")
+    assert result_ids(at) == plain and plain
+    assert "sorted by width ↓" in [b.label for b in at.button]
+    assert any("ranked by the search's score" in c.value for c in at.caption)
