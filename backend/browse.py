@@ -2,9 +2,9 @@
 
 Pages are keyset-paged (``row_id > last`` … ``LIMIT n``, or past the last row's sort value when
 the Selection is sorted: :mod:`backend.keyset`): the cost of a page does not grow with how far
-the user has paged, unlike ``OFFSET``. On a parquet-backed store that
-steps added columns to, pages and lookups by id locate their rows on the shards and read just
-those rows (:mod:`backend.rowfetch`): the joined view would read every row first.
+the user has paged, unlike ``OFFSET``. On a parquet-backed store that steps added columns to,
+pages and lookups by id locate their rows on the shards and read just those rows
+(:mod:`backend.rowfetch`): the joined view would read every row first.
 """
 
 from __future__ import annotations
@@ -144,22 +144,26 @@ def page(
     where, params = sel.where(cols)
     ks = keyset(sel, cols, after, before, value)
     card = [c for c in dict.fromkeys([*CARD_COLUMNS, ks.sort_column or "row_id"]) if c in cols]
+    sources = rowfetch.layout(con)
+    # a sort or a join on the hits: find the ids, then read their rows
+    by_ids = ks.sort_column is not None or any(sel.concepts.values())
     got: list[dict[str, Any]] = []
     for leg in ks.legs:
         if len(got) >= limit:
             break
-        got += _leg_rows(con, sel, f"({where}) AND {leg.where}", [*params, *leg.params],
-                         f"{leg.order} LIMIT {int(limit) - len(got)}", card)  # fmt: skip
+        got += _leg_rows(con, sources, by_ids, f"({where}) AND {leg.where}",
+                         [*params, *leg.params], f"{leg.order} LIMIT {int(limit) - len(got)}",
+                         card)  # fmt: skip
     return list(reversed(got)) if ks.backwards else got
 
 
-def _leg_rows(con: duckdb.DuckDBPyConnection, sel: Selection, where: str, params: list[Any],
-              tail: str, card: list[str]) -> list[dict[str, Any]]:  # fmt: skip
+def _leg_rows(con: duckdb.DuckDBPyConnection, sources: list[rowfetch.Source] | None,
+              by_ids: bool, where: str, params: list[Any], tail: str,
+              card: list[str]) -> list[dict[str, Any]]:  # fmt: skip
     """The ``card`` columns of the rows ``where`` keeps, ordered and capped by ``tail``."""
-    sources = rowfetch.layout(con)
     if sources is not None:  # shards + added column files: find the rows, then read them
         return rowfetch.rows(con, sources, where, params, tail, card)
-    if sel.sort.strip() or any(sel.concepts.values()):  # find the ids, then read their rows
+    if by_ids:
         ids = _page_ids(con, where, params, tail)
         by_id = rows_by_id(con, ids, tuple(card))
         return [by_id[i] for i in ids if i in by_id]
