@@ -1,6 +1,6 @@
 """A sorted Browse page: keyset paging (``backend.keyset``) against the baselines it replaced.
 
-    .venv/bin/python bench/sort.py [--rows 1000000]
+    .venv/bin/python bench/sort.py [--rows 1000000] [--added]
     .venv/bin/python bench/sort.py --home /work/scale --name syn-100000000
 
 Times ``backend.browse.page`` for page 1, page 2 and page ``--deep`` of each order, in the same
@@ -73,20 +73,50 @@ def bench_order(con: Any, sort: str, deep: int) -> list[str]:
     first_t, first = _timed(lambda: browse.page(con, sel, limit=LIMIT))
     out.append(f"  page 1: {first_t:.3f} s")
     for n in (2, deep):
-        prev = _offset_ids(con, sel, n - 1)  # the page before, to take the cursor from
-        row = browse.rows_by_id(con, [prev[-1]], (col,) if col else ())[prev[-1]]
-        value = row.get(col) if col else None
-        t, got = _timed(lambda r=row, v=value: browse.page(con, sel, after=r["row_id"], value=v,
+        rid, value = _cursor(con, sel, col, (n - 1) * LIMIT - 1)  # the last row of page n - 1
+        t, got = _timed(lambda r=rid, v=value: browse.page(con, sel, after=r, value=v,
                                                              limit=LIMIT))  # fmt: skip
-        off_t, off = _timed(lambda n=n: _offset_ids(con, sel, n))
-        assert [g["row_id"] for g in got] == off, "keyset and OFFSET pages differ"
-        line = f"  page {n:,}: keyset {t:.3f} s | OFFSET {off_t:.3f} s ({off_t / t:.1f}x)"
+        ids = [g["row_id"] for g in got]
+        line = f"  page {n:,}: keyset {t:.3f} s"
+        line += _baseline("OFFSET", t, ids, lambda n=n: _offset_ids(con, sel, n))
         if col and value is not None:
-            or_t, ids = _timed(lambda r=row, v=value: _or_form_ids(con, sel, (v, r["row_id"])))
-            assert ids == off
-            line += f" | one OR condition {or_t:.3f} s ({or_t / t:.1f}x)"
+            line += _baseline("one OR condition", t, ids,
+                              lambda r=rid, v=value: _or_form_ids(con, sel, (v, r)))  # fmt: skip
         out.append(line)
     return out
+
+
+def _cursor(con: Any, sel: Selection, col: str | None, at: int) -> tuple[int, Any]:
+    """(row id, sort value) of the row at position ``at`` in ``sel``'s order."""
+    cols = browse.columns(con)
+    got = con.execute(f"SELECT row_id{', ' + quote_ident(col) if col else ''} FROM samples "
+                      f"{sel.order_limit(cols)} LIMIT 1 OFFSET {at}").fetchone()  # fmt: skip
+    return got[0], (got[1] if col else None)
+
+
+def _baseline(label: str, keyset_s: float, ids: list[int], run: Any) -> str:
+    """`` | label T s (ratio)``, after checking it gives the keyset's page; a baseline that
+    fails (out of the store's memory) says so."""
+    import duckdb
+
+    try:
+        t, got = _timed(run)
+    except duckdb.Error as e:
+        return f" | {label} failed: {str(e).splitlines()[0][:70]}"
+    assert got == ids, f"keyset and {label} pages differ"
+    return f" | {label} {t:.3f} s ({t / keyset_s:.1f}x)"
+
+
+def _add_quality(name: str, rows: int, home: Path) -> None:
+    import numpy as np
+    import pyarrow as pa
+
+    from backend.columns import add_columns
+
+    t0 = time.perf_counter()
+    quality = np.random.default_rng(0).random(rows).astype(np.float32)
+    add_columns(name, pa.table({"row_id": np.arange(rows), "quality": quality}), home)
+    print(f"added the column quality in {time.perf_counter() - t0:.0f} s")
 
 
 def main() -> None:
@@ -95,6 +125,9 @@ def main() -> None:
     ap.add_argument("--home", type=Path, help="a workspace holding --name (else: generate one)")
     ap.add_argument("--name", default="sortbench")
     ap.add_argument("--deep", type=int, default=200, help="the deep page to time")
+    ap.add_argument("--added", action="store_true", help="add a column `quality` (uniform "
+                    "floats) to the generated dataset, as a step would: pages then go by "
+                    "position (backend.rowfetch)")  # fmt: skip
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="sortbench-") as tmp:
         home = args.home
@@ -104,11 +137,14 @@ def main() -> None:
             synth.generate(args.name, args.rows, max(1, args.rows // 2_000_000), home, seed=7,
                            concepts=False)  # fmt: skip
             print(f"generated {args.rows:,} rows in {time.perf_counter() - t0:.0f} s")
+            if args.added:
+                _add_quality(args.name, args.rows, home)
         con = connect(args.name, home)
         n = con.execute("SELECT count(*) FROM samples").fetchone()[0]
         print(f"{args.name}: {n:,} rows, {LIMIT} a page; best of 3 runs (a ratio: baseline ÷ "
               "keyset)")
-        for sort in ORDERS:
+        orders = ORDERS + (("quality DESC",) if "quality" in browse.columns(con) else ())
+        for sort in orders:
             print(sort or "row order (reference)")
             print("\n".join(bench_order(con, sort, args.deep)))
         con.close()
