@@ -31,20 +31,25 @@ def page_no() -> int:
     return int(st.session_state.get(state.PAGE_NO, 1))
 
 
-def _at(where: str, row: dict[str, Any], sort_column: str | None) -> dict[str, Any]:
-    at = {where: int(row["row_id"])}
-    return {**at, "value": row.get(sort_column)} if sort_column else at
+def _key(row: dict[str, Any], sort_column: str | None) -> tuple[int, Any] | tuple[int]:
+    """What the cursor keeps of a row: its id, and its sort value when the page is sorted."""
+    rid = int(row["row_id"])
+    return (rid, row.get(sort_column)) if sort_column else (rid,)
 
 
-def go_next(last: dict[str, Any], sort_column: str | None = None) -> None:
-    """Callback: the page after ``last``, the row shown last."""
-    st.session_state[state.CURSOR] = _at("after", last, sort_column)
+def _at(where: str, key: tuple) -> dict[str, Any]:
+    return {where: key[0], "value": key[1]} if len(key) > 1 else {where: key[0]}
+
+
+def go_next(key: tuple) -> None:
+    """Callback: the page after the row shown last (its :func:`_key`)."""
+    st.session_state[state.CURSOR] = _at("after", key)
     st.session_state[state.PAGE_NO] = page_no() + 1
 
 
-def go_previous(first: dict[str, Any], sort_column: str | None = None) -> None:
-    """Callback: the page before ``first``, the row shown first."""
-    st.session_state[state.CURSOR] = _at("before", first, sort_column)
+def go_previous(key: tuple) -> None:
+    """Callback: the page before the row shown first (its :func:`_key`)."""
+    st.session_state[state.CURSOR] = _at("before", key)
     st.session_state[state.PAGE_NO] = max(1, page_no() - 1)
 
 
@@ -101,7 +106,8 @@ def bar(where: str, rows: list[dict[str, Any]], limit: int, matched: int, exact:
         st.button("First", key=f"pg-first-{where}", icon=":material/first_page:",
                   disabled=no <= 1, on_click=state.reset_cursor)  # fmt: skip
         st.button("Previous", key=f"pg-prev-{where}", icon=":material/chevron_left:",
-                  disabled=no <= 1, on_click=go_previous, args=(rows[0], sort_column))  # fmt: skip
+                  disabled=no <= 1, on_click=go_previous,
+                  args=(_key(rows[0], sort_column),))  # fmt: skip
         st.button("Next", key=f"pg-next-{where}", icon=":material/chevron_right:",
                   icon_position="right", disabled=not has_next, on_click=go_next,
-                  args=(rows[-1], sort_column))  # fmt: skip
+                  args=(_key(rows[-1], sort_column),))  # fmt: skip
