@@ -46,8 +46,8 @@ class ModelUnavailable(RuntimeError):
 def hub_reachable(timeout: float = 1.5) -> bool:
     """Whether the model hub resolves, decided in ``timeout`` seconds at most.
 
-    Offline, huggingface_hub retries DNS for ~46 s per file; so when the hub is unreachable we
-    put it in offline mode (:func:`_go_offline`) and loads use the cache.
+    Offline, huggingface_hub retries DNS for ~46 s per file; so when the hub is unreachable,
+    :func:`load_clip` puts it in offline mode (:func:`_go_offline`) and loads use the cache.
     """
     if os.environ.get("HF_HUB_OFFLINE") == "1":
         return False
@@ -63,10 +63,7 @@ def hub_reachable(timeout: float = 1.5) -> bool:
     t = threading.Thread(target=resolve, daemon=True)
     t.start()
     t.join(timeout)
-    if not ok:
-        _go_offline()
-        return False
-    return True
+    return bool(ok)
 
 
 def _go_offline() -> None:
